@@ -1,0 +1,74 @@
+"""An account's live state: its binds, its TPS bucket and its queue of deliver_sm.
+
+Receipts and MO for an account wait here, in order, until a receiver (or transceiver)
+bind has window room; they are handed out round-robin across receivers. A deliver_sm in
+flight on a connection that drops, times out or is refused temporarily goes back to the
+front of the queue: nothing accepted is ever dropped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from simulator.config import AccountConfig
+from simulator.smpp.constants import CommandId
+from simulator.smpp.pdu import Pdu
+
+from .throttle import TokenBucket
+
+_DELIVERIES = (CommandId.DELIVER_SM, CommandId.DATA_SM)
+
+if TYPE_CHECKING:
+    from .connection import SmppConnection
+
+
+class Account:
+    __slots__ = ("_rr", "binds", "bucket", "config", "outbox", "receivers", "system_id")
+
+    def __init__(self, config: AccountConfig) -> None:
+        self.config = config
+        self.system_id = config.system_id
+        self.binds: list[SmppConnection] = []
+        self.receivers: list[SmppConnection] = []
+        self.outbox: deque[Pdu] = deque()
+        self.bucket = TokenBucket(config.tps) if config.tps else None
+        self._rr = 0
+
+    def attach(self, conn: SmppConnection) -> None:
+        self.binds.append(conn)
+        if conn.session.can_receive:
+            self.receivers.append(conn)
+
+    def detach(self, conn: SmppConnection) -> list[Pdu]:
+        """Forget a closed connection; returns its unanswered deliver_sm, oldest first."""
+        if conn in self.binds:
+            self.binds.remove(conn)
+        if conn in self.receivers:
+            self.receivers.remove(conn)
+        return [p for p in conn.session.outstanding if p.command_id in _DELIVERIES]
+
+    def requeue_front(self, pdus: list[Pdu]) -> None:
+        """Put undelivered PDUs back at the head of the queue, keeping their order."""
+        for pdu in reversed(pdus):
+            pdu.sequence_number = 0
+            self.outbox.appendleft(pdu)
+
+    def pump(self) -> None:
+        """Hand queued deliver_sm to receivers with window room, round-robin."""
+        outbox = self.outbox
+        receivers = self.receivers
+        if not outbox or not receivers:
+            return
+        n = len(receivers)
+        idle = 0
+        i = self._rr
+        while outbox and idle < n:
+            conn = receivers[i % n]
+            i += 1
+            if conn.writable and conn.session.window_free > 0:
+                conn.send_request(outbox.popleft())
+                idle = 0
+            else:
+                idle += 1
+        self._rr = i % n

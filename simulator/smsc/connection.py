@@ -1,0 +1,119 @@
+"""One client connection: an asyncio.Protocol around a sans-IO ``Session``.
+
+All protocol decisions live in the session (framing, bind states, answers to bad input)
+and in the operator (what a request means); this class only moves bytes and coalesces
+writes: everything queued during one loop iteration leaves in a single ``write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+from simulator.smpp.pdu import Pdu
+from simulator.smpp.session import Role, Session
+
+if TYPE_CHECKING:
+    from .accounts import Account
+    from .operator import OperatorSmsc
+
+log = logging.getLogger("smsim.smsc")
+
+
+class SmppConnection(asyncio.Protocol):
+    __slots__ = (
+        "_flush_pending",
+        "_loop",
+        "account",
+        "operator",
+        "peer",
+        "session",
+        "transport",
+        "writable",
+    )
+
+    def __init__(self, operator: OperatorSmsc) -> None:
+        self.operator = operator
+        self._loop = asyncio.get_running_loop()
+        cfg = operator.config
+        self.session = Session(
+            Role.SMSC,
+            window=cfg.deliver_window,
+            max_pdu_size=cfg.max_pdu_size,
+            enquire_link_interval=cfg.enquire_link_interval,
+            inactivity_timeout=cfg.inactivity_timeout,
+            response_timeout=cfg.response_timeout,
+            clock=self._loop.time,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.account: Account | None = None
+        self.peer = "?"
+        self.writable = True
+        self._flush_pending = False
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.operator.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        # Whatever the handlers queue leaves in the one flush below.
+        self._flush_pending = True
+        events = self.session.receive_data(data)
+        if events:
+            self.operator.handle_events(self, events)
+        self.flush()
+        if self.session.closed and self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.close()
+        self.writable = False
+        self.operator.connection_closed(self, exc)
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        self.operator.connection_writable(self)
+
+    # --- sending -------------------------------------------------------------------------
+
+    def send(self, pdu: Pdu) -> None:
+        """Queue a response (or any PDU); it leaves at the end of this loop iteration."""
+        self.session.send(pdu)
+        self._schedule_flush()
+
+    def send_request(self, pdu: Pdu) -> None:
+        self.session.send(pdu)
+        self._schedule_flush()
+
+    def send_raw(self, data: bytes) -> None:
+        self.session.send_raw(data)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        data = self.session.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

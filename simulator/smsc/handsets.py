@@ -1,0 +1,121 @@
+"""Where accepted MT messages go: the handset side of the SMSC.
+
+``MtSink`` is the seam the subscriber simulation plugs into. The default sink,
+``MtRecorder``, reassembles concatenated messages (UDH 8/16-bit, SAR, message_payload)
+and keeps a bounded log of whole messages for tests, the demo and inspection. It keeps
+raw bytes and decodes only when asked, so recording costs little on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from simulator.smpp.constants import EsmClass, Tag
+from simulator.smpp.segmentation import Reassembler, UdhError, parse_udh
+from simulator.smpp.text import decode_text
+
+from .store import Message
+
+log = logging.getLogger("smsim.handsets")
+
+
+@dataclass(slots=True)
+class ReceivedMt:
+    """A whole MT message as the handset would show it."""
+
+    source_addr: str
+    destination_addr: str
+    data_coding: int
+    payload: bytes
+    message_ids: tuple[str, ...]
+    parts: int
+    time: float
+
+    @property
+    def text(self) -> str:
+        return decode_text(self.payload, self.data_coding)
+
+
+class MtSink(Protocol):
+    def on_mt(self, msg: Message) -> None: ...
+
+
+class MtRecorder:
+    """Reassembles MT parts per (source, destination) and logs whole messages."""
+
+    __slots__ = ("_ids", "_log", "_reassembler", "completed", "incomplete_dropped")
+
+    def __init__(self, size: int = 10_000, reassembly_timeout: float = 300.0) -> None:
+        self._log: deque[ReceivedMt] = deque(maxlen=size or None)
+        self._reassembler = Reassembler(timeout=reassembly_timeout)
+        self._ids: dict[tuple[str, str, int], list[str]] = {}
+        self.completed = 0
+        self.incomplete_dropped = 0
+
+    def on_mt(self, msg: Message) -> None:
+        payload = msg.short_message
+        tlvs = msg.tlvs
+        if not payload and tlvs:
+            whole = tlvs.get(Tag.MESSAGE_PAYLOAD)
+            if isinstance(whole, bytes):
+                payload = whole
+        concat = None
+        if msg.esm_class & EsmClass.UDHI:
+            try:
+                info, _udh, body = parse_udh(payload)
+            except UdhError as exc:
+                log.info("mt_bad_udh id=%s error=%s", msg.message_id, exc)
+                info, body = None, payload
+            payload = body
+            if info is not None:
+                concat = (info.ref, info.total, info.seq)
+        elif tlvs and Tag.SAR_MSG_REF_NUM in tlvs:
+            ref, total, seq = (
+                tlvs.get(Tag.SAR_MSG_REF_NUM),
+                tlvs.get(Tag.SAR_TOTAL_SEGMENTS),
+                tlvs.get(Tag.SAR_SEGMENT_SEQNUM),
+            )
+            if isinstance(ref, int) and isinstance(total, int) and isinstance(seq, int):
+                concat = (ref, total, seq)
+        if concat is None or concat[1] == 1:
+            self._record(msg, payload, (msg.message_id,), 1)
+            return
+        ref, total, seq = concat
+        key = (msg.source_addr, msg.destination_addr)
+        id_key = (msg.source_addr, msg.destination_addr, ref)
+        self._ids.setdefault(id_key, []).append(msg.message_id)
+        try:
+            whole = self._reassembler.add(key, ref, total, seq, payload, msg.submit_time)
+        except ValueError as exc:
+            log.info("mt_bad_segment id=%s error=%s", msg.message_id, exc)
+            self._ids.pop(id_key, None)
+            return
+        if whole is not None:
+            ids = tuple(self._ids.pop(id_key, ()))
+            self._record(msg, whole, ids, total)
+        for dropped in self._reassembler.expire(msg.submit_time):
+            self.incomplete_dropped += 1
+            log.info("mt_incomplete_dropped key=%s", dropped)
+
+    def _record(self, msg: Message, payload: bytes, ids: tuple[str, ...], parts: int) -> None:
+        self.completed += 1
+        self._log.append(
+            ReceivedMt(
+                msg.source_addr,
+                msg.destination_addr,
+                msg.data_coding,
+                payload,
+                ids,
+                parts,
+                msg.submit_time,
+            )
+        )
+
+    def messages(self, destination: str | None = None) -> list[ReceivedMt]:
+        """Whole messages received, oldest first, optionally for one handset."""
+        if destination is None:
+            return list(self._log)
+        return [m for m in self._log if m.destination_addr == destination]

@@ -1,0 +1,611 @@
+"""One operator's SMSC (Vodafone, Orange, ...): what each request means.
+
+Binds are authenticated against the operator's accounts; submits are validated,
+throttled, answered with a message id and handed to the handset side and the receipt
+policy; query/cancel/replace act on pending messages; receipts and MO are queued per
+account and pumped to its receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simulator.clock import SimClock
+from simulator.config import OperatorConfig
+from simulator.smpp.constants import (
+    CommandId,
+    EsmClass,
+    MessageState,
+    Status,
+    Tag,
+    status_name,
+)
+from simulator.smpp.pdu import (
+    BIND_CLASSES,
+    Bind,
+    CancelSm,
+    DataSm,
+    DeliverSm,
+    MultiDest,
+    Pdu,
+    QuerySm,
+    ReplaceSm,
+    SubmitMulti,
+    SubmitSm,
+    UnsuccessSme,
+)
+from simulator.smpp.segmentation import Concat, split_message
+from simulator.smpp.session import (
+    Event,
+    LinkDead,
+    PduReceived,
+    ProtocolError,
+    RequestRejected,
+    ResponseReceived,
+    ResponseTimeout,
+    Unbound,
+)
+from simulator.smpp.text import alphabet_of, choose_coding, encode_text
+
+from .accounts import Account
+from .ids import MessageIds
+from .receipts import FixedPolicy, ReceiptBuilder, ReceiptPolicy
+from .stats import SmscStats
+from .store import Message, MessageStore
+
+if TYPE_CHECKING:
+    from .connection import SmppConnection
+    from .handsets import MtSink
+    from .scheduler import TimerQueue
+
+log = logging.getLogger("smsim.smsc")
+
+#: deliver_sm answers after which the SMSC tries again later (the client was busy).
+_TEMPORARY = frozenset(
+    {
+        Status.ESME_RX_T_APPN,
+        Status.ESME_RTHROTTLED,
+        Status.ESME_RMSGQFUL,
+        Status.ESME_RSYSERR,
+        Status.ESME_RUNKNOWNERR,
+    }
+)
+_CONCAT = {"udh8": Concat.UDH8, "udh16": Concat.UDH16, "sar": Concat.SAR, "payload": Concat.PAYLOAD}
+
+
+def _bad_time(value: str) -> bool:
+    """SMPP time fields are empty or 16 chars ``YYMMDDhhmmsstnnp`` with p in + - R."""
+    return bool(value) and (len(value) != 16 or value[15] not in "+-R" or not value[:15].isdigit())
+
+
+class OperatorSmsc:
+    def __init__(
+        self,
+        config: OperatorConfig,
+        *,
+        scheduler: TimerQueue,
+        schedule: Callable[[float, Callable[[Any], None], Any], None],
+        clock: SimClock,
+        sink: MtSink,
+        policy: ReceiptPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.accounts = {a.system_id: Account(a) for a in config.accounts}
+        self._allowed_nets = {
+            a.system_id: [ipaddress.ip_network(n, strict=False) for n in a.allowed_ips]
+            for a in config.accounts
+        }
+        self.connections: set[SmppConnection] = set()
+        self.ids = MessageIds(config.message_id_format)
+        self.store = MessageStore()
+        self.receipts = ReceiptBuilder(config)
+        self.policy: ReceiptPolicy = policy or FixedPolicy(
+            config.receipt.stat, config.receipt.delay, config.receipt.err
+        )
+        self.stats = SmscStats()
+        self.clock = clock
+        self.sink = sink
+        self._scheduler = scheduler
+        self._schedule = schedule
+        self._mo_ref = itertools.count(1)
+        self._loop = asyncio.get_running_loop()
+        self._handlers: dict[int, Callable[[SmppConnection, Any], None]] = {
+            CommandId.SUBMIT_SM: self._on_submit_sm,
+            CommandId.BIND_TRANSCEIVER: self._on_bind,
+            CommandId.BIND_TRANSMITTER: self._on_bind,
+            CommandId.BIND_RECEIVER: self._on_bind,
+            CommandId.SUBMIT_MULTI: self._on_submit_multi,
+            CommandId.DATA_SM: self._on_data_sm,
+            CommandId.QUERY_SM: self._on_query_sm,
+            CommandId.CANCEL_SM: self._on_cancel_sm,
+            CommandId.REPLACE_SM: self._on_replace_sm,
+        }
+
+    # --- connection lifecycle -------------------------------------------------------------
+
+    def connection_opened(self, conn: SmppConnection) -> None:
+        self.connections.add(conn)
+        self.stats.connections += 1
+        log.debug("connect operator=%s peer=%s", self.name, conn.peer)
+
+    def connection_closed(self, conn: SmppConnection, exc: Exception | None) -> None:
+        self.connections.discard(conn)
+        acct = conn.account
+        if acct is None:
+            return
+        undelivered = acct.detach(conn)
+        if undelivered:
+            acct.requeue_front(undelivered)
+            self.stats.deliver_retries += len(undelivered)
+        log.info(
+            "unbind operator=%s account=%s peer=%s requeued=%d reason=%s",
+            self.name,
+            acct.system_id,
+            conn.peer,
+            len(undelivered),
+            exc or "closed",
+        )
+        acct.pump()
+
+    def connection_writable(self, conn: SmppConnection) -> None:
+        if conn.account is not None:
+            conn.account.pump()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def handle_events(self, conn: SmppConnection, events: list[Event]) -> None:
+        handlers = self._handlers
+        latency = self.config.response_latency
+        for ev in events:
+            if type(ev) is PduReceived:
+                pdu = ev.pdu
+                handler = handlers.get(pdu.command_id)
+                if handler is None:
+                    # alert_notification/outbind never reach here (bind-state table); the
+                    # rest have no meaning from an ESME: refuse politely.
+                    if pdu.response_class is not None:
+                        conn.send(pdu.response(Status.ESME_RINVCMDID))
+                elif latency and pdu.command_id not in BIND_IDS:
+                    self._loop.call_later(latency, self._delayed, handler, conn, pdu)
+                else:
+                    handler(conn, pdu)
+            elif type(ev) is ResponseReceived:
+                self._on_response(conn, ev)
+            else:
+                self._on_other(conn, ev)
+
+    def _delayed(self, handler: Callable[[SmppConnection, Any], None], conn: Any, pdu: Any) -> None:
+        if not conn.session.closed:
+            handler(conn, pdu)
+            conn.flush()
+
+    def _on_other(self, conn: SmppConnection, ev: Event) -> None:
+        if isinstance(ev, ProtocolError):
+            self.stats.protocol_errors += 1
+            log.warning(
+                "protocol_error operator=%s peer=%s fatal=%s status=%s error=%r",
+                self.name,
+                conn.peer,
+                ev.fatal,
+                status_name(ev.error.status),
+                ev.error.args[0],
+            )
+        elif isinstance(ev, RequestRejected):
+            if ev.status == Status.ESME_RMSGQFUL:
+                self.stats.queue_full += 1
+            else:
+                self.stats.rejected += 1
+                self.stats.rejected_by_status[status_name(ev.status)] += 1
+            log.info(
+                "rejected operator=%s peer=%s command=%s status=%s",
+                self.name,
+                conn.peer,
+                ev.pdu.name,
+                status_name(ev.status),
+            )
+        elif isinstance(ev, Unbound):
+            conn.close()
+        elif isinstance(ev, ResponseTimeout):
+            self._redeliver(conn, ev.request, "timeout")
+        elif isinstance(ev, LinkDead):
+            log.warning("link_dead operator=%s peer=%s reason=%s", self.name, conn.peer, ev.reason)
+            conn.abort()
+
+    def _on_response(self, conn: SmppConnection, ev: ResponseReceived) -> None:
+        request = ev.request
+        if request.command_id not in (CommandId.DELIVER_SM, CommandId.DATA_SM):
+            return
+        status = ev.pdu.command_status
+        acct = conn.account
+        if status == 0:
+            if isinstance(request, DeliverSm) and request.esm_class & EsmClass.DELIVERY_RECEIPT:
+                self.stats.receipts_delivered += 1
+            else:
+                self.stats.mo_delivered += 1
+        elif status in _TEMPORARY or ev.pdu.command_id == CommandId.GENERIC_NACK:
+            self._redeliver(conn, request, status_name(status))
+        else:
+            self.stats.deliver_refused += 1
+            log.warning(
+                "deliver_refused operator=%s account=%s peer=%s status=%s",
+                self.name,
+                acct.system_id if acct else "-",
+                conn.peer,
+                status_name(status),
+            )
+        if acct is not None:
+            acct.pump()
+
+    def _redeliver(self, conn: SmppConnection, pdu: Pdu, why: str) -> None:
+        acct = conn.account
+        if acct is None or pdu.command_id not in (CommandId.DELIVER_SM, CommandId.DATA_SM):
+            return
+        self.stats.deliver_retries += 1
+        log.info("redeliver operator=%s peer=%s reason=%s", self.name, conn.peer, why)
+        due = self._loop.time() + self.config.redelivery_delay
+        self._schedule(due, self._requeue, (acct, pdu))
+
+    @staticmethod
+    def _requeue(item: tuple[Account, Pdu]) -> None:
+        acct, pdu = item
+        acct.requeue_front([pdu])
+        acct.pump()
+
+    # --- binds ----------------------------------------------------------------------------
+
+    def _on_bind(self, conn: SmppConnection, pdu: Bind) -> None:
+        acct = self.accounts.get(pdu.system_id)
+        status = Status.ESME_ROK
+        if acct is None:
+            status = Status.ESME_RINVSYSID
+        elif pdu.password != acct.config.password:
+            status = Status.ESME_RINVPASWD
+        elif not self._ip_allowed(acct, conn) or len(acct.binds) >= acct.config.max_binds:
+            status = Status.ESME_RBINDFAIL
+        if status:
+            self.stats.bind_failures += 1
+            log.warning(
+                "bind_refused operator=%s system_id=%r peer=%s status=%s",
+                self.name,
+                pdu.system_id,
+                conn.peer,
+                status_name(status),
+            )
+            conn.send(pdu.response(status))
+            return
+        assert acct is not None
+        tlvs: dict[int, int | str | bytes] = {}
+        if pdu.interface_version >= 0x34:
+            tlvs[Tag.SC_INTERFACE_VERSION] = 0x34
+        conn.send(pdu.response(system_id=self.config.smsc_system_id, tlvs=tlvs))
+        conn.account = acct
+        conn.session.inbound_window = acct.config.window
+        acct.attach(conn)
+        self.stats.binds += 1
+        log.info(
+            "bind operator=%s account=%s peer=%s mode=%s",
+            self.name,
+            acct.system_id,
+            conn.peer,
+            conn.session.state.value,
+        )
+        acct.pump()
+
+    def _ip_allowed(self, acct: Account, conn: SmppConnection) -> bool:
+        nets = self._allowed_nets[acct.system_id]
+        if not nets:
+            return True
+        host = conn.peer.rsplit(":", 1)[0]
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in net for net in nets)
+
+    # --- submits --------------------------------------------------------------------------
+
+    def _admit(self, conn: SmppConnection, pdu: Pdu) -> bool:
+        """TPS check shared by every submitting command; answers when it refuses."""
+        self.stats.submits += 1
+        acct = conn.account
+        if acct is not None and acct.bucket is not None and not acct.bucket.take(self._loop.time()):
+            self.stats.throttled += 1
+            conn.send(pdu.response(Status.ESME_RTHROTTLED))
+            return False
+        return True
+
+    def _refuse(self, conn: SmppConnection, pdu: Pdu, status: int, why: str) -> None:
+        self.stats.rejected += 1
+        self.stats.rejected_by_status[status_name(status)] += 1
+        log.info(
+            "submit_refused operator=%s peer=%s command=%s status=%s why=%s",
+            self.name,
+            conn.peer,
+            pdu.name,
+            status_name(status),
+            why,
+        )
+        conn.send(pdu.response(status))
+
+    def _on_submit_sm(self, conn: SmppConnection, pdu: SubmitSm) -> None:
+        if not self._admit(conn, pdu):
+            return
+        status, why = self._check_submit(pdu)
+        if status:
+            self._refuse(conn, pdu, status, why)
+            return
+        message_id = self.ids.next()
+        conn.send(pdu.response(message_id=message_id))
+        self._accept(
+            conn, message_id, pdu, pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi
+        )
+
+    @staticmethod
+    def _check_submit(pdu: SubmitSm | SubmitMulti) -> tuple[int, str]:
+        if isinstance(pdu, SubmitSm) and not pdu.destination_addr:
+            return Status.ESME_RINVDSTADR, "empty destination_addr"
+        if pdu.esm_class & 0x3C in (0x04, 0x10, 0x20, 0x18):
+            return Status.ESME_RINVESMCLASS, f"esm_class 0x{pdu.esm_class:02X} is not for submits"
+        if pdu.registered_delivery & 0xE0:
+            return Status.ESME_RINVREGDLVFLG, f"registered_delivery 0x{pdu.registered_delivery:02X}"
+        if _bad_time(pdu.schedule_delivery_time):
+            return Status.ESME_RINVSCHED, f"schedule_delivery_time {pdu.schedule_delivery_time!r}"
+        if _bad_time(pdu.validity_period):
+            return Status.ESME_RINVEXPIRY, f"validity_period {pdu.validity_period!r}"
+        if pdu.short_message and pdu.tlvs and Tag.MESSAGE_PAYLOAD in pdu.tlvs:
+            return Status.ESME_RINVMSGLEN, "both short_message and message_payload"
+        return 0, ""
+
+    def _accept(
+        self,
+        conn: SmppConnection,
+        message_id: str,
+        pdu: SubmitSm | SubmitMulti | DataSm,
+        dest: str,
+        ton: int,
+        npi: int,
+    ) -> None:
+        self.stats.accepted += 1
+        short = pdu.short_message if not isinstance(pdu, DataSm) else b""
+        msg = Message(
+            message_id,
+            conn.account.system_id if conn.account else "",
+            pdu.source_addr,
+            pdu.source_addr_ton,
+            pdu.source_addr_npi,
+            dest,
+            ton,
+            npi,
+            pdu.esm_class,
+            pdu.data_coding,
+            short,
+            pdu.registered_delivery,
+            self.clock.now(),
+            pdu.tlvs,
+        )
+        self.store.add(msg)
+        self.sink.on_mt(msg)
+        self._schedule_outcome(msg)
+
+    def _schedule_outcome(self, msg: Message) -> None:
+        outcome = self.policy.outcome(msg)
+        due = self._loop.time() + self.clock.to_real(outcome.delay)
+        self._schedule(due, self._finish, (msg, msg.version, outcome.state, outcome.err))
+
+    def _finish(self, item: tuple[Message, int, int, int]) -> None:
+        msg, version, state, err = item
+        if msg.version != version or msg.final:
+            return  # replaced or cancelled since this outcome was scheduled
+        msg.state = state
+        msg.err = err
+        msg.done_time = self.clock.now()
+        self.store.finish(msg)
+        if not msg.wants_receipt():
+            return
+        acct = self.accounts.get(msg.account)
+        if acct is None:
+            return
+        self.stats.receipts_due += 1
+        self.stats.receipts_by_stat[MessageState(state).name] += 1
+        acct.outbox.append(self.receipts.build(msg))
+        acct.pump()
+
+    def _on_submit_multi(self, conn: SmppConnection, pdu: SubmitMulti) -> None:
+        if not self._admit(conn, pdu):
+            return
+        if not pdu.dests or len(pdu.dests) > 254:
+            self._refuse(conn, pdu, Status.ESME_RINVNUMDESTS, f"{len(pdu.dests)} destinations")
+            return
+        status, why = self._check_submit(pdu)
+        if status:
+            self._refuse(conn, pdu, status, why)
+            return
+        message_id = self.ids.next()
+        failed: list[UnsuccessSme] = []
+        good: list[MultiDest] = []
+        for d in pdu.dests:
+            if d.dl_name is not None:
+                failed.append(UnsuccessSme(d.dl_name, 0, 0, Status.ESME_RINVDLNAME))
+            elif not d.addr:
+                failed.append(UnsuccessSme(d.addr, d.ton, d.npi, Status.ESME_RINVDSTADR))
+            else:
+                good.append(d)
+        conn.send(pdu.response(message_id=message_id, unsuccess_smes=failed))
+        for d in good:
+            self._accept(
+                conn, message_id if len(good) == 1 else self.ids.next(), pdu, d.addr, d.ton, d.npi
+            )
+
+    def _on_data_sm(self, conn: SmppConnection, pdu: DataSm) -> None:
+        if not self._admit(conn, pdu):
+            return
+        if not pdu.destination_addr:
+            self._refuse(conn, pdu, Status.ESME_RINVDSTADR, "empty destination_addr")
+            return
+        message_id = self.ids.next()
+        conn.send(pdu.response(message_id=message_id))
+        self._accept(
+            conn, message_id, pdu, pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi
+        )
+
+    # --- query / cancel / replace ---------------------------------------------------------
+
+    def _owned(self, conn: SmppConnection, message_id: str, source: str) -> Message | None:
+        msg = self.store.get(message_id)
+        if msg is None or (conn.account and msg.account != conn.account.system_id):
+            return None
+        if source and msg.source_addr and source != msg.source_addr:
+            return None
+        return msg
+
+    def _on_query_sm(self, conn: SmppConnection, pdu: QuerySm) -> None:
+        self.stats.queries += 1
+        msg = self._owned(conn, pdu.message_id, pdu.source_addr)
+        if msg is None:
+            conn.send(pdu.response(Status.ESME_RQUERYFAIL, message_id=pdu.message_id))
+            return
+        final_date = ""
+        if msg.final:
+            final_date = self._smpp_time(msg.done_time)
+        conn.send(
+            pdu.response(
+                message_id=msg.message_id,
+                final_date=final_date,
+                message_state=msg.state,
+                error_code=msg.err & 0xFF,
+            )
+        )
+
+    def _on_cancel_sm(self, conn: SmppConnection, pdu: CancelSm) -> None:
+        self.stats.cancels += 1
+        msg = self.store.pending(pdu.message_id) if pdu.message_id else None
+        if msg is None or self._owned(conn, msg.message_id, pdu.source_addr) is None:
+            conn.send(pdu.response(Status.ESME_RCANCELFAIL))
+            return
+        if pdu.destination_addr and pdu.destination_addr != msg.destination_addr:
+            conn.send(pdu.response(Status.ESME_RCANCELFAIL))
+            return
+        msg.version += 1
+        msg.state = MessageState.DELETED
+        msg.done_time = self.clock.now()
+        self.store.finish(msg)
+        conn.send(pdu.response())
+
+    def _on_replace_sm(self, conn: SmppConnection, pdu: ReplaceSm) -> None:
+        self.stats.replaces += 1
+        msg = self.store.pending(pdu.message_id)
+        if msg is None or self._owned(conn, msg.message_id, pdu.source_addr) is None:
+            conn.send(pdu.response(Status.ESME_RREPLACEFAIL))
+            return
+        if _bad_time(pdu.schedule_delivery_time):
+            conn.send(pdu.response(Status.ESME_RINVSCHED))
+            return
+        if _bad_time(pdu.validity_period):
+            conn.send(pdu.response(Status.ESME_RINVEXPIRY))
+            return
+        msg.short_message = pdu.short_message
+        msg.registered_delivery = pdu.registered_delivery
+        msg.version += 1
+        conn.send(pdu.response())
+        self._schedule_outcome(msg)
+
+    def _smpp_time(self, ts: float) -> str:
+        import time as _time
+
+        return _time.strftime("%y%m%d%H%M%S", _time.localtime(ts)) + "000+"
+
+    # --- MO --------------------------------------------------------------------------------
+
+    def route_mo(self, destination: str, account: str | None = None) -> Account:
+        if account is not None:
+            try:
+                return self.accounts[account]
+            except KeyError:
+                raise KeyError(f"operator {self.name} has no account {account!r}") from None
+        for acct in self.accounts.values():
+            if destination in acct.config.short_codes:
+                return acct
+        return next(iter(self.accounts.values()))
+
+    def inject_mo(
+        self,
+        source: str,
+        text: str | bytes,
+        *,
+        destination: str = "1442",
+        account: str | None = None,
+        data_coding: int | None = None,
+        concat: str | None = None,
+        tlvs: dict[int, int | str | bytes] | None = None,
+    ) -> list[DeliverSm]:
+        """Queue a mobile-originated message for the account's receivers.
+
+        ``text`` as str is encoded (GSM 7-bit when it can be, UCS-2 otherwise, or the
+        given ``data_coding``); bytes go as they are with ``data_coding`` (default 0).
+        Long messages are split per ``concat`` (the operator's ``mo_concat`` by default).
+        Returns the deliver_sm PDUs queued, in order.
+        """
+        acct = self.route_mo(destination, account)
+        if isinstance(text, str):
+            if data_coding is None:
+                data_coding, payload = choose_coding(text)
+            else:
+                payload = encode_text(text, data_coding)
+        else:
+            payload = text
+            data_coding = data_coding or 0
+        method = _CONCAT[concat or self.config.mo_concat]
+        ref = next(self._mo_ref) & (0xFFFF if method is Concat.UDH16 else 0xFF)
+        parts = split_message(payload, alphabet_of(data_coding), method, ref)
+        addr = self.config.addressing
+        pdus = []
+        for part in parts:
+            part_tlvs: dict[int, int | str | bytes] = dict(tlvs or {})
+            body = part.body
+            if method is Concat.SAR and part.total > 1:
+                part_tlvs[Tag.SAR_MSG_REF_NUM] = part.ref
+                part_tlvs[Tag.SAR_TOTAL_SEGMENTS] = part.total
+                part_tlvs[Tag.SAR_SEGMENT_SEQNUM] = part.seq
+            elif method is Concat.PAYLOAD and len(body) > 254:
+                part_tlvs[Tag.MESSAGE_PAYLOAD] = body
+                body = b""
+            pdus.append(
+                DeliverSm(
+                    tlvs=part_tlvs,
+                    source_addr_ton=addr.handset_ton,
+                    source_addr_npi=addr.handset_npi,
+                    source_addr=source,
+                    dest_addr_ton=addr.short_code_ton,
+                    dest_addr_npi=addr.short_code_npi,
+                    destination_addr=destination,
+                    esm_class=EsmClass.UDHI if part.udhi else 0,
+                    data_coding=data_coding,
+                    short_message=body,
+                )
+            )
+        acct.outbox.extend(pdus)
+        self.stats.mo_queued += len(pdus)
+        acct.pump()
+        return pdus
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    def pending_deliveries(self) -> int:
+        """deliver_sm queued or in flight, across accounts."""
+        queued = sum(len(a.outbox) for a in self.accounts.values())
+        in_flight = sum(
+            1
+            for c in self.connections
+            for p in c.session.outstanding
+            if p.command_id in (CommandId.DELIVER_SM, CommandId.DATA_SM)
+        )
+        return queued + in_flight
+
+
+BIND_IDS = frozenset(cls.command_id for cls in BIND_CLASSES)

@@ -1,0 +1,102 @@
+"""Delivery receipts: what becomes of a message (a pluggable policy) and the deliver_sm
+that says so, in SMPP 3.4 Appendix B text plus the TLVs gateways prefer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from simulator.config import MessageIdFormat, OperatorConfig, ReceiptIdFormat
+from simulator.smpp.constants import RECEIPT_STAT, STAT_STATE, EsmClass, MessageState, Tag
+from simulator.smpp.pdu import DeliverSm
+from simulator.smpp.text import decode_text
+
+from .ids import receipt_id
+from .store import Message
+
+
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """The final state of a message and how long (simulated seconds) it takes to reach it."""
+
+    state: MessageState
+    delay: float
+    err: int = 0
+
+
+class ReceiptPolicy(Protocol):
+    """Decides each accepted message's fate; the subscriber simulation plugs in here."""
+
+    def outcome(self, msg: Message) -> Outcome: ...
+
+
+class FixedPolicy:
+    """Every message gets the same outcome: DELIVRD after a short delay by default."""
+
+    __slots__ = ("_outcome",)
+
+    def __init__(self, stat: str = "DELIVRD", delay: float = 0.2, err: int = 0) -> None:
+        self._outcome = Outcome(STAT_STATE[stat], delay, err)
+
+    def outcome(self, msg: Message) -> Outcome:
+        return self._outcome
+
+
+_STAT_TEXT = {int(k): v for k, v in RECEIPT_STAT.items()}
+_PRINTABLE = bytes(c if 32 <= c < 127 else ord("?") for c in range(256))
+
+
+class ReceiptBuilder:
+    """Builds receipt deliver_sm PDUs for one operator's addressing and id formats."""
+
+    __slots__ = ("_addr", "_date_key", "_date_text", "_id_fmt", "_receipt_fmt", "_tlvs")
+
+    def __init__(self, operator: OperatorConfig) -> None:
+        self._addr = operator.addressing
+        self._id_fmt: MessageIdFormat = operator.message_id_format
+        self._receipt_fmt: ReceiptIdFormat = operator.receipt_id_format
+        self._tlvs = operator.receipt.tlvs
+        self._date_key = -1
+        self._date_text = ""
+
+    def _date(self, ts: float) -> str:
+        key = int(ts // 60)
+        if key == self._date_key:
+            return self._date_text
+        text = time.strftime("%y%m%d%H%M", time.localtime(ts))
+        self._date_key, self._date_text = key, text
+        return text
+
+    def build(self, msg: Message) -> DeliverSm:
+        rid = receipt_id(msg.message_id, self._id_fmt, self._receipt_fmt)
+        state = msg.state
+        delivered = "001" if state == MessageState.DELIVERED else "000"
+        sample = msg.short_message[:20] if msg.data_coding in (0, 1, 3) else b""
+        if msg.data_coding not in (0, 1, 3):
+            sample = decode_text(msg.short_message[:40], msg.data_coding)[:20].encode(
+                "ascii", "replace"
+            )
+        text = (
+            f"id:{rid} sub:001 dlvrd:{delivered} submit date:{self._date(msg.submit_time)}"
+            f" done date:{self._date(msg.done_time)} stat:{_STAT_TEXT[state]} err:{msg.err:03d}"
+            " text:"
+        ).encode("ascii") + sample.translate(_PRINTABLE)
+        tlvs: dict[int, int | str | bytes] = {}
+        if self._tlvs:
+            tlvs[Tag.RECEIPTED_MESSAGE_ID] = rid
+            tlvs[Tag.MESSAGE_STATE] = int(state)
+            if msg.err:
+                # network_error_code: type 3 (GSM) and the 2-octet error.
+                tlvs[Tag.NETWORK_ERROR_CODE] = bytes((3,)) + msg.err.to_bytes(2, "big")
+        return DeliverSm(
+            tlvs=tlvs,
+            source_addr_ton=msg.dest_ton,
+            source_addr_npi=msg.dest_npi,
+            source_addr=msg.destination_addr,
+            dest_addr_ton=msg.source_ton,
+            dest_addr_npi=msg.source_npi,
+            destination_addr=msg.source_addr,
+            esm_class=EsmClass.DELIVERY_RECEIPT,
+            short_message=text,
+        )

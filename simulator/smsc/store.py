@@ -1,0 +1,80 @@
+"""Accepted messages: the ones still pending (query/cancel/replace act on these) and a
+bounded memory of recent final states, so query_sm keeps answering after delivery."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from simulator.smpp.constants import MessageState
+
+
+@dataclass(slots=True)
+class Message:
+    """One accepted short message (one part of a concatenated one counts as one)."""
+
+    message_id: str
+    account: str
+    source_addr: str
+    source_ton: int
+    source_npi: int
+    destination_addr: str
+    dest_ton: int
+    dest_npi: int
+    esm_class: int
+    data_coding: int
+    short_message: bytes
+    registered_delivery: int
+    #: Simulated Unix time of acceptance / of the final state.
+    submit_time: float
+    tlvs: dict[int, int | str | bytes] = field(default_factory=dict)
+    state: int = MessageState.ENROUTE
+    done_time: float = 0.0
+    err: int = 0
+    #: Bumped by replace_sm/cancel_sm so a stale scheduled outcome is ignored.
+    version: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.state not in (MessageState.ENROUTE, MessageState.ACCEPTED)
+
+    def wants_receipt(self) -> bool:
+        """SMSC delivery receipt asked for this outcome (registered_delivery bits 1-0)."""
+        ask = self.registered_delivery & 0x03
+        return ask == 1 or (ask == 2 and self.state != MessageState.DELIVERED)
+
+
+class MessageStore:
+    __slots__ = ("_final", "_pending", "history")
+
+    def __init__(self, history: int = 100_000) -> None:
+        self._pending: dict[str, Message] = {}
+        self._final: OrderedDict[str, Message] = OrderedDict()
+        self.history = history
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, msg: Message) -> None:
+        self._pending[msg.message_id] = msg
+
+    def get(self, message_id: str) -> Message | None:
+        msg = self._pending.get(message_id)
+        if msg is None:
+            msg = self._final.get(message_id)
+        return msg
+
+    def pending(self, message_id: str) -> Message | None:
+        return self._pending.get(message_id)
+
+    def finish(self, msg: Message) -> None:
+        """Move a message that reached a final state into the bounded history."""
+        self._pending.pop(msg.message_id, None)
+        if self.history:
+            final = self._final
+            final[msg.message_id] = msg
+            if len(final) > self.history:
+                final.popitem(last=False)
+
+    def pending_messages(self) -> list[Message]:
+        return list(self._pending.values())

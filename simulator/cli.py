@@ -1,0 +1,154 @@
+"""``smsim``: the one entry point. Subcommands: ``smsc`` (run the fake SMSC) and ``demo``
+(the SMSC plus a short built-in client run that shows what went through it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from simulator.config import ConfigError, SmscConfig, load_config
+from simulator.logs import setup_logging
+
+
+def _with_address(config: SmscConfig, host: str | None, port: int | None) -> SmscConfig:
+    """Apply --host/--port to the first operator (the only one in the default config)."""
+    if host is None and port is None:
+        return config
+    first = config.operators[0]
+    changed = first.model_copy(
+        update={"host": host or first.host, "port": first.port if port is None else port}
+    )
+    return config.model_copy(update={"operators": [changed, *config.operators[1:]]})
+
+
+async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
+    from simulator.smsc.server import SmscServer
+
+    console = Console(stderr=True)
+    server = SmscServer(config, reuse_port=reuse_port)
+    await server.start()
+    if not quiet:
+        table = Table(title="smsim fake SMSC", show_lines=False)
+        for col in ("operator", "listening", "accounts (system_id/password)", "receipts"):
+            table.add_column(col)
+        for op in config.operators:
+            host, port = server.address(op.name)
+            accounts = ", ".join(f"{a.system_id}/{a.password}" for a in op.accounts)
+            table.add_row(
+                op.name, f"{host}:{port}", accounts, f"{op.receipt.stat} after {op.receipt.delay}s"
+            )
+        console.print(table)
+        console.print("Bind any SMPP 3.4 client to it. Ctrl-C stops.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    if not quiet:
+        console.print(stats_table(server.stats().as_dict(), "SMSC totals"))
+
+
+def stats_table(stats: dict[str, object], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    for name, value in stats.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
+        if value:
+            table.add_row(name, str(value))
+    return table
+
+
+def _smsc_process(config_json: str, reuse_port: bool, verbose: int) -> None:
+    setup_logging(verbose)
+    config = SmscConfig.model_validate_json(config_json)
+    from simulator.smsc.server import new_event_loop
+
+    loop = new_event_loop(config.uvloop)
+    try:
+        loop.run_until_complete(_run_smsc(config, reuse_port, quiet=True))
+    finally:
+        loop.close()
+
+
+def cmd_smsc(args: argparse.Namespace) -> int:
+    try:
+        config = _with_address(load_config(args.config), args.host, args.port)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.processes > 1:
+        # SO_REUSEPORT: the kernel spreads connections over the processes. Receipts go to
+        # a bind of the same account *in the same process*, so use transceiver binds.
+        ctx = multiprocessing.get_context("spawn")
+        procs = [
+            ctx.Process(target=_smsc_process, args=(config.model_dump_json(), True, args.verbose))
+            for _ in range(args.processes)
+        ]
+        for p in procs:
+            p.start()
+        Console(stderr=True).print(
+            f"{args.processes} SMSC processes on "
+            + ", ".join(f"{o.host}:{o.port}" for o in config.operators)
+        )
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                p.terminate()
+        return 0
+    from simulator.smsc.server import new_event_loop
+
+    loop = new_event_loop(config.uvloop)
+    try:
+        loop.run_until_complete(_run_smsc(config, False, quiet=False))
+    finally:
+        loop.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from simulator.demo import run_demo
+
+    return run_demo(port=args.port, messages=args.messages)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smsim", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("smsc", help="run the fake SMSC (default 127.0.0.1:2775, rapidpro/secret)")
+    p.add_argument("--config", type=Path, help="TOML file: operators, accounts, policies")
+    p.add_argument("--host", help="listen address of the first operator")
+    p.add_argument("--port", type=int, help="listen port of the first operator")
+    p.add_argument(
+        "--processes", type=int, default=1, help="SO_REUSEPORT worker processes (default 1)"
+    )
+    p.set_defaults(func=cmd_smsc)
+
+    p = sub.add_parser("demo", help="SMSC plus a short built-in client run, shown with rich")
+    p.add_argument("--port", type=int, default=2775, help="SMSC port (0: any free port)")
+    p.add_argument("--messages", type=int, default=2000, help="messages in the throughput run")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

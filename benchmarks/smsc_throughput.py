@@ -1,0 +1,343 @@
+"""Sustained submit_sm/s with a receipt for each, through one SMSC, side by side with peers.
+
+    python benchmarks/smsc_throughput.py                       # ours, smpp34, npm smpp
+    python benchmarks/smsc_throughput.py --target ours --smsc-procs 2
+    python benchmarks/smsc_throughput.py --quick               # a smoke run of a few seconds
+
+The driver is a pipelined ESME on the project's sans-IO core (window 10 per bind,
+several transceiver binds, in its own processes, uvloop), so the same driver loads every
+SMSC. Each target runs as a subprocess on a free loopback port; its CPU time is read
+from /proc. Figures: accepted submit_sm/s, receipts/s, p50/p99 submit_sm_resp latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT / "benchmarks" / "peers"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- the driver (runs in its own processes) --------------------------------------------------
+
+
+@dataclass
+class DriverResult:
+    submitted: int = 0
+    accepted: int = 0
+    refused: int = 0
+    receipts: int = 0
+    rtts: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _driver_main(
+    port: int, binds: int, window: int, warmup: float, duration: float, q: mp.Queue
+) -> None:  # type: ignore[type-arg]
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        q.put(loop.run_until_complete(_drive(port, binds, window, warmup, duration)))
+    except Exception as exc:
+        q.put(DriverResult(errors=[repr(exc)]))
+
+
+async def _drive(
+    port: int, binds: int, window: int, warmup: float, duration: float
+) -> DriverResult:
+    from simulator.smpp.constants import CommandId
+    from simulator.smpp.pdu import BindTransceiver, SubmitSm
+    from simulator.smpp.session import PduReceived, ResponseReceived, Role, Session
+
+    loop = asyncio.get_running_loop()
+    result = DriverResult()
+    state = {"measuring": False, "running": True}
+    body = b"Takaful & Karama: school attendance reminder for this month. Reply 1 to confirm."
+
+    class Bind(asyncio.Protocol):
+        def __init__(self, index: int) -> None:
+            self.session = Session(Role.ESME, window=window, enquire_link_interval=None)
+            self.index = index
+            self.n = 0
+            self.bound = loop.create_future()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.session.send(BindTransceiver(system_id="rapidpro", password="secret"))
+            transport.write(self.session.data_to_send())  # type: ignore[attr-defined]
+
+        def submit(self) -> None:
+            session = self.session
+            while state["running"] and session.window_free > 0:
+                self.n += 1
+                session.send(
+                    SubmitSm(
+                        source_addr_ton=3,
+                        source_addr="1442",
+                        dest_addr_ton=1,
+                        dest_addr_npi=1,
+                        destination_addr=f"2010{self.index:02d}{self.n % 1000000:06d}",
+                        registered_delivery=1,
+                        short_message=body,
+                    )
+                )
+                if state["measuring"]:
+                    result.submitted += 1
+
+        def data_received(self, data: bytes) -> None:
+            session = self.session
+            measuring = state["measuring"]
+            for ev in session.receive_data(data):
+                if type(ev) is ResponseReceived:
+                    cid = ev.pdu.command_id
+                    if cid == CommandId.SUBMIT_SM_RESP:
+                        if measuring:
+                            if ev.pdu.command_status == 0:
+                                result.accepted += 1
+                                result.rtts.append(ev.rtt)
+                            else:
+                                result.refused += 1
+                    elif cid == CommandId.BIND_TRANSCEIVER_RESP and not self.bound.done():
+                        self.bound.set_result(ev.pdu.command_status)
+                elif type(ev) is PduReceived:
+                    pdu = ev.pdu
+                    if pdu.command_id == CommandId.DELIVER_SM and measuring:
+                        result.receipts += 1
+                    if pdu.response_class is not None:
+                        session.send(pdu.response())
+            if session.is_bound:
+                self.submit()
+            out = session.data_to_send()
+            if out:
+                self.transport.write(out)  # type: ignore[attr-defined]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if state["running"]:
+                result.errors.append(f"bind {self.index} lost: {exc}")
+
+    protocols = []
+    for i in range(binds):
+        _, proto = await loop.create_connection(lambda i=i: Bind(i), "127.0.0.1", port)
+        protocols.append(proto)
+    for proto in protocols:
+        status = await asyncio.wait_for(proto.bound, 10)
+        if status:
+            raise RuntimeError(f"bind refused: {status:#x}")
+        proto.submit()
+        proto.transport.write(proto.session.data_to_send())
+    await asyncio.sleep(warmup)
+    state["measuring"] = True
+    await asyncio.sleep(duration)
+    state["measuring"] = False
+    state["running"] = False
+    await asyncio.sleep(0.2)
+    for proto in protocols:
+        proto.transport.close()
+    return result
+
+
+# --- targets ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"target exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("target did not listen in time")
+
+
+def start_target(name: str, port: int, smsc_procs: int, workdir: Path) -> subprocess.Popen[bytes]:
+    if name == "ours":
+        conf = workdir / "bench.toml"
+        conf.write_text(
+            "[[operators]]\n"
+            f"port = {port}\n"
+            "inactivity_timeout = 600\n"
+            "[operators.receipt]\ndelay = 0.0\n"
+            "[[operators.accounts]]\nsystem_id = 'rapidpro'\npassword = 'secret'\n"
+            "max_binds = 64\nwindow = 100\n"
+        )
+        cmd = [sys.executable, "-m", "simulator.cli", "smsc", "--config", str(conf)]
+        if smsc_procs > 1:
+            cmd += ["--processes", str(smsc_procs)]
+    elif name == "smpp34":
+        cmd = [sys.executable, str(PEERS / "smpp34_smsc.py"), "--port", str(port)]
+    elif name == "npm":
+        node = shutil.which("node")
+        if node is None or not (PEERS / "node_modules" / "smpp").exists():
+            raise RuntimeError("npm peer not installed: npm install --prefix benchmarks/peers")
+        cmd = [node, str(PEERS / "npm_smsc.js"), "--port", str(port)]
+    else:
+        raise ValueError(name)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    _wait_port(port, proc)
+    return proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of a process and all its descendants (SO_REUSEPORT workers)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-g", str(os.getpgid(pid))], capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()] or [pid]
+    except (OSError, ValueError):
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def run_one(name: str, args: argparse.Namespace) -> dict[str, float | str]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_target(name, port, args.smsc_procs if name == "ours" else 1, Path(tmp))
+        try:
+            ctx = mp.get_context("spawn")
+            q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+            per = max(1, args.binds // args.driver_procs)
+            drivers = [
+                ctx.Process(
+                    target=_driver_main,
+                    args=(port, per, args.window, args.warmup, args.duration, q),
+                )
+                for _ in range(args.driver_procs)
+            ]
+            for d in drivers:
+                d.start()
+            time.sleep(args.warmup + 0.5)  # spawn + bind + warmup, roughly
+            cpu0 = cpu_seconds(proc.pid)
+            t0 = time.monotonic()
+            results = [q.get(timeout=args.warmup + args.duration + 60) for _ in drivers]
+            wall = time.monotonic() - t0
+            cpu = cpu_seconds(proc.pid) - cpu0
+            for d in drivers:
+                d.join(10)
+        finally:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+    errors = [e for r in results for e in r.errors]
+    rtts = sorted(x for r in results for x in r.rtts)
+    accepted = sum(r.accepted for r in results)
+    receipts = sum(r.receipts for r in results)
+
+    def pct(p: float) -> float:
+        return rtts[min(len(rtts) - 1, int(p * len(rtts)))] * 1000 if rtts else float("nan")
+
+    return {
+        "target": name,
+        "submit_s": accepted / args.duration,
+        "receipts_s": receipts / args.duration,
+        "refused": sum(r.refused for r in results),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "cpu_pct": 100 * cpu / max(wall, 1e-9),
+        "errors": "; ".join(errors[:2]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", choices=["ours", "smpp34", "npm", "all"], default="all")
+    p.add_argument("--binds", type=int, default=4)
+    p.add_argument("--window", type=int, default=10)
+    p.add_argument("--driver-procs", type=int, default=1)
+    p.add_argument("--smsc-procs", type=int, default=1)
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--quick", action="store_true", help="2 s runs, for a smoke test")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 2.0, 0.5
+    targets = ["ours", "smpp34", "npm"] if args.target == "all" else [args.target]
+    console = Console(width=160)
+    rows = []
+    for name in targets:
+        with console.status(
+            f"{name}: {args.binds} binds × window {args.window}, {args.duration:.0f} s"
+        ):
+            try:
+                rows.append(run_one(name, args))
+            except Exception as exc:
+                rows.append({"target": name, "errors": str(exc)})
+    table = Table(
+        title=f"SMSC throughput: {args.binds} trx binds × window {args.window}, "
+        f"{args.driver_procs} driver proc(s), SMSC procs {args.smsc_procs}, {args.duration:.0f} s"
+    )
+    for col in (
+        "target",
+        "submit_sm/s",
+        "receipts/s",
+        "p50 resp ms",
+        "p99 resp ms",
+        "SMSC CPU %",
+        "ours ÷ this",
+        "errors",
+    ):
+        table.add_column(col, justify="left" if col in ("target", "errors") else "right")
+    ours = next((r for r in rows if r["target"] == "ours" and "submit_s" in r), None)
+    for r in rows:
+        if "submit_s" not in r:
+            table.add_row(str(r["target"]), *["-"] * 6, str(r.get("errors", "")))
+            continue
+        ratio = (
+            f"{float(ours['submit_s']) / float(r['submit_s']):.2f}"
+            if ours and r["submit_s"]
+            else "-"
+        )
+        table.add_row(
+            str(r["target"]),
+            f"{r['submit_s']:,.0f}",
+            f"{r['receipts_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['cpu_pct']:.0f}",
+            ratio,
+            str(r["errors"]),
+        )
+    console.print(table)
+    return 0 if all(not r.get("errors") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import struct
 
@@ -55,7 +56,11 @@ def test_submit_sm_known_bytes_decode() -> None:
     pdu = decode_pdu(data)
     assert isinstance(pdu, SubmitSm)
     assert pdu.sequence_number == 99
-    assert (pdu.source_addr, pdu.source_addr_ton, pdu.destination_addr) == ("1442", 3, "201001234567")
+    assert (pdu.source_addr, pdu.source_addr_ton, pdu.destination_addr) == (
+        "1442",
+        3,
+        "201001234567",
+    )
     assert pdu.esm_class == 0x40 and pdu.data_coding == 8 and pdu.registered_delivery == 1
     assert pdu.short_message.decode("utf-16-be") == "سل"
     assert pdu.tlvs == {Tag.SAR_MSG_REF_NUM: 0x0102}
@@ -152,6 +157,7 @@ def test_bad_dest_flag() -> None:
 
 # --- property tests -------------------------------------------------------------------------
 
+
 def _cstr(maxlen: int) -> st.SearchStrategy[str]:
     return st.text(st.characters(min_codepoint=1, max_codepoint=255), max_size=maxlen - 1)
 
@@ -165,7 +171,7 @@ def _tlv_value(tag: int) -> st.SearchStrategy[int | str | bytes]:
     return st.integers(0, 2 ** (8 * kind) - 1)
 
 
-_tags = st.sampled_from(sorted(TLV_KINDS) + [0x1400, 0x2150, 0x3FFF])
+_tags = st.sampled_from([*sorted(TLV_KINDS), 5120, 8528, 16383])
 _tlvs = st.dictionaries(_tags, st.none(), max_size=4).flatmap(
     lambda d: st.fixed_dictionaries({t: _tlv_value(t) for t in d})
 )
@@ -224,10 +230,8 @@ def test_every_pdu_round_trips(pdu: Pdu) -> None:
 @settings(max_examples=1500, deadline=None)
 @given(st.binary(max_size=300))
 def test_decoder_only_raises_its_own_error_on_garbage(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SmppError):
         decode_pdu(data)
-    except SmppError:
-        pass
 
 
 @settings(max_examples=800, deadline=None)

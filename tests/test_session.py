@@ -80,7 +80,7 @@ def test_bind_moves_both_sides(cls: type, state: BindState) -> None:
 
 
 def test_submit_before_bind_is_invbndsts() -> None:
-    smsc, esme, _ = pair()
+    smsc, _esme, _ = pair()
     raw = SubmitSm(sequence_number=5, destination_addr="2010").encode()
     (ev,) = smsc.receive_data(raw)
     assert isinstance(ev, RequestRejected) and ev.status == Status.ESME_RINVBNDSTS
@@ -141,7 +141,9 @@ def test_window_blocks_the_eleventh_request_and_frees_on_response() -> None:
 def test_inbound_window_overflow_is_msgqful() -> None:
     smsc, esme, _ = pair(inbound_window=2)
     bind(smsc, esme)
-    data = b"".join(SubmitSm(sequence_number=i, destination_addr="2010").encode() for i in (11, 12, 13))
+    data = b"".join(
+        SubmitSm(sequence_number=i, destination_addr="2010").encode() for i in (11, 12, 13)
+    )
     events = smsc.receive_data(data)
     assert [type(e) for e in events] == [PduReceived, PduReceived, RequestRejected]
     (resp,) = answers(smsc)
@@ -169,7 +171,11 @@ def test_undersized_length_is_fatal_too() -> None:
 def test_unknown_command_nacks_and_keeps_going() -> None:
     smsc, esme, _ = pair()
     bind(smsc, esme)
-    data = struct.pack(">IIII", 20, 0x0000BEEF, 0, 3) + b"abcd" + EnquireLink(sequence_number=4).encode()
+    data = (
+        struct.pack(">IIII", 20, 0x0000BEEF, 0, 3)
+        + b"abcd"
+        + EnquireLink(sequence_number=4).encode()
+    )
     (ev,) = smsc.receive_data(data)
     assert isinstance(ev, ProtocolError) and not ev.fatal
     nack, link = answers(smsc)

@@ -6,7 +6,7 @@ through the codec because real SMSCs send vendor values (0x400-0x4FF) that no en
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 
 RESPONSE_BIT = 0x80000000
 HEADER_SIZE = 16
@@ -181,8 +181,12 @@ RECEIPT_STAT = {
 STAT_STATE = {word: state for state, word in RECEIPT_STAT.items()}
 
 
-class EsmClass(IntFlag):
-    """esm_class bits that the simulator acts on."""
+class EsmClass(IntEnum):
+    """esm_class bits that the simulator acts on.
+
+    An IntEnum, not an IntFlag: ``int & IntFlag`` dispatches to Flag's Python-level
+    ``__rand__``, which showed up in the SMSC's profile on every message.
+    """
 
     DEFAULT = 0x00
     DATAGRAM_MODE = 0x01

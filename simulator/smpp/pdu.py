@@ -407,11 +407,18 @@ def _compile(cls: type[Pdu]) -> None:
             enc.append(f"        bytes(({', '.join('obj.' + r for r in run)},)),")
         elif kind == "cstr":
             mx, st = f.metadata["max"], f.metadata["status"]
+            # Empty strings (service_type, schedule/validity) are the common case; a NUL
+            # found past ``end`` belongs to the next PDU of a pipelined buffer.
             dec += [
-                f"    j = data.find(b'\\0', pos, min(end, pos + {mx}))",
-                f"    if j < 0: raise _bad_cstr(data, pos, end, {mx}, {st}, {f.name!r})",
-                f"    obj.{f.name} = data[pos:j].decode('latin-1')",
-                "    pos = j + 1",
+                "    if pos < end and not data[pos]:",
+                f"        obj.{f.name} = ''",
+                "        pos += 1",
+                "    else:",
+                f"        j = data.find(b'\\0', pos, pos + {mx})",
+                "        if j < 0 or j >= end:",
+                f"            raise _bad_cstr(data, pos, end, {mx}, {st}, {f.name!r})",
+                f"        obj.{f.name} = data[pos:j].decode('latin-1')",
+                "        pos = j + 1",
             ]
             enc += [f"        obj.{f.name}.encode('latin-1'),", "        b'\\0',"]
         elif kind == "sm":

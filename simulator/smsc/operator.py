@@ -54,7 +54,7 @@ from simulator.smpp.text import alphabet_of, choose_coding, encode_text
 
 from .accounts import Account
 from .ids import MessageIds
-from .receipts import FixedPolicy, ReceiptBuilder, ReceiptPolicy
+from .receipts import RECEIPT_STAT_TEXT, FixedPolicy, ReceiptBuilder, ReceiptPolicy
 from .stats import SmscStats
 from .store import Message, MessageStore
 
@@ -412,7 +412,7 @@ class OperatorSmsc:
         if acct is None:
             return
         self.stats.receipts_due += 1
-        self.stats.receipts_by_stat[MessageState(state).name] += 1
+        self.stats.receipts_by_stat[RECEIPT_STAT_TEXT[state]] += 1
         acct.outbox.append(self.receipts.build(msg))
         acct.pump()
 

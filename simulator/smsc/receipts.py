@@ -43,7 +43,8 @@ class FixedPolicy:
         return self._outcome
 
 
-_STAT_TEXT = {int(k): v for k, v in RECEIPT_STAT.items()}
+#: message_state -> the receipt's stat word, keyed by plain int for the hot path.
+RECEIPT_STAT_TEXT = {int(k): v for k, v in RECEIPT_STAT.items()}
 _PRINTABLE = bytes(c if 32 <= c < 127 else ord("?") for c in range(256))
 
 
@@ -79,8 +80,8 @@ class ReceiptBuilder:
             )
         text = (
             f"id:{rid} sub:001 dlvrd:{delivered} submit date:{self._date(msg.submit_time)}"
-            f" done date:{self._date(msg.done_time)} stat:{_STAT_TEXT[state]} err:{msg.err:03d}"
-            " text:"
+            f" done date:{self._date(msg.done_time)} stat:{RECEIPT_STAT_TEXT[state]}"
+            f" err:{msg.err:03d} text:"
         ).encode("ascii") + sample.translate(_PRINTABLE)
         tlvs: dict[int, int | str | bytes] = {}
         if self._tlvs:

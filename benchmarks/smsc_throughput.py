@@ -272,6 +272,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, float | str]:
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "cpu_pct": 100 * cpu / max(wall, 1e-9),
+        "per_cpu_s": accepted / cpu * (wall / args.duration) if cpu else float("nan"),
         "errors": "; ".join(errors[:2]),
     }
 
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "p50 resp ms",
         "p99 resp ms",
         "SMSC CPU %",
+        "msg per SMSC CPU-s",
         "ours ÷ this",
         "errors",
     ):
@@ -318,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = next((r for r in rows if r["target"] == "ours" and "submit_s" in r), None)
     for r in rows:
         if "submit_s" not in r:
-            table.add_row(str(r["target"]), *["-"] * 6, str(r.get("errors", "")))
+            table.add_row(str(r["target"]), *["-"] * 7, str(r.get("errors", "")))
             continue
         ratio = (
             f"{float(ours['submit_s']) / float(r['submit_s']):.2f}"
@@ -332,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['p50_ms']:.2f}",
             f"{r['p99_ms']:.2f}",
             f"{r['cpu_pct']:.0f}",
+            f"{r['per_cpu_s']:,.0f}",
             ratio,
             str(r["errors"]),
         )

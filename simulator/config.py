@@ -116,8 +116,138 @@ class OperatorConfig(_Model):
         return self
 
 
+def _shares(value: dict[str, float], what: str) -> dict[str, float]:
+    total = sum(value.values())
+    if not value or any(v < 0 for v in value.values()) or abs(total - 1.0) > 1e-6:
+        raise ValueError(f"{what}: shares must be >= 0 and sum to 1 (got {total:g})")
+    return value
+
+
+class PopulationConfig(_Model):
+    """Who the subscribers are. Every attribute of a number derives from (seed, MSISDN)."""
+
+    #: Takaful and Karama lines: one SIM per beneficiary family.
+    size: Annotated[int, Field(ge=1, le=400_000_000)] = 3_500_000
+    seed: int = 1442
+    #: Share of the population on each operator's prefix (010, 011, 012, 015).
+    operator_shares: dict[str, float] = Field(
+        default_factory=lambda: {"vodafone": 0.40, "orange": 0.25, "etisalat": 0.22, "we": 0.13}
+    )
+    #: Numbers moved to another operator (number portability): the prefix misleads.
+    ported_share: Annotated[float, Field(ge=0, le=1)] = 0.03
+    #: Numbers in the list that are not in service: UNDELIV.
+    unassigned_share: Annotated[float, Field(ge=0, le=1)] = 0.02
+    #: Lines barred by the operator: REJECTD.
+    barred_share: Annotated[float, Field(ge=0, le=1)] = 0.005
+    female_share: Annotated[float, Field(ge=0, le=1)] = 0.75
+    literacy: Annotated[float, Field(ge=0, le=1)] = 0.65
+    script_mix: dict[str, float] = Field(
+        default_factory=lambda: {"arabic": 0.70, "franco": 0.22, "english": 0.08}
+    )
+    #: Of those writing Arabic script, the share typing Arabic-Indic digits (١ not 1).
+    arabic_indic_digits: Annotated[float, Field(ge=0, le=1)] = 0.55
+    responsiveness_mix: dict[str, float] = Field(
+        default_factory=lambda: {"eager": 0.20, "normal": 0.45, "rare": 0.20, "never": 0.15}
+    )
+    delay_mix: dict[str, float] = Field(
+        default_factory=lambda: {"fast": 0.35, "normal": 0.45, "slow": 0.20}
+    )
+    availability_mix: dict[str, float] = Field(
+        default_factory=lambda: {"always": 0.62, "night_off": 0.25, "often_off": 0.10, "dead": 0.03}
+    )
+    opted_out_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    takaful_share: Annotated[float, Field(ge=0, le=1)] = 0.80
+    karama_share: Annotated[float, Field(ge=0, le=1)] = 0.20
+
+    @model_validator(mode="after")
+    def _check_mixes(self) -> PopulationConfig:
+        from simulator.subscribers.profile import (
+            Availability,
+            DelayProfile,
+            Operator,
+            Responsiveness,
+            Script,
+        )
+
+        for name, mix, enum in (
+            ("operator_shares", self.operator_shares, Operator),
+            ("script_mix", self.script_mix, Script),
+            ("responsiveness_mix", self.responsiveness_mix, Responsiveness),
+            ("delay_mix", self.delay_mix, DelayProfile),
+            ("availability_mix", self.availability_mix, Availability),
+        ):
+            _shares(mix, name)
+            unknown = set(mix) - {e.value for e in enum}
+            if unknown:
+                raise ValueError(f"{name}: unknown {sorted(unknown)}")
+        return self
+
+
+class DeliveryConfig(_Model):
+    """How the network delivers MT to handsets (simulated seconds)."""
+
+    #: Median network delay to a handset that is on, and its spread (lognormal sigma).
+    network_delay: Annotated[float, Field(gt=0)] = 3.0
+    network_delay_sigma: Annotated[float, Field(ge=0)] = 0.6
+    #: SMSC retry schedule for a handset that is off: seconds after submission.
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: [
+            60.0,
+            300.0,
+            900.0,
+            1800.0,
+            3600.0,
+            7200.0,
+            14400.0,
+            28800.0,
+            57600.0,
+            86400.0,
+            172800.0,
+        ]
+    )
+    #: Default validity period when the submit gives none (3 days).
+    validity: Annotated[float, Field(gt=0)] = 3 * 86400
+    #: Error codes in receipts (err:NNN) for the failure outcomes (GSM MAP causes).
+    err_unassigned: int = 1  # unknown subscriber
+    err_barred: int = 13  # call barred
+    err_absent: int = 27  # absent subscriber (expired)
+
+
+class BehaviourConfig(_Model):
+    """How subscribers answer; scenarios tune this (see simulator.subscribers.behaviour)."""
+
+    #: Probability of replying to a question, by responsiveness.
+    reply_probability: dict[str, float] = Field(
+        default_factory=lambda: {"eager": 0.95, "normal": 0.6, "rare": 0.15, "never": 0.0}
+    )
+    #: Probability of a reply to a message that asks nothing (a thank-you, a question back).
+    unprompted_reply_probability: Annotated[float, Field(ge=0, le=1)] = 0.03
+    #: Chance a quiz answer is the right one when the answer key is known.
+    knowledge: Annotated[float, Field(ge=0, le=1)] = 0.7
+    #: Answer keys: a regex matched against a question's text -> the right option (1-based).
+    answer_keys: dict[str, int] = Field(default_factory=dict)
+    #: Shares of odd replies among replies: STOP / إلغاء, empty, nonsense, typo, long text.
+    stop_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    empty_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    nonsense_share: Annotated[float, Field(ge=0, le=1)] = 0.02
+    typo_share: Annotated[float, Field(ge=0, le=1)] = 0.03
+    long_share: Annotated[float, Field(ge=0, le=1)] = 0.02
+    #: Median reply delay (simulated seconds) and lognormal sigma, by delay profile.
+    delay_median: dict[str, float] = Field(
+        default_factory=lambda: {"fast": 20.0, "normal": 600.0, "slow": 4 * 3600.0}
+    )
+    delay_sigma: Annotated[float, Field(ge=0)] = 1.0
+    #: Unprompted MO to 1442 (a keyword heard on TV), per subscriber per day, shaped by hour.
+    spontaneous_per_day: Annotated[float, Field(ge=0)] = 0.0
+
+
 class SmscConfig(_Model):
     operators: list[OperatorConfig] = Field(default_factory=lambda: [OperatorConfig()])
+    population: PopulationConfig = Field(default_factory=PopulationConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
+    #: Simulated seconds per real second (receipt dates, reply delays, validity).
+    time_scale: Annotated[float, Field(gt=0)] = 1.0
     #: Reassembled MT messages kept for inspection (tests, demo, the control API).
     mt_log_size: Annotated[int, Field(ge=0)] = 10_000
     #: Seconds an incomplete concatenated MT waits for its missing parts.

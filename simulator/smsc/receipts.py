@@ -45,6 +45,7 @@ class FixedPolicy:
 
 #: message_state -> the receipt's stat word, keyed by plain int for the hot path.
 RECEIPT_STAT_TEXT = {int(k): v for k, v in RECEIPT_STAT.items()}
+_UDHI = 0x40
 _PRINTABLE = bytes(c if 32 <= c < 127 else ord("?") for c in range(256))
 
 
@@ -73,11 +74,13 @@ class ReceiptBuilder:
         rid = receipt_id(msg.message_id, self._id_fmt, self._receipt_fmt)
         state = msg.state
         delivered = "001" if state == MessageState.DELIVERED else "000"
-        sample = msg.short_message[:20] if msg.data_coding in (0, 1, 3) else b""
-        if msg.data_coding not in (0, 1, 3):
-            sample = decode_text(msg.short_message[:40], msg.data_coding)[:20].encode(
-                "ascii", "replace"
-            )
+        body = msg.short_message
+        if msg.esm_class & _UDHI and body:
+            body = body[1 + body[0] :]  # Appendix B: the message's text, not its UDH
+        if msg.data_coding in (0, 1, 3):
+            sample = body[:20]
+        else:
+            sample = decode_text(body[:40], msg.data_coding)[:20].encode("ascii", "replace")
         text = (
             f"id:{rid} sub:001 dlvrd:{delivered} submit date:{self._date(msg.submit_time)}"
             f" done date:{self._date(msg.done_time)} stat:{RECEIPT_STAT_TEXT[state]}"

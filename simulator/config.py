@@ -126,6 +126,10 @@ def _shares(value: dict[str, float], what: str) -> dict[str, float]:
 class PopulationConfig(_Model):
     """Who the subscribers are. Every attribute of a number derives from (seed, MSISDN)."""
 
+    #: Put simulated people behind the numbers (``smsim smsc`` turns this on unless told
+    #: ``--no-subscribers``); off, every message gets the operator's fixed receipt policy.
+    enabled: bool = False
+
     #: Takaful and Karama lines: one SIM per beneficiary family.
     size: Annotated[int, Field(ge=1, le=400_000_000)] = 3_500_000
     seed: int = 1442

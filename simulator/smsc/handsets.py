@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,9 +47,16 @@ class MtSink(Protocol):
 class MtRecorder:
     """Reassembles MT parts per (source, destination) and logs whole messages."""
 
-    __slots__ = ("_ids", "_log", "_reassembler", "completed", "incomplete_dropped")
+    __slots__ = ("_ids", "_log", "_reassembler", "completed", "incomplete_dropped", "on_complete")
 
-    def __init__(self, size: int = 10_000, reassembly_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        size: int = 10_000,
+        reassembly_timeout: float = 300.0,
+        on_complete: Callable[[ReceivedMt, Message], None] | None = None,
+    ) -> None:
+        #: Called with each whole message and its last part (the subscriber engine reacts).
+        self.on_complete = on_complete
         self._log: deque[ReceivedMt] = deque(maxlen=size or None)
         self._reassembler = Reassembler(timeout=reassembly_timeout)
         self._ids: dict[tuple[str, str, int], list[str]] = {}
@@ -102,17 +110,18 @@ class MtRecorder:
 
     def _record(self, msg: Message, payload: bytes, ids: tuple[str, ...], parts: int) -> None:
         self.completed += 1
-        self._log.append(
-            ReceivedMt(
-                msg.source_addr,
-                msg.destination_addr,
-                msg.data_coding,
-                payload,
-                ids,
-                parts,
-                msg.submit_time,
-            )
+        mt = ReceivedMt(
+            msg.source_addr,
+            msg.destination_addr,
+            msg.data_coding,
+            payload,
+            ids,
+            parts,
+            msg.submit_time,
         )
+        self._log.append(mt)
+        if self.on_complete is not None:
+            self.on_complete(mt, msg)
 
     def messages(self, destination: str | None = None) -> list[ReceivedMt]:
         """Whole messages received, oldest first, optionally for one handset."""

@@ -51,6 +51,7 @@ from simulator.smpp.session import (
     Unbound,
 )
 from simulator.smpp.text import alphabet_of, choose_coding, encode_text
+from simulator.smpp.times import format_smpp_time
 
 from .accounts import Account
 from .ids import MessageIds
@@ -389,12 +390,16 @@ class OperatorSmsc:
             self.clock.now(),
             pdu.tlvs,
         )
+        if not isinstance(pdu, DataSm):
+            msg.validity_period = pdu.validity_period
         self.store.add(msg)
-        self.sink.on_mt(msg)
         self._schedule_outcome(msg)
+        self.sink.on_mt(msg)
 
     def _schedule_outcome(self, msg: Message) -> None:
         outcome = self.policy.outcome(msg)
+        msg.planned_state = outcome.state
+        msg.planned_time = msg.submit_time + outcome.delay
         due = self._loop.time() + self.clock.to_real(outcome.delay)
         self._schedule(due, self._finish, (msg, msg.version, outcome.state, outcome.err))
 
@@ -472,7 +477,7 @@ class OperatorSmsc:
             return
         final_date = ""
         if msg.final:
-            final_date = self._smpp_time(msg.done_time)
+            final_date = format_smpp_time(msg.done_time)
         conn.send(
             pdu.response(
                 message_id=msg.message_id,
@@ -514,11 +519,6 @@ class OperatorSmsc:
         msg.version += 1
         conn.send(pdu.response())
         self._schedule_outcome(msg)
-
-    def _smpp_time(self, ts: float) -> str:
-        import time as _time
-
-        return _time.strftime("%y%m%d%H%M%S", _time.localtime(ts)) + "000+"
 
     # --- MO --------------------------------------------------------------------------------
 

@@ -32,6 +32,12 @@ class Message:
     err: int = 0
     #: Bumped by replace_sm/cancel_sm so a stale scheduled outcome is ignored.
     version: int = 0
+    #: As submitted (absolute or relative SMPP time, or empty for the SMSC default).
+    validity_period: str = ""
+    #: What the receipt policy decided, and when (simulated time) it takes effect: the
+    #: handset side reacts to a message only once it is delivered.
+    planned_state: int = 0
+    planned_time: float = 0.0
 
     @property
     def final(self) -> bool:

@@ -1,0 +1,118 @@
+"""The network's side of an MT: is the handset on, when does the SMSC get it through,
+and what does the receipt say.
+
+A handset's availability is a pure function of (subscriber, simulated time), so the fate
+of a message is computed once, at submission, by walking the SMSC's retry schedule
+until the handset is on or the validity period runs out: no timers per retry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.config import DeliveryConfig
+from simulator.smpp.constants import MessageState
+from simulator.smpp.times import SmppTimeError, parse_smpp_time
+
+from .profile import Availability, Subscriber
+
+CAIRO_OFFSET = 2 * 3600  # Egypt Standard Time, UTC+2 (no DST modelled)
+_M64 = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """splitmix64's finaliser: a fast, well-spread 64-bit hash of an int."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def unit(x: int) -> float:
+    """A hash mapped to [0, 1)."""
+    return (x >> 11) * (1.0 / (1 << 53))
+
+
+def local_hour(ts: float) -> float:
+    """Hour of day in Cairo, 0 <= h < 24."""
+    return ((ts + CAIRO_OFFSET) % 86400) / 3600
+
+
+def handset_on(sub: Subscriber, ts: float) -> bool:
+    """Whether the handset is on and in coverage at simulated time ``ts``."""
+    kind = sub.availability
+    if kind is Availability.ALWAYS:
+        return True
+    if kind is Availability.DEAD:
+        return False
+    if kind is Availability.NIGHT_OFF:
+        # Off from ~23:00 to ~07:00; each subscriber's edges shift by up to +-1.5 h.
+        jitter = (unit(sub.entropy) - 0.5) * 3.0
+        hour = local_hour(ts)
+        off_from, on_at = 23.0 + jitter, 7.0 + jitter
+        if off_from >= 24:
+            return not (off_from - 24 <= hour < on_at)
+        return not (hour >= off_from or hour < on_at)
+    # OFTEN_OFF: each two-hour block is off with probability 0.6, per subscriber.
+    block = int(ts // 7200)
+    return unit(mix64(sub.entropy ^ (block * 0x2545F4914F6CDD1D))) >= 0.6
+
+
+@dataclass(slots=True, frozen=True)
+class Fate:
+    """What happens to one MT: final state, after how long (simulated s), error code."""
+
+    state: MessageState
+    delay: float
+    err: int
+    attempts: int
+
+
+class DeliveryModel:
+    __slots__ = ("_cfg", "_schedule")
+
+    def __init__(self, config: DeliveryConfig) -> None:
+        self._cfg = config
+        self._schedule = (0.0, *sorted(config.retry_schedule))
+
+    def validity(self, validity_period: str, submit_time: float) -> float:
+        """Seconds the SMSC keeps trying: the submit's validity_period or the default."""
+        if validity_period:
+            try:
+                until = parse_smpp_time(validity_period, submit_time)
+            except SmppTimeError:
+                until = None
+            if until is not None:
+                return max(0.0, until - submit_time)
+        return self._cfg.validity
+
+    def network_delay(self, sub: Subscriber, salt: int) -> float:
+        """Lognormal delay to a handset that is on (deterministic per subscriber and salt)."""
+        cfg = self._cfg
+        h = mix64(sub.entropy ^ (salt * 0x9E3779B97F4A7C15 & _M64))
+        # Box-Muller from two 26-bit halves of one hash.
+        u1 = ((h >> 38) + 0.5) / (1 << 26)
+        u2 = ((h >> 12) & ((1 << 26) - 1)) / (1 << 26)
+        z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+        return float(cfg.network_delay * math.exp(cfg.network_delay_sigma * z))
+
+    def fate(self, sub: Subscriber, submit_time: float, validity_period: str, salt: int) -> Fate:
+        """The fate of an MT submitted at ``submit_time`` (simulated Unix seconds)."""
+        cfg = self._cfg
+        if not sub.assigned:
+            return Fate(
+                MessageState.UNDELIVERABLE, self.network_delay(sub, salt), cfg.err_unassigned, 1
+            )
+        if sub.barred:
+            return Fate(MessageState.REJECTED, self.network_delay(sub, salt), cfg.err_barred, 1)
+        validity = self.validity(validity_period, submit_time)
+        for attempt, offset in enumerate(self._schedule, 1):
+            if offset > validity:
+                break
+            if handset_on(sub, submit_time + offset):
+                return Fate(
+                    MessageState.DELIVERED, offset + self.network_delay(sub, salt), 0, attempt
+                )
+        attempts = sum(1 for o in self._schedule if o <= validity)
+        return Fate(MessageState.EXPIRED, validity, cfg.err_absent, attempts)

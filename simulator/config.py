@@ -246,12 +246,16 @@ class BehaviourConfig(_Model):
 
 
 class SmscConfig(_Model):
+    """The whole simulator's configuration: one TOML file, one typed tree."""
+
     operators: list[OperatorConfig] = Field(default_factory=lambda: [OperatorConfig()])
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
     #: Simulated seconds per real second (receipt dates, reply delays, validity).
     time_scale: Annotated[float, Field(gt=0)] = 1.0
+    #: The reference platform (``smsim platform``) reads its table from the same file.
+    platform: PlatformConfig = Field(default_factory=lambda: PlatformConfig())
     #: Reassembled MT messages kept for inspection (tests, demo, the control API).
     mt_log_size: Annotated[int, Field(ge=0)] = 10_000
     #: Seconds an incomplete concatenated MT waits for its missing parts.
@@ -267,6 +271,65 @@ class SmscConfig(_Model):
         ports = [(o.host, o.port) for o in self.operators if o.port]
         if len(set(ports)) != len(ports):
             raise ValueError("two operators listen on the same host and port")
+        return self
+
+
+class SmppBindConfig(_Model):
+    """One SMPP bind of the platform to an operator's SMSC."""
+
+    operator: str = "egypt"
+    host: str = DEFAULT_HOST
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_SMPP_PORT
+    system_id: str = "rapidpro"
+    password: str = "secret"
+    #: submit_sm the platform keeps unanswered on this bind.
+    window: Annotated[int, Field(ge=1)] = 10
+    #: Prefixes (national, e.g. "010") routed through this bind; empty: everything else.
+    prefixes: list[str] = Field(default_factory=list)
+
+
+class KannelChannelConfig(_Model):
+    """Kannel mode: the platform speaks RapidPro courier's HTTP contract with Kannel."""
+
+    sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    username: str = "rp_kannel"
+    password: str = "rp_pass"
+    #: The channel uuid in courier's paths: /c/kn/{uuid}/receive and /status.
+    channel_uuid: str = "1442-0000-kannel"
+    #: Base URL Kannel reaches the platform on (for dlr-url).
+    callback_base: str = "http://127.0.0.1:8000"
+
+
+class PlatformConfig(_Model):
+    """The reference 1442 platform (``smsim platform``)."""
+
+    api_host: str = DEFAULT_HOST
+    api_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    #: API token; None: taken from SMSIM_API_TOKEN, or generated and printed.
+    api_token: str | None = None
+    database: str = "platform.sqlite3"
+    short_code: str = SHORT_CODE
+    #: "smpp" (binds with aiosmpplib) or "kannel" (courier's HTTP contract).
+    mode: str = "smpp"
+    binds: list[SmppBindConfig] = Field(default_factory=lambda: [SmppBindConfig()])
+    kannel: KannelChannelConfig = Field(default_factory=KannelChannelConfig)
+    #: Messages per second per channel, as RapidPro's channel ``tps`` (0: unthrottled).
+    tps: Annotated[float, Field(ge=0)] = 10.0
+    #: Each SMS part counts against the TPS, as with RapidPro.
+    count_segments: bool = True
+    #: Attempts before an errored message is failed for good (RapidPro: 3).
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    #: Seconds before an errored message is sent again.
+    retry_delay: Annotated[float, Field(ge=0)] = 5.0
+    #: Broadcast recipients queued per batch (RapidPro batches broadcasts).
+    broadcast_batch: Annotated[int, Field(ge=1)] = 500
+    #: Directory of flow definitions (YAML); None: the shipped seed campaigns.
+    flows_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _mode(self) -> PlatformConfig:
+        if self.mode not in ("smpp", "kannel"):
+            raise ValueError("mode must be smpp or kannel")
         return self
 
 

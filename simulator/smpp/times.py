@@ -26,6 +26,8 @@ def parse_smpp_time(value: str, now: float) -> float | None:
     if value[15] == "R":
         return now + ((yy * 365 + mo * 30 + dd) * 24 + hh) * 3600 + mi * 60 + ss + tenths / 10
     quarters = int(value[13:15])
+    if quarters > 48:
+        raise SmppTimeError(f"{value!r}: UTC offset of {quarters} quarter hours (00-48)")
     try:
         local = calendar.timegm((2000 + yy, mo, dd, hh, mi, ss, 0, 0, 0))
     except (ValueError, OverflowError) as exc:

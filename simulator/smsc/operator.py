@@ -51,7 +51,7 @@ from simulator.smpp.session import (
     Unbound,
 )
 from simulator.smpp.text import alphabet_of, choose_coding, encode_text
-from simulator.smpp.times import format_smpp_time
+from simulator.smpp.times import SmppTimeError, format_smpp_time, parse_smpp_time
 
 from .accounts import Account
 from .ids import MessageIds
@@ -80,8 +80,14 @@ _CONCAT = {"udh8": Concat.UDH8, "udh16": Concat.UDH16, "sar": Concat.SAR, "paylo
 
 
 def _bad_time(value: str) -> bool:
-    """SMPP time fields are empty or 16 chars ``YYMMDDhhmmsstnnp`` with p in + - R."""
-    return bool(value) and (len(value) != 16 or value[15] not in "+-R" or not value[:15].isdigit())
+    """SMPP time fields are empty or ``YYMMDDhhmmsstnn±`` / ``...R`` with fields in range."""
+    if not value:
+        return False
+    try:
+        parse_smpp_time(value, 0.0)
+    except SmppTimeError:
+        return True
+    return False
 
 
 class OperatorSmsc:

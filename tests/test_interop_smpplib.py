@@ -1,0 +1,370 @@
+"""The fake SMSC against smpplib 2.2.4, a blocking SMPP client nobody here wrote.
+
+The SMSC runs in its own thread and loop (``SmscThread``); smpplib drives plain sockets
+with a 3 s timeout, so a missing PDU fails the test instead of hanging it. Messages are
+encoded and split by smpplib itself (``smpplib.gsm.make_parts``: GSM 7-bit or UCS-2 with
+a 6-octet UDH) and what it receives is decoded here from its raw fields, so nothing is
+checked with our own codec.
+
+Client quirks worked around:
+- ``Client.unbind()`` returns whatever PDU comes next, not necessarily unbind_resp: every
+  test waits for all it expects before unbinding, then asserts the reply is unbind_resp.
+- smpplib has no receipt parser: the id is read from ``receipted_message_id`` and from
+  the Appendix B text; no reassembly either: MO parts are joined here by UDH or SAR.
+- ``allow_unknown_opt_params=True`` (the SMPP 3.4 rule: ignore unknown TLVs) silences
+  its deprecation warning; every TLV the SMSC sends is one smpplib knows anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import smpplib.client
+import smpplib.consts as c
+import smpplib.exceptions
+import smpplib.gsm
+import smpplib.smpp
+
+from simulator.smsc.server import SmscServer, SmscThread
+from tests.support.peers import (
+    GSM_TEXT,
+    HANDSET,
+    MO_ARABIC_ONE,
+    MO_FEEDBACK,
+    MO_FRANCO,
+    MO_YES,
+    OTHER_HANDSET,
+    PASSWORD,
+    QUIZ_QUESTION,
+    SHORT_CODE,
+    SYSTEM_ID,
+    smsc_config,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+MODES = ("transmitter", "receiver", "transceiver")
+BOUND_STATE = {
+    "transmitter": c.SMPP_CLIENT_STATE_BOUND_TX,
+    "receiver": c.SMPP_CLIENT_STATE_BOUND_RX,
+    "transceiver": c.SMPP_CLIENT_STATE_BOUND_TRX,
+}
+SOCKET_TIMEOUT = 3.0
+ESM_DELIVERY_RECEIPT = 0x04  # esm_class "SMSC delivery receipt" (smpplib names no constant for it)
+
+
+class Peer:
+    """A smpplib client and what its handlers saw."""
+
+    def __init__(self, port: int) -> None:
+        self.client = smpplib.client.Client(
+            "127.0.0.1", port, timeout=SOCKET_TIMEOUT, allow_unknown_opt_params=True
+        )
+        self.delivered: list[Any] = []  # deliver_sm PDUs, answered ESME_ROK by smpplib
+        self.responses: list[Any] = []  # submit_sm_resp PDUs
+        self.client.set_message_received_handler(lambda pdu, **kw: self.delivered.append(pdu))
+        self.client.set_message_sent_handler(lambda pdu, **kw: self.responses.append(pdu))
+
+    def read_until(self, pred: Callable[[], object], timeout: float = 5.0) -> None:
+        """Let smpplib read and handle PDUs until ``pred()``; any error status raises."""
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            self.client.read_once(auto_send_enquire_link=False)
+
+    def quiet_for(self, seconds: float) -> None:
+        """Handle whatever arrives within ``seconds`` (to show that nothing more does)."""
+        time.sleep(seconds)
+        self.client.poll(auto_send_enquire_link=False)
+
+    def submit(self, short_message: bytes, *, data_coding: int, esm_class: int, **kw: Any) -> Any:
+        kw.setdefault("destination_addr", HANDSET)
+        kw.setdefault("registered_delivery", 1)
+        return self.client.send_message(
+            source_addr_ton=c.SMPP_TON_NWSPEC,
+            source_addr_npi=c.SMPP_NPI_UNK,
+            source_addr=SHORT_CODE,
+            dest_addr_ton=c.SMPP_TON_INTL,
+            dest_addr_npi=c.SMPP_NPI_ISDN,
+            short_message=short_message,
+            data_coding=data_coding,
+            esm_class=esm_class,
+            **kw,
+        )
+
+    def response_to(self, request: Any) -> Any:
+        return next(r for r in self.responses if r.sequence == request.sequence)
+
+    def receipts(self) -> list[Any]:
+        return [p for p in self.delivered if p.esm_class & ESM_DELIVERY_RECEIPT]
+
+    def mo(self) -> list[Any]:
+        return [p for p in self.delivered if not p.esm_class & ESM_DELIVERY_RECEIPT]
+
+
+@pytest.fixture
+def smsc() -> Iterator[SmscThread]:
+    with SmscThread(smsc_config()) as thread:
+        yield thread
+
+
+def srv(smsc: SmscThread) -> SmscServer:
+    """The server inside the thread: touch it only through ``smsc.call`` (its own loop)."""
+    assert smsc.server is not None
+    return smsc.server
+
+
+def binds(smsc: SmscThread) -> int:
+    """Binds of the account the SMSC holds right now."""
+    return int(smsc.call(lambda: len(srv(smsc).operator().accounts[SYSTEM_ID].binds)))
+
+
+def assert_clean(smsc: SmscThread) -> None:
+    """The SMSC saw no malformed PDU, and smpplib refused or nacked none of its own."""
+    stats = smsc.call(srv(smsc).stats)
+    assert (stats.protocol_errors, stats.deliver_refused, stats.deliver_retries) == (0, 0, 0)
+    assert stats.rejected == 0, stats.rejected_by_status
+
+
+@contextlib.contextmanager
+def bound(smsc: SmscThread, mode: str) -> Iterator[Peer]:
+    """A smpplib client bound in ``mode``; unbound on exit (which must get unbind_resp)."""
+    peer = Peer(smsc.port)
+    peer.client.connect()
+    try:
+        resp = getattr(peer.client, f"bind_{mode}")(system_id=SYSTEM_ID, password=PASSWORD)
+        assert (resp.command, resp.status) == (f"bind_{mode}_resp", c.SMPP_ESME_ROK)
+        yield peer
+        resp = peer.client.unbind()
+        assert (resp.command, resp.status) == ("unbind_resp", c.SMPP_ESME_ROK)
+        assert peer.client.state == c.SMPP_CLIENT_STATE_OPEN
+    finally:
+        peer.client.disconnect()
+
+
+def udh_concat(short_message: bytes) -> tuple[int, int, int, bytes]:
+    """(ref, total, seq, body) from a concatenation UDH: 8-bit (IE 00) or 16-bit ref (IE 08)."""
+    udhl = short_message[0]
+    ie = short_message[1:3]
+    if ie == b"\x00\x03":
+        ref, total, seq = short_message[3:6]
+    else:
+        assert ie == b"\x08\x04", short_message[: udhl + 1].hex()
+        ref = int.from_bytes(short_message[3:5], "big")
+        total, seq = short_message[5:7]
+    return ref, total, seq, short_message[1 + udhl :]
+
+
+# --- 1. binds ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bind_in_each_mode_and_wrong_password_is_rinvpaswd(smsc: SmscThread, mode: str) -> None:
+    with bound(smsc, mode) as peer:
+        assert peer.client.state == BOUND_STATE[mode]
+        assert binds(smsc) == 1
+    wrong = Peer(smsc.port)
+    wrong.client.connect()
+    try:
+        with pytest.raises(smpplib.exceptions.PDUError) as err:
+            getattr(wrong.client, f"bind_{mode}")(system_id=SYSTEM_ID, password="wrong")
+        assert err.value.args[1] == c.SMPP_ESME_RINVPASWD == 0x0E
+        assert wrong.client.state == c.SMPP_CLIENT_STATE_OPEN  # not bound
+    finally:
+        wrong.client.disconnect()
+    wait_until(lambda: binds(smsc) == 0)
+    stats = smsc.call(srv(smsc).stats)
+    assert (stats.binds, stats.bind_failures) == (1, 1)
+    assert_clean(smsc)
+
+
+# --- 2. GSM 7-bit submit and its receipt -------------------------------------------------
+
+
+def check_receipt(receipt: Any, message_id: str, handset: str = HANDSET) -> None:
+    assert receipt.receipted_message_id.decode() == message_id
+    assert receipt.message_state == c.SMPP_MESSAGE_STATE_DELIVERED
+    text = receipt.short_message.decode("ascii")
+    assert text.startswith(f"id:{message_id} sub:001 dlvrd:001 submit date:"), text
+    assert " stat:DELIVRD err:000 text:" in text
+    assert receipt.source_addr.decode() == handset
+    assert receipt.destination_addr.decode() == SHORT_CODE
+
+
+def test_gsm_submit_on_transceiver_gets_id_and_matching_receipt(smsc: SmscThread) -> None:
+    parts, coding, esm_class = smpplib.gsm.make_parts(GSM_TEXT)
+    assert (len(parts), coding, esm_class) == (1, c.SMPP_ENCODING_DEFAULT, 0)
+    with bound(smsc, "transceiver") as peer:
+        request = peer.submit(parts[0], data_coding=coding, esm_class=esm_class)
+        peer.read_until(lambda: peer.responses and peer.receipts())
+        resp = peer.response_to(request)
+        assert resp.status == c.SMPP_ESME_ROK and resp.message_id
+        message_id = resp.message_id.decode()
+        (receipt,) = peer.receipts()
+        check_receipt(receipt, message_id)
+    (mt,) = smsc.call(srv(smsc).recorder.messages)
+    assert mt.text == GSM_TEXT
+    assert (mt.data_coding, mt.parts, mt.message_ids) == (0, 1, (message_id,))
+    assert mt.destination_addr == HANDSET
+    assert_clean(smsc)
+
+
+def test_submit_on_transmitter_receipt_on_separate_receiver(smsc: SmscThread) -> None:
+    texts = {HANDSET: GSM_TEXT, OTHER_HANDSET: "Wa'y health tip 4: wash hands"}
+    with bound(smsc, "receiver") as rx, bound(smsc, "transmitter") as tx:
+        requests = {}
+        for handset, text in texts.items():
+            (part,), coding, esm_class = smpplib.gsm.make_parts(text)
+            requests[handset] = tx.submit(
+                part, data_coding=coding, esm_class=esm_class, destination_addr=handset
+            )
+        tx.read_until(lambda: len(tx.responses) == 2)
+        ids = {h: tx.response_to(r).message_id.decode() for h, r in requests.items()}
+        assert len(set(ids.values())) == 2
+        rx.read_until(lambda: len(rx.receipts()) == 2)
+        for receipt in rx.receipts():
+            handset = receipt.source_addr.decode()
+            check_receipt(receipt, ids[handset], handset)
+        tx.quiet_for(0.1)
+        assert tx.delivered == []  # nothing goes to a transmitter
+    assert_clean(smsc)
+
+
+# --- 3. a 3-part Arabic quiz question, segmented by smpplib -------------------------------
+
+
+def test_three_part_arabic_udh_submit_is_reassembled_exactly(smsc: SmscThread) -> None:
+    parts, coding, esm_class = smpplib.gsm.make_parts(QUIZ_QUESTION)
+    assert (len(parts), coding, esm_class) == (3, c.SMPP_ENCODING_ISO10646, c.SMPP_GSMFEAT_UDHI)
+    with bound(smsc, "transceiver") as peer:
+        # Like Kannel: a receipt for the first part only.
+        requests = [
+            peer.submit(
+                part, data_coding=coding, esm_class=esm_class, registered_delivery=int(i == 0)
+            )
+            for i, part in enumerate(parts)
+        ]
+        peer.read_until(lambda: len(peer.responses) == 3 and peer.receipts())
+        ids = tuple(peer.response_to(r).message_id.decode() for r in requests)
+        assert len(set(ids)) == 3
+        (receipt,) = peer.receipts()
+        assert receipt.receipted_message_id.decode() == ids[0]
+        peer.quiet_for(0.2)
+        assert len(peer.receipts()) == 1  # parts 2 and 3 asked for none
+    (mt,) = smsc.call(srv(smsc).recorder.messages)
+    assert mt.text == QUIZ_QUESTION
+    assert (mt.parts, mt.data_coding, mt.message_ids) == (3, 8, ids)
+    assert mt.destination_addr == HANDSET
+    assert_clean(smsc)
+
+
+# --- 4. MO: Arabic replies to 1442 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["receiver", "transceiver"])
+def test_short_arabic_mo_arabic_indic_digit_and_franco(smsc: SmscThread, mode: str) -> None:
+    with bound(smsc, mode) as peer:
+        smsc.call(srv(smsc).inject_mo, HANDSET, MO_YES)
+        smsc.call(srv(smsc).inject_mo, OTHER_HANDSET, MO_ARABIC_ONE)
+        smsc.call(srv(smsc).inject_mo, HANDSET, MO_FRANCO)
+        peer.read_until(lambda: len(peer.mo()) == 3)
+        yes, one, franco = peer.mo()
+        got = [
+            (p.source_addr.decode(), p.data_coding, p.short_message.decode("utf-16-be"))
+            for p in (yes, one)
+        ]
+        assert got == [(HANDSET, 8, MO_YES), (OTHER_HANDSET, 8, MO_ARABIC_ONE)]
+        # GSM 7-bit: the septets smpplib's own GSM table gives for the original text.
+        assert franco.data_coding == c.SMPP_ENCODING_DEFAULT
+        assert franco.short_message == smpplib.gsm.gsm_encode(MO_FRANCO)
+        for p in peer.mo():
+            assert p.destination_addr.decode() == SHORT_CODE
+            assert (p.source_addr_ton, p.source_addr_npi) == (c.SMPP_TON_INTL, c.SMPP_NPI_ISDN)
+        wait_until(lambda: smsc.call(srv(smsc).stats).mo_delivered == 3)
+    assert_clean(smsc)
+
+
+@pytest.mark.parametrize("concat", ["udh8", "udh16", "sar"])
+def test_long_arabic_mo_is_reassembled_from_its_parts(smsc: SmscThread, concat: str) -> None:
+    with bound(smsc, "receiver") as peer:
+        queued = smsc.call(srv(smsc).inject_mo, HANDSET, MO_FEEDBACK, concat=concat)
+        assert len(queued) == 3
+        peer.read_until(lambda: len(peer.mo()) == 3)
+    segments = {}
+    for p in peer.mo():
+        assert p.data_coding == 8 and p.source_addr.decode() == HANDSET
+        if concat.startswith("udh"):
+            assert p.esm_class & c.SMPP_GSMFEAT_UDHI
+            ref, total, seq, body = udh_concat(p.short_message)
+        else:
+            assert not p.esm_class & c.SMPP_GSMFEAT_UDHI
+            ref, total, seq = p.sar_msg_ref_num, p.sar_total_segments, p.sar_segment_seqnum
+            body = p.short_message
+        assert total == 3
+        segments[seq] = (ref, body)
+    assert sorted(segments) == [1, 2, 3]
+    assert len({ref for ref, _ in segments.values()}) == 1
+    whole = b"".join(segments[s][1] for s in (1, 2, 3))
+    assert whole.decode("utf-16-be") == MO_FEEDBACK
+    assert_clean(smsc)
+
+
+# --- 5. enquire_link and unbind ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_enquire_link_is_answered_and_unbind_is_clean(smsc: SmscThread, mode: str) -> None:
+    with bound(smsc, mode) as peer:
+        for _ in range(2):
+            request = smpplib.smpp.make_pdu("enquire_link", client=peer.client)
+            peer.client.send_pdu(request)
+            resp = peer.client.read_pdu()
+            assert (resp.command, resp.status) == ("enquire_link_resp", c.SMPP_ESME_ROK)
+            assert resp.sequence == request.sequence
+    # bound() checked unbind_resp; the SMSC forgets the bind.
+    wait_until(lambda: binds(smsc) == 0)
+    assert_clean(smsc)
+
+
+def test_smsc_closes_the_connection_after_unbind(smsc: SmscThread) -> None:
+    peer = Peer(smsc.port)
+    peer.client.connect()
+    try:
+        peer.client.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
+        resp = peer.client.unbind()
+        assert (resp.command, resp.status) == ("unbind_resp", c.SMPP_ESME_ROK)
+        sock = peer.client._socket
+        assert sock is not None
+        sock.settimeout(SOCKET_TIMEOUT)
+        try:
+            assert sock.recv(1) == b""  # orderly close by the SMSC, no stray PDU
+        except TimeoutError:
+            pytest.fail("the SMSC kept the connection open after unbind_resp")
+    finally:
+        peer.client.disconnect()
+    assert_clean(smsc)
+
+
+def test_smsc_enquire_link_is_answered_by_the_client() -> None:
+    # The SMSC pings an idle bind (ticks are 1 s apart) and drops it if unanswered in 1 s.
+    cfg = smsc_config(enquire_link_interval=0.5, response_timeout=1.0)
+    with SmscThread(cfg) as smsc, bound(smsc, "receiver") as peer:
+        seen: list[int] = []
+        answer = peer.client._enquire_link_received  # smpplib's own answer, observed
+
+        def observe(pdu: Any) -> None:
+            seen.append(pdu.sequence)
+            answer(pdu)
+
+        peer.client._enquire_link_received = observe  # type: ignore[method-assign]
+        peer.read_until(lambda: len(seen) >= 2, timeout=6)
+        assert len(set(seen)) == len(seen)
+        stats = smsc.call(srv(smsc).stats)
+        assert stats.connections == 1 and binds(smsc) == 1  # never dropped as dead
+        assert_clean(smsc)

@@ -10,11 +10,30 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from simulator.config import ConfigError, SmscConfig, load_config
 from simulator.logs import setup_logging
+
+
+def _with_subscribers(config: SmscConfig, args: argparse.Namespace) -> SmscConfig:
+    """Subscribers are on for ``smsim smsc`` unless the file or --no-subscribers says off."""
+    pop = config.population
+    update: dict[str, object] = {}
+    if args.no_subscribers:
+        update["enabled"] = False
+    elif "enabled" not in pop.model_fields_set:
+        update["enabled"] = True
+    if args.population is not None:
+        update["size"] = args.population
+    if args.seed is not None:
+        update["seed"] = args.seed
+    changes: dict[str, object] = {"population": pop.model_copy(update=update)}
+    if args.time_scale is not None:
+        changes["time_scale"] = args.time_scale
+    return config.model_copy(update=changes)
 
 
 def _with_address(config: SmscConfig, host: str | None, port: int | None) -> SmscConfig:
@@ -41,10 +60,19 @@ async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
         for op in config.operators:
             host, port = server.address(op.name)
             accounts = ", ".join(f"{a.system_id}/{a.password}" for a in op.accounts)
-            table.add_row(
-                op.name, f"{host}:{port}", accounts, f"{op.receipt.stat} after {op.receipt.delay}s"
+            receipts = (
+                "by subscriber"
+                if config.population.enabled
+                else f"{op.receipt.stat} after {op.receipt.delay}s"
             )
+            table.add_row(op.name, f"{host}:{port}", accounts, receipts)
         console.print(table)
+        pop = config.population
+        if pop.enabled:
+            console.print(
+                f"{pop.size:,} subscribers (seed {pop.seed}), time x{config.time_scale:g}: "
+                "they receive, answer 1442, and their handsets decide each receipt."
+            )
         console.print("Bind any SMPP 3.4 client to it. Ctrl-C stops.")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -83,8 +111,14 @@ def _smsc_process(config_json: str, reuse_port: bool, verbose: int) -> None:
 def cmd_smsc(args: argparse.Namespace) -> int:
     try:
         config = _with_address(load_config(args.config), args.host, args.port)
+        config = _with_subscribers(config, args)
+        # model_copy skips validation: validate the overrides like the file was.
+        config = SmscConfig.model_validate(config.model_dump())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"smsim smsc: {exc}", file=sys.stderr)
         return 2
     if args.processes > 1:
         # SO_REUSEPORT: the kernel spreads connections over the processes. Receipts go to
@@ -134,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="listen port of the first operator")
     p.add_argument(
         "--processes", type=int, default=1, help="SO_REUSEPORT worker processes (default 1)"
+    )
+    p.add_argument("--population", type=int, help="subscribers (default 3,500,000)")
+    p.add_argument("--seed", type=int, help="population seed: same seed, same people")
+    p.add_argument("--time-scale", type=float, help="simulated seconds per real second (default 1)")
+    p.add_argument(
+        "--no-subscribers",
+        action="store_true",
+        help="no simulated people: every message gets the fixed receipt policy",
     )
     p.set_defaults(func=cmd_smsc)
 

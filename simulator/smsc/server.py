@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.clock import SimClock
 from simulator.config import SmscConfig
@@ -25,6 +25,9 @@ from .operator import OperatorSmsc
 from .receipts import ReceiptPolicy
 from .scheduler import TimerQueue
 from .stats import SmscStats
+
+if TYPE_CHECKING:
+    from simulator.subscribers.engine import SubscriberEngine
 
 log = logging.getLogger("smsim.smsc")
 
@@ -40,8 +43,15 @@ class SmscServer:
         reuse_port: bool = False,
     ) -> None:
         self.config = config or SmscConfig()
-        self.clock = clock or SimClock()
+        self.clock = clock or SimClock(self.config.time_scale)
         self.recorder = MtRecorder(self.config.mt_log_size, self.config.reassembly_timeout)
+        self.subscribers: SubscriberEngine | None = None
+        if self.config.population.enabled and sink is None and policy is None:
+            from simulator.subscribers.engine import SubscriberEngine
+
+            self.subscribers = SubscriberEngine(self.config, self.clock)
+            self.recorder = self.subscribers.recorder
+            sink = policy = self.subscribers
         self.sink: MtSink = sink or self.recorder
         self._policy = policy
         self._reuse_port = reuse_port
@@ -79,6 +89,13 @@ class SmscServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._servers.append(server)
             log.info("listening operator=%s address=%s:%d", op.name, *self.address(op.name))
+        if self.subscribers is not None:
+            self.subscribers.attach(
+                schedule=self.schedule,
+                loop_time=self._loop.time,
+                inject=self.inject_mo,
+                operators=list(self.operators),
+            )
         self._tick_task = asyncio.create_task(self._tick_loop())
 
     def address(self, operator: str | None = None) -> tuple[str, int]:
@@ -158,6 +175,8 @@ class SmscServer:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            if self.subscribers is not None:
+                self.subscribers.spontaneous_tick()
             for op in self.operators.values():
                 for conn in list(op.connections):
                     events = conn.session.tick()

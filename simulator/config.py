@@ -57,13 +57,26 @@ class ReceiptConfig(_Model):
         return self
 
 
-class AddressingConfig(_Model):
-    """TON/NPI the operator uses on deliver_sm (MO and receipts); operators differ."""
+_Ton = Annotated[int, Field(ge=0, le=6)]
+_Npi = Annotated[int, Field(ge=0, le=18)]
 
-    short_code_ton: Annotated[int, Field(ge=0, le=6)] = 3
-    short_code_npi: Annotated[int, Field(ge=0, le=18)] = 0
-    handset_ton: Annotated[int, Field(ge=0, le=6)] = 1
-    handset_npi: Annotated[int, Field(ge=0, le=18)] = 1
+
+class AddressingConfig(_Model):
+    """TON/NPI the operator uses on deliver_sm (MO and receipts), and the TON/NPI it
+    expects on submits; operators differ."""
+
+    short_code_ton: _Ton = 3
+    short_code_npi: _Npi = 0
+    handset_ton: _Ton = 1
+    handset_npi: _Npi = 1
+    #: TON/NPI a submit's source_addr (the short code) may carry, else ESME_RINVSRCTON /
+    #: ESME_RINVSRCNPI; empty: any.
+    submit_source_ton: list[_Ton] = Field(default_factory=list)
+    submit_source_npi: list[_Npi] = Field(default_factory=list)
+    #: TON/NPI a submit's destination (a handset) may carry, else ESME_RINVDSTTON /
+    #: ESME_RINVDSTNPI (per destination in submit_multi_resp); empty: any.
+    submit_dest_ton: list[_Ton] = Field(default_factory=list)
+    submit_dest_npi: list[_Npi] = Field(default_factory=list)
 
 
 class AccountConfig(_Model):
@@ -162,6 +175,13 @@ class PopulationConfig(_Model):
     opted_out_share: Annotated[float, Field(ge=0, le=1)] = 0.01
     takaful_share: Annotated[float, Field(ge=0, le=1)] = 0.80
     karama_share: Annotated[float, Field(ge=0, le=1)] = 0.20
+    #: Messages (MT and MO) kept for inspection, in one ring over all subscribers...
+    history_size: Annotated[int, Field(ge=0)] = 1_000_000
+    #: ...and at most this many of them per subscriber (``received`` / ``sent``).
+    history_per_subscriber: Annotated[int, Field(ge=0, le=1000)] = 8
+    #: SMSC listener (operator name in ``operators``) that carries the MO of each serving
+    #: operator, when it is not named after it; unnamed and unmapped: the first listener.
+    listeners: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_mixes(self) -> PopulationConfig:
@@ -184,6 +204,9 @@ class PopulationConfig(_Model):
             unknown = set(mix) - {e.value for e in enum}
             if unknown:
                 raise ValueError(f"{name}: unknown {sorted(unknown)}")
+        unknown = set(self.listeners) - {e.value for e in Operator}
+        if unknown:
+            raise ValueError(f"listeners: unknown operators {sorted(unknown)}")
         return self
 
 
@@ -271,6 +294,9 @@ class SmscConfig(_Model):
         ports = [(o.host, o.port) for o in self.operators if o.port]
         if len(set(ports)) != len(ports):
             raise ValueError("two operators listen on the same host and port")
+        missing = set(self.population.listeners.values()) - set(names)
+        if missing:
+            raise ValueError(f"population.listeners: no operator named {sorted(missing)}")
         return self
 
 
@@ -286,6 +312,15 @@ class SmppBindConfig(_Model):
     window: Annotated[int, Field(ge=1)] = 10
     #: Prefixes (national, e.g. "010") routed through this bind; empty: everything else.
     prefixes: list[str] = Field(default_factory=list)
+    #: TON/NPI of the short code (source of MT) and of handsets (destination): operators
+    #: differ (1442 as TON 3, 0 or 6).
+    short_code_ton: Annotated[int, Field(ge=0, le=6)] = 3
+    short_code_npi: Annotated[int, Field(ge=0, le=18)] = 0
+    handset_ton: Annotated[int, Field(ge=0, le=6)] = 1
+    handset_npi: Annotated[int, Field(ge=0, le=18)] = 1
+    #: Seconds a submit_sm may stay unanswered before it counts as failed (and is re-sent).
+    response_timeout: Annotated[float, Field(gt=0)] = 30.0
+    enquire_link_interval: Annotated[float, Field(gt=0)] = 30.0
 
 
 class KannelChannelConfig(_Model):
@@ -298,6 +333,10 @@ class KannelChannelConfig(_Model):
     channel_uuid: str = "1442-0000-kannel"
     #: Base URL Kannel reaches the platform on (for dlr-url).
     callback_base: str = "http://127.0.0.1:8000"
+    #: sendsms requests in flight at once (Kannel's smsbox answers each after queueing).
+    concurrency: Annotated[int, Field(ge=1)] = 32
+    #: Seconds to wait for sendsms to answer.
+    timeout: Annotated[float, Field(gt=0)] = 10.0
 
 
 class PlatformConfig(_Model):
@@ -325,6 +364,10 @@ class PlatformConfig(_Model):
     broadcast_batch: Annotated[int, Field(ge=1)] = 500
     #: Directory of flow definitions (YAML); None: the shipped seed campaigns.
     flows_dir: str | None = None
+    #: Seed of the flow engine's randomness (run uuids, random splits): same seed, same run.
+    seed: int = 1442
+    #: Seconds between two looks at wait timeouts and run expiries.
+    tick_interval: Annotated[float, Field(gt=0)] = 1.0
 
     @model_validator(mode="after")
     def _mode(self) -> PlatformConfig:

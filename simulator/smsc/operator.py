@@ -112,6 +112,15 @@ class OperatorSmsc:
         self.ids = MessageIds(config.message_id_format)
         self.store = MessageStore()
         self.receipts = ReceiptBuilder(config)
+        a = config.addressing
+        rules = (
+            frozenset(a.submit_source_ton),
+            frozenset(a.submit_source_npi),
+            frozenset(a.submit_dest_ton),
+            frozenset(a.submit_dest_npi),
+        )
+        #: (source TON, source NPI, dest TON, dest NPI) allowed; None: no expectations.
+        self._addr_rules = rules if any(rules) else None
         self.policy: ReceiptPolicy = policy or FixedPolicy(
             config.receipt.stat, config.receipt.delay, config.receipt.err
         )
@@ -353,14 +362,42 @@ class OperatorSmsc:
             conn, message_id, pdu, pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi
         )
 
-    @staticmethod
-    def _check_submit(pdu: SubmitSm | SubmitMulti) -> tuple[int, str]:
-        if isinstance(pdu, SubmitSm) and not pdu.destination_addr:
+    def _check_dest(self, addr: str, ton: int, npi: int) -> tuple[int, str]:
+        if not addr:
             return Status.ESME_RINVDSTADR, "empty destination_addr"
+        rules = self._addr_rules
+        if rules is not None:
+            if rules[2] and ton not in rules[2]:
+                return Status.ESME_RINVDSTTON, f"dest_addr_ton {ton}"
+            if rules[3] and npi not in rules[3]:
+                return Status.ESME_RINVDSTNPI, f"dest_addr_npi {npi}"
+        return 0, ""
+
+    def _check_common(self, pdu: SubmitSm | SubmitMulti | DataSm) -> tuple[int, str]:
+        """What every submitting command must get right: source TON/NPI, esm_class,
+        registered_delivery."""
+        rules = self._addr_rules
+        if rules is not None:
+            if rules[0] and pdu.source_addr_ton not in rules[0]:
+                return Status.ESME_RINVSRCTON, f"source_addr_ton {pdu.source_addr_ton}"
+            if rules[1] and pdu.source_addr_npi not in rules[1]:
+                return Status.ESME_RINVSRCNPI, f"source_addr_npi {pdu.source_addr_npi}"
         if pdu.esm_class & 0x3C in (0x04, 0x10, 0x20, 0x18):
             return Status.ESME_RINVESMCLASS, f"esm_class 0x{pdu.esm_class:02X} is not for submits"
         if pdu.registered_delivery & 0xE0:
             return Status.ESME_RINVREGDLVFLG, f"registered_delivery 0x{pdu.registered_delivery:02X}"
+        return 0, ""
+
+    def _check_submit(self, pdu: SubmitSm | SubmitMulti) -> tuple[int, str]:
+        if isinstance(pdu, SubmitSm):
+            status, why = self._check_dest(
+                pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi
+            )
+            if status:
+                return status, why
+        status, why = self._check_common(pdu)
+        if status:
+            return status, why
         if _bad_time(pdu.schedule_delivery_time):
             return Status.ESME_RINVSCHED, f"schedule_delivery_time {pdu.schedule_delivery_time!r}"
         if _bad_time(pdu.validity_period):
@@ -377,7 +414,10 @@ class OperatorSmsc:
         dest: str,
         ton: int,
         npi: int,
+        group: list[Message] | None = None,
     ) -> None:
+        """Store, plan and hand over one accepted message; ``group``: submit_multi's list
+        of the destinations accepted so far (the first is the one stored by id)."""
         self.stats.accepted += 1
         short = pdu.short_message if not isinstance(pdu, DataSm) else b""
         msg = Message(
@@ -398,7 +438,13 @@ class OperatorSmsc:
         )
         if not isinstance(pdu, DataSm):
             msg.validity_period = pdu.validity_period
-        self.store.add(msg)
+        if group is None:
+            self.store.add(msg)
+        else:
+            if not group:
+                self.store.add(msg)
+            group.append(msg)
+            msg.group = group
         self._schedule_outcome(msg)
         self.sink.on_mt(msg)
 
@@ -416,7 +462,7 @@ class OperatorSmsc:
         msg.state = state
         msg.err = err
         msg.done_time = self.clock.now()
-        self.store.finish(msg)
+        self._settle(msg)
         if not msg.wants_receipt():
             return
         acct = self.accounts.get(msg.account)
@@ -426,6 +472,15 @@ class OperatorSmsc:
         self.stats.receipts_by_stat[RECEIPT_STAT_TEXT[state]] += 1
         acct.outbox.append(self.receipts.build(msg))
         acct.pump()
+
+    def _settle(self, msg: Message) -> None:
+        """A message reached a final state: out of the pending set (a submit_multi leaves
+        it when its last destination does, so query/cancel/replace still find the rest)."""
+        group = msg.group
+        if group is None:
+            self.store.finish(msg)
+        elif all(m.final for m in group):
+            self.store.finish(group[0])
 
     def _on_submit_multi(self, conn: SmppConnection, pdu: SubmitMulti) -> None:
         if not self._admit(conn, pdu):
@@ -437,27 +492,40 @@ class OperatorSmsc:
         if status:
             self._refuse(conn, pdu, status, why)
             return
-        message_id = self.ids.next()
         failed: list[UnsuccessSme] = []
         good: list[MultiDest] = []
         for d in pdu.dests:
             if d.dl_name is not None:
+                # No distribution lists are provisioned on this SMSC.
                 failed.append(UnsuccessSme(d.dl_name, 0, 0, Status.ESME_RINVDLNAME))
-            elif not d.addr:
-                failed.append(UnsuccessSme(d.addr, d.ton, d.npi, Status.ESME_RINVDSTADR))
+                continue
+            status, _why = self._check_dest(d.addr, d.ton, d.npi)
+            if status:
+                failed.append(UnsuccessSme(d.addr, d.ton, d.npi, status))
             else:
                 good.append(d)
+        if not good:
+            # Nothing accepted: the whole request fails, still naming each destination.
+            self.stats.rejected += 1
+            self.stats.rejected_by_status[status_name(Status.ESME_RINVDSTADR)] += 1
+            conn.send(pdu.response(Status.ESME_RINVDSTADR, unsuccess_smes=failed))
+            return
+        # One message_id for the request: every destination's receipt carries it (the
+        # receipt's source_addr tells them apart), and query/cancel/replace take it.
+        message_id = self.ids.next()
         conn.send(pdu.response(message_id=message_id, unsuccess_smes=failed))
+        group: list[Message] = []
         for d in good:
-            self._accept(
-                conn, message_id if len(good) == 1 else self.ids.next(), pdu, d.addr, d.ton, d.npi
-            )
+            self._accept(conn, message_id, pdu, d.addr, d.ton, d.npi, group)
 
     def _on_data_sm(self, conn: SmppConnection, pdu: DataSm) -> None:
         if not self._admit(conn, pdu):
             return
-        if not pdu.destination_addr:
-            self._refuse(conn, pdu, Status.ESME_RINVDSTADR, "empty destination_addr")
+        status, why = self._check_dest(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
+        if not status:
+            status, why = self._check_common(pdu)
+        if status:
+            self._refuse(conn, pdu, status, why)
             return
         message_id = self.ids.next()
         conn.send(pdu.response(message_id=message_id))
@@ -494,21 +562,51 @@ class OperatorSmsc:
         )
 
     def _on_cancel_sm(self, conn: SmppConnection, pdu: CancelSm) -> None:
+        """SMPP 3.4 4.9: by message_id (every pending destination of a submit_multi, or
+        only ``destination_addr``'s when given), or with no message_id every pending
+        message of this account from source_addr to destination_addr."""
         self.stats.cancels += 1
-        msg = self.store.pending(pdu.message_id) if pdu.message_id else None
-        if msg is None or self._owned(conn, msg.message_id, pdu.source_addr) is None:
+        dest = pdu.destination_addr
+        if pdu.message_id:
+            msg = self.store.pending(pdu.message_id)
+            if msg is None or self._owned(conn, msg.message_id, pdu.source_addr) is None:
+                conn.send(pdu.response(Status.ESME_RCANCELFAIL))
+                return
+            targets = [
+                m
+                for m in (msg.group or [msg])
+                if not m.final and (not dest or m.destination_addr == dest)
+            ]
+        elif pdu.source_addr and dest:
+            account = conn.account.system_id if conn.account else ""
+            targets = [
+                m
+                for lead in self.store.pending_messages()
+                for m in (lead.group or [lead])
+                if not m.final
+                and m.account == account
+                and m.source_addr == pdu.source_addr
+                and m.destination_addr == dest
+            ]
+        else:
+            targets = []
+        if not targets:
             conn.send(pdu.response(Status.ESME_RCANCELFAIL))
             return
-        if pdu.destination_addr and pdu.destination_addr != msg.destination_addr:
-            conn.send(pdu.response(Status.ESME_RCANCELFAIL))
-            return
-        msg.version += 1
-        msg.state = MessageState.DELETED
-        msg.done_time = self.clock.now()
-        self.store.finish(msg)
+        now = self.clock.now()
+        for m in targets:
+            m.version += 1  # the scheduled outcome is now stale: no receipt, no delivery
+            m.state = MessageState.DELETED
+            m.done_time = now
+            self._settle(m)
+            cancelled = getattr(self.sink, "on_cancel", None)
+            if cancelled is not None:
+                cancelled(m)
         conn.send(pdu.response())
 
     def _on_replace_sm(self, conn: SmppConnection, pdu: ReplaceSm) -> None:
+        """SMPP 3.4 4.10: new text, registered_delivery and (when given) schedule and
+        validity for a pending message; its outcome is planned again."""
         self.stats.replaces += 1
         msg = self.store.pending(pdu.message_id)
         if msg is None or self._owned(conn, msg.message_id, pdu.source_addr) is None:
@@ -520,11 +618,22 @@ class OperatorSmsc:
         if _bad_time(pdu.validity_period):
             conn.send(pdu.response(Status.ESME_RINVEXPIRY))
             return
-        msg.short_message = pdu.short_message
-        msg.registered_delivery = pdu.registered_delivery
-        msg.version += 1
+        if pdu.registered_delivery & 0xE0:
+            conn.send(pdu.response(Status.ESME_RINVREGDLVFLG))
+            return
         conn.send(pdu.response())
-        self._schedule_outcome(msg)
+        replaced = getattr(self.sink, "on_replace", None)
+        for m in msg.group or [msg]:
+            if m.final:
+                continue
+            m.short_message = pdu.short_message
+            m.registered_delivery = pdu.registered_delivery
+            if pdu.validity_period:
+                m.validity_period = pdu.validity_period
+            m.version += 1
+            self._schedule_outcome(m)
+            if replaced is not None:
+                replaced(m)
 
     # --- MO --------------------------------------------------------------------------------
 

@@ -75,6 +75,11 @@ class ReceiptBuilder:
         state = msg.state
         delivered = "001" if state == MessageState.DELIVERED else "000"
         body = msg.short_message
+        if not body and msg.tlvs:
+            # data_sm, or submit_sm with message_payload: the text is in the TLV.
+            payload = msg.tlvs.get(Tag.MESSAGE_PAYLOAD)
+            if isinstance(payload, bytes):
+                body = payload
         if msg.esm_class & _UDHI and body:
             body = body[1 + body[0] :]  # Appendix B: the message's text, not its UDH
         if msg.data_coding in (0, 1, 3):

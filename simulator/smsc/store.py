@@ -38,6 +38,9 @@ class Message:
     #: handset side reacts to a message only once it is delivered.
     planned_state: int = 0
     planned_time: float = 0.0
+    #: submit_multi: every destination's Message, in order, sharing one message_id (the
+    #: first is the one the store holds); None for a single-destination submit.
+    group: list[Message] | None = None
 
     @property
     def final(self) -> bool:

@@ -1,0 +1,297 @@
+"""submit_multi, data_sm, query/cancel/replace and TON/NPI expectations, end to end.
+
+What each test pins: the ids an ESME gets are the ids its receipts carry (one per
+submit_multi request, whatever the number of destinations), refusals come with the
+status the spec names (per destination where submit_multi_resp has room for it), and
+cancel/replace change what the handset and the receipts see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from simulator.config import AddressingConfig, OperatorConfig, ReceiptConfig, SmscConfig
+from simulator.esme.client import EsmeClient
+from simulator.smpp.constants import EsmClass, MessageState, Status, Tag
+from simulator.smpp.pdu import (
+    CancelSm,
+    DataSm,
+    DeliverSm,
+    MultiDest,
+    QuerySm,
+    ReplaceSm,
+    SubmitMulti,
+    SubmitSm,
+)
+from simulator.smsc.handsets import MtRecorder
+from simulator.smsc.server import SmscServer
+from simulator.smsc.store import Message
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def config(**op: object) -> SmscConfig:
+    op.setdefault("port", 0)
+    op.setdefault("receipt", ReceiptConfig(delay=0.01))
+    return SmscConfig(operators=[OperatorConfig(**op)])  # type: ignore[arg-type]
+
+
+async def until(pred, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def sm(dest: str = "201001234567", **kw: object) -> SubmitSm:
+    kw.setdefault("registered_delivery", 1)
+    kw.setdefault("short_message", b"hello")
+    kw.setdefault("source_addr_ton", 3)
+    kw.setdefault("dest_addr_ton", 1)
+    kw.setdefault("dest_addr_npi", 1)
+    return SubmitSm(source_addr="1442", destination_addr=dest, **kw)  # type: ignore[arg-type]
+
+
+def multi(*dests: MultiDest, **kw: object) -> SubmitMulti:
+    kw.setdefault("registered_delivery", 1)
+    kw.setdefault("short_message", b"multi")
+    return SubmitMulti(source_addr="1442", source_addr_ton=3, dests=list(dests), **kw)  # type: ignore[arg-type]
+
+
+async def test_submit_multi_receipts_all_carry_the_one_id_of_the_response() -> None:
+    async with SmscServer(config()) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        numbers = ["201001234567", "201201234567", "201501234567"]
+        resp = await client.request(multi(*(MultiDest(n, 1, 1) for n in numbers)))
+        assert resp.command_status == 0 and resp.unsuccess_smes == []  # type: ignore[attr-defined]
+        mid = resp.message_id  # type: ignore[attr-defined]
+        await until(lambda: len(client.delivered) == 3)
+        assert {r.tlvs[Tag.RECEIPTED_MESSAGE_ID] for r in client.delivered} == {mid}
+        assert sorted(r.source_addr for r in client.delivered) == sorted(numbers)
+        assert all(r.short_message.startswith(f"id:{mid} ".encode()) for r in client.delivered)
+        # Once every destination is final, query_sm still answers for the request's id.
+        q = await client.request(QuerySm(message_id=mid, source_addr="1442"))
+        assert q.command_status == 0 and q.message_state == MessageState.DELIVERED  # type: ignore[attr-defined]
+        await client.unbind()
+
+
+async def test_submit_multi_names_each_unsuccessful_destination() -> None:
+    cfg = config(addressing=AddressingConfig(submit_dest_ton=[1], submit_dest_npi=[1]))
+    async with SmscServer(cfg) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        resp = await client.request(
+            multi(
+                MultiDest("201001234567", 1, 1),
+                MultiDest(dl_name="all_families"),
+                MultiDest("", 1, 1),
+                MultiDest("01001234567", 2, 1),  # national TON where international is expected
+                MultiDest("201201234567", 1, 9),
+            )
+        )
+        assert resp.command_status == 0
+        got = [(u.addr, u.ton, u.npi, u.error_status) for u in resp.unsuccess_smes]  # type: ignore[attr-defined]
+        assert got == [
+            ("all_families", 0, 0, Status.ESME_RINVDLNAME),
+            ("", 1, 1, Status.ESME_RINVDSTADR),
+            ("01001234567", 2, 1, Status.ESME_RINVDSTTON),
+            ("201201234567", 1, 9, Status.ESME_RINVDSTNPI),
+        ]
+        await until(lambda: len(client.delivered) == 1)
+        assert client.delivered[0].source_addr == "201001234567"
+        assert client.delivered[0].tlvs[Tag.RECEIPTED_MESSAGE_ID] == resp.message_id  # type: ignore[attr-defined]
+        # Every destination refused: the request fails and still lists them all.
+        bad = await client.request(multi(MultiDest("", 1, 1), MultiDest(dl_name="x")))
+        assert bad.command_status == Status.ESME_RINVDSTADR
+        assert [u.error_status for u in bad.unsuccess_smes] == [  # type: ignore[attr-defined]
+            Status.ESME_RINVDSTADR,
+            Status.ESME_RINVDLNAME,
+        ]
+        none = await client.request(multi())
+        assert none.command_status == Status.ESME_RINVNUMDESTS
+        await asyncio.sleep(0.05)
+        assert len(client.delivered) == 1
+        assert smsc.stats().accepted == 1
+        await client.unbind()
+
+
+async def test_cancel_submit_multi_one_destination_then_the_rest() -> None:
+    async with SmscServer(config(receipt=ReceiptConfig(delay=30))) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        resp = await client.request(
+            multi(MultiDest("201001234567", 1, 1), MultiDest("201201234567", 1, 1))
+        )
+        mid = resp.message_id  # type: ignore[attr-defined]
+        one = await client.request(
+            CancelSm(message_id=mid, source_addr="1442", destination_addr="201201234567")
+        )
+        assert one.command_status == 0
+        group = smsc.operator().store.get(mid).group  # type: ignore[union-attr]
+        assert group is not None
+        assert [m.state for m in group] == [MessageState.ENROUTE, MessageState.DELETED]
+        again = await client.request(
+            CancelSm(message_id=mid, source_addr="1442", destination_addr="201201234567")
+        )
+        assert again.command_status == Status.ESME_RCANCELFAIL
+        rest = await client.request(CancelSm(message_id=mid, source_addr="1442"))
+        assert rest.command_status == 0
+        assert [m.state for m in group] == [MessageState.DELETED, MessageState.DELETED]
+        assert smsc.operator().store.pending(mid) is None
+        await client.unbind()
+
+
+async def test_cancel_by_source_and_destination_without_message_id() -> None:
+    async with SmscServer(config(receipt=ReceiptConfig(delay=0.3))) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        a = (await client.request(sm("201001234567"))).message_id  # type: ignore[attr-defined]
+        b = (await client.request(sm("201001234567"))).message_id  # type: ignore[attr-defined]
+        c = (await client.request(sm("201201234567"))).message_id  # type: ignore[attr-defined]
+        r = await client.request(CancelSm(source_addr="1442", destination_addr="201001234567"))
+        assert r.command_status == 0
+        store = smsc.operator().store
+        assert store.get(a).state == store.get(b).state == MessageState.DELETED  # type: ignore[union-attr]
+        assert store.get(c).state == MessageState.ENROUTE  # type: ignore[union-attr]
+        # Neither a message_id nor a destination: nothing to go by.
+        vague = await client.request(CancelSm(source_addr="1442"))
+        assert vague.command_status == Status.ESME_RCANCELFAIL
+        # The cancelled ones never get a receipt; the other one does.
+        await until(lambda: len(client.delivered) == 1)
+        await asyncio.sleep(0.4)
+        assert [d.tlvs[Tag.RECEIPTED_MESSAGE_ID] for d in client.delivered] == [c]
+        await client.unbind()
+
+
+async def test_replace_changes_the_receipt_text_and_can_withdraw_the_receipt() -> None:
+    async with SmscServer(config(receipt=ReceiptConfig(delay=0.3))) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        a = (await client.request(sm(short_message=b"old text"))).message_id  # type: ignore[attr-defined]
+        b = (await client.request(sm(short_message=b"keep me"))).message_id  # type: ignore[attr-defined]
+        r = await client.request(
+            ReplaceSm(
+                message_id=a, source_addr="1442", short_message=b"new text", registered_delivery=1
+            )
+        )
+        assert r.command_status == 0
+        r = await client.request(
+            ReplaceSm(message_id=b, source_addr="1442", short_message=b"quiet")
+        )
+        assert r.command_status == 0
+        bad = await client.request(
+            ReplaceSm(message_id=a, source_addr="1442", registered_delivery=0x80)
+        )
+        assert bad.command_status == Status.ESME_RINVREGDLVFLG
+        wrong_source = await client.request(ReplaceSm(message_id=a, source_addr="9999"))
+        assert wrong_source.command_status == Status.ESME_RREPLACEFAIL
+        await until(lambda: len(client.delivered) == 1)
+        await asyncio.sleep(0.4)
+        (receipt,) = client.delivered
+        assert receipt.tlvs[Tag.RECEIPTED_MESSAGE_ID] == a
+        assert receipt.short_message.endswith(b"text:new text")
+        # Delivered means final: too late to replace or cancel.
+        late = await client.request(ReplaceSm(message_id=a, source_addr="1442"))
+        assert late.command_status == Status.ESME_RREPLACEFAIL
+        late = await client.request(CancelSm(message_id=b, source_addr="1442"))
+        assert late.command_status == Status.ESME_RCANCELFAIL
+        await client.unbind()
+
+
+class _HookedSink(MtRecorder):
+    """The default sink plus the optional cancel/replace hooks the SMSC calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled: list[str] = []
+        self.replaced: list[bytes] = []
+
+    def on_cancel(self, msg: Message) -> None:
+        self.cancelled.append(msg.message_id)
+
+    def on_replace(self, msg: Message) -> None:
+        self.replaced.append(msg.short_message)
+
+
+async def test_cancel_and_replace_reach_the_handset_sides_hooks() -> None:
+    sink = _HookedSink()
+    async with SmscServer(config(receipt=ReceiptConfig(delay=30)), sink=sink) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        a = (await client.request(sm())).message_id  # type: ignore[attr-defined]
+        b = (await client.request(sm())).message_id  # type: ignore[attr-defined]
+        await client.request(ReplaceSm(message_id=a, source_addr="1442", short_message=b"v2"))
+        await client.request(CancelSm(message_id=b, source_addr="1442"))
+        assert sink.replaced == [b"v2"] and sink.cancelled == [b]
+        await client.unbind()
+
+
+async def test_data_sm_receipt_matches_its_id_and_quotes_the_payload() -> None:
+    async with SmscServer(config()) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        d = await client.request(
+            DataSm(
+                source_addr="1442",
+                source_addr_ton=3,
+                destination_addr="201101234567",
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                registered_delivery=1,
+                tlvs={Tag.MESSAGE_PAYLOAD: b"payload text"},
+            )
+        )
+        assert d.command_status == 0
+        await until(lambda: client.delivered)
+        (receipt,) = client.delivered
+        assert isinstance(receipt, DeliverSm) and receipt.esm_class & EsmClass.DELIVERY_RECEIPT
+        assert receipt.tlvs[Tag.RECEIPTED_MESSAGE_ID] == d.message_id  # type: ignore[attr-defined]
+        assert receipt.short_message.endswith(b"stat:DELIVRD err:000 text:payload text")
+        for changes, status in (
+            ({"registered_delivery": 0x40}, Status.ESME_RINVREGDLVFLG),
+            ({"esm_class": 0x04}, Status.ESME_RINVESMCLASS),
+            ({"destination_addr": ""}, Status.ESME_RINVDSTADR),
+        ):
+            fields: dict[str, object] = {"source_addr": "1442", "destination_addr": "2011012345"}
+            fields.update(changes)
+            bad = DataSm(**fields)  # type: ignore[arg-type]
+            assert (await client.request(bad)).command_status == status
+        await client.unbind()
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"source_addr_ton": 1}, Status.ESME_RINVSRCTON),
+        ({"source_addr_npi": 1}, Status.ESME_RINVSRCNPI),
+        ({"dest_addr_ton": 2}, Status.ESME_RINVDSTTON),
+        ({"dest_addr_npi": 0}, Status.ESME_RINVDSTNPI),
+        ({}, 0),
+    ],
+)
+async def test_operator_ton_npi_expectations(changes: dict, status: int) -> None:  # type: ignore[type-arg]
+    addressing = AddressingConfig(
+        submit_source_ton=[3, 0, 6],
+        submit_source_npi=[0],
+        submit_dest_ton=[1],
+        submit_dest_npi=[1],
+    )
+    async with SmscServer(config(addressing=addressing)) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        assert (await client.request(sm(**changes))).command_status == status
+        data = DataSm(
+            source_addr="1442",
+            source_addr_ton=3,
+            destination_addr="201101234567",
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+        )
+        for k, v in changes.items():
+            setattr(data, k, v)
+        assert (await client.request(data)).command_status == status
+        await client.unbind()
+
+
+async def test_no_ton_npi_expectations_by_default() -> None:
+    async with SmscServer(config()) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        odd = sm(source_addr_ton=5, source_addr_npi=9, dest_addr_ton=0, dest_addr_npi=0)
+        assert (await client.request(odd)).command_status == 0
+        await client.unbind()

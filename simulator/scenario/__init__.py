@@ -1,0 +1,1 @@
+"""Scenarios: declarative files that say what a load test does and when it passes."""

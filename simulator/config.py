@@ -92,6 +92,28 @@ class AccountConfig(_Model):
     allowed_ips: list[str] = Field(default_factory=list)
     #: Short codes whose MO this account receives.
     short_codes: list[str] = Field(default_factory=lambda: [SHORT_CODE])
+    #: ``host:port`` of an ESME that listens for outbind (SMPP 3.4 2.2.1): while receipts
+    #: or MO wait and no receiver of this account is bound, the SMSC connects there,
+    #: sends outbind (its smsc_system_id and this account's password) and serves the
+    #: bind_receiver that follows. Empty: never.
+    outbind: str = ""
+    #: Seconds between outbind attempts while the ESME can't be reached or doesn't bind.
+    outbind_retry: Annotated[float, Field(gt=0)] = 5.0
+
+    @model_validator(mode="after")
+    def _outbind_address(self) -> AccountConfig:
+        if self.outbind:
+            host, sep, port = self.outbind.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"outbind {self.outbind!r} is not host:port")
+        return self
+
+    @property
+    def outbind_address(self) -> tuple[str, int] | None:
+        if not self.outbind:
+            return None
+        host, _, port = self.outbind.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class OperatorConfig(_Model):

@@ -16,10 +16,12 @@ from typing import cast
 
 from simulator.smpp.constants import CommandId, Status
 from simulator.smpp.pdu import (
+    AlertNotification,
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
     DeliverSm,
+    Outbind,
     Pdu,
     Unbind,
 )
@@ -73,6 +75,9 @@ class EsmeClient(asyncio.Protocol):
         self._tick: asyncio.Task[None] | None = None
         self._flush_pending = False
         self.delivered: list[DeliverSm] = []
+        #: Set when the SMSC sends outbind on a connection it opened to us.
+        self.outbind_received: asyncio.Future[Outbind] = self._loop.create_future()
+        self.alerts: list[AlertNotification] = []
 
     # --- connecting -------------------------------------------------------------------
 
@@ -100,6 +105,29 @@ class EsmeClient(asyncio.Protocol):
         client._tick = loop.create_task(client._tick_loop())
         return client
 
+    @classmethod
+    async def listen_for_outbind(
+        cls,
+        host: str,
+        port: int,
+        system_id: str = "rapidpro",
+        password: str = "secret",
+        *,
+        mode: str = "rx",
+        **kw: object,
+    ) -> OutbindListener:
+        """Listen for SMSCs that connect and send outbind; each is answered with a bind
+        (bind_receiver by default, as SMPP 3.4 2.2.1 has it) and handed out by
+        ``OutbindListener.accept``."""
+        listener = OutbindListener(system_id, password, mode)
+        loop = asyncio.get_running_loop()
+        listener.server = await loop.create_server(
+            lambda: listener.protocol(cls(**kw)),  # type: ignore[arg-type]
+            host,
+            port,
+        )
+        return listener
+
     # --- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,6 +146,8 @@ class EsmeClient(asyncio.Protocol):
             if not fut.done():
                 fut.set_exception(err)
         self._futures.clear()
+        if not self.outbind_received.done():
+            self.outbind_received.cancel()
         if not self._closed.done():
             self._closed.set_result(None)
         if self._tick is not None:
@@ -141,6 +171,11 @@ class EsmeClient(asyncio.Protocol):
                     self.delivered.append(pdu)
                     if self.on_deliver is not None:
                         status = self.on_deliver(pdu)
+                elif isinstance(pdu, Outbind):
+                    if not self.outbind_received.done():
+                        self.outbind_received.set_result(pdu)
+                elif isinstance(pdu, AlertNotification):
+                    self.alerts.append(pdu)
                 if pdu.response_class is not None:
                     self.session.send(pdu.response(status))
             elif isinstance(ev, ResponseTimeout):
@@ -216,3 +251,52 @@ class EsmeClient(asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         await self._closed
+
+
+class OutbindListener:
+    """An ESME's listening socket for outbind; ``accept()`` gives the next bound client."""
+
+    def __init__(self, system_id: str, password: str, mode: str) -> None:
+        self.system_id = system_id
+        self.password = password
+        self.mode = mode
+        self.server: asyncio.Server | None = None
+        self.clients: asyncio.Queue[EsmeClient] = asyncio.Queue()
+        #: Outbinds refused because their password was not ours.
+        self.refused = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def protocol(self, client: EsmeClient) -> EsmeClient:
+        task = asyncio.get_running_loop().create_task(self._serve(client))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return client
+
+    async def _serve(self, client: EsmeClient) -> None:
+        with contextlib.suppress(SmppClientError, asyncio.CancelledError):
+            outbind = await client.outbind_received
+            if outbind.password != self.password:
+                self.refused += 1
+                client.close()
+                return
+            bind = _BIND[self.mode](system_id=self.system_id, password=self.password)
+            resp = await client.request(bind)
+            if resp.command_status:
+                client.close()
+                return
+            client._tick = asyncio.get_running_loop().create_task(client._tick_loop())
+            await self.clients.put(client)
+
+    async def accept(self, timeout: float = 10.0) -> EsmeClient:
+        return await asyncio.wait_for(self.clients.get(), timeout)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in self._tasks:
+            task.cancel()

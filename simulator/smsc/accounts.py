@@ -9,6 +9,7 @@ front of the queue: nothing accepted is ever dropped.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from simulator.config import AccountConfig
@@ -24,7 +25,16 @@ if TYPE_CHECKING:
 
 
 class Account:
-    __slots__ = ("_rr", "binds", "bucket", "config", "outbox", "receivers", "system_id")
+    __slots__ = (
+        "_rr",
+        "binds",
+        "bucket",
+        "config",
+        "outbox",
+        "receivers",
+        "system_id",
+        "wants_receiver",
+    )
 
     def __init__(self, config: AccountConfig) -> None:
         self.config = config
@@ -34,6 +44,8 @@ class Account:
         self.outbox: deque[Pdu] = deque()
         self.bucket = TokenBucket(config.tps) if config.tps else None
         self._rr = 0
+        #: Called by ``pump`` when deliveries wait and no receiver is bound (outbind).
+        self.wants_receiver: Callable[[Account], None] | None = None
 
     def attach(self, conn: SmppConnection) -> None:
         self.binds.append(conn)
@@ -58,7 +70,11 @@ class Account:
         """Hand queued deliver_sm to receivers with window room, round-robin."""
         outbox = self.outbox
         receivers = self.receivers
-        if not outbox or not receivers:
+        if not receivers:
+            if outbox and self.wants_receiver is not None:
+                self.wants_receiver(self)
+            return
+        if not outbox:
             return
         n = len(receivers)
         idle = 0

@@ -27,6 +27,7 @@ class SmppConnection(asyncio.Protocol):
         "_loop",
         "account",
         "operator",
+        "outbind_for",
         "peer",
         "session",
         "transport",
@@ -48,6 +49,8 @@ class SmppConnection(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self.account: Account | None = None
+        #: The account this SMSC-initiated connection sent outbind for; None if accepted.
+        self.outbind_for: str | None = None
         self.peer = "?"
         self.writable = True
         self._flush_pending = False

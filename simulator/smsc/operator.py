@@ -32,6 +32,7 @@ from simulator.smpp.pdu import (
     DataSm,
     DeliverSm,
     MultiDest,
+    Outbind,
     Pdu,
     QuerySm,
     ReplaceSm,
@@ -131,6 +132,12 @@ class OperatorSmsc:
         self._schedule = schedule
         self._mo_ref = itertools.count(1)
         self._loop = asyncio.get_running_loop()
+        #: Accounts with an outbind under way (connecting, or waiting for the bind).
+        self._outbinding: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for acct in self.accounts.values():
+            if acct.config.outbind:
+                acct.wants_receiver = self._want_receiver
         self._handlers: dict[int, Callable[[SmppConnection, Any], None]] = {
             CommandId.SUBMIT_SM: self._on_submit_sm,
             CommandId.BIND_TRANSCEIVER: self._on_bind,
@@ -153,6 +160,15 @@ class OperatorSmsc:
     def connection_closed(self, conn: SmppConnection, exc: Exception | None) -> None:
         self.connections.discard(conn)
         acct = conn.account
+        if conn.outbind_for is not None and acct is None:
+            # The ESME took the outbind connection but never bound on it: try again later.
+            log.warning(
+                "outbind_unanswered operator=%s account=%s peer=%s",
+                self.name,
+                conn.outbind_for,
+                conn.peer,
+            )
+            self._outbind_later(self.accounts[conn.outbind_for])
         if acct is None:
             return
         undelivered = acct.detach(conn)
@@ -303,6 +319,8 @@ class OperatorSmsc:
         conn.account = acct
         conn.session.inbound_window = acct.config.window
         acct.attach(conn)
+        if conn.session.can_receive:
+            self._outbinding.discard(acct.system_id)
         self.stats.binds += 1
         log.info(
             "bind operator=%s account=%s peer=%s mode=%s",
@@ -708,6 +726,67 @@ class OperatorSmsc:
         self.stats.mo_queued += len(pdus)
         acct.pump()
         return pdus
+
+    # --- outbind ---------------------------------------------------------------------------
+
+    def _want_receiver(self, acct: Account) -> None:
+        """Deliveries wait and nobody receives them: ask the ESME to bind (once at a time)."""
+        if acct.system_id in self._outbinding:
+            return
+        self._outbinding.add(acct.system_id)
+        task = self._loop.create_task(self._outbind_task(acct))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _outbind_task(self, acct: Account) -> None:
+        try:
+            await self.outbind(acct.system_id)
+        except OSError as exc:
+            log.warning(
+                "outbind_failed operator=%s account=%s address=%s error=%s",
+                self.name,
+                acct.system_id,
+                acct.config.outbind,
+                exc,
+            )
+            self._outbind_later(acct)
+
+    def _outbind_later(self, acct: Account) -> None:
+        self._schedule(self._loop.time() + acct.config.outbind_retry, self._outbind_again, acct)
+
+    def _outbind_again(self, acct: Account) -> None:
+        self._outbinding.discard(acct.system_id)
+        acct.pump()  # outbinds again if deliveries still wait for a receiver
+
+    def _outbind_deadline(self, conn: SmppConnection) -> None:
+        if conn.account is None and not conn.session.closed:
+            conn.abort()  # connection_closed schedules the next attempt
+
+    async def outbind(
+        self, system_id: str, address: tuple[str, int] | None = None
+    ) -> SmppConnection:
+        """Connect to the account's ESME (``address`` or its configured ``outbind``) and
+        send outbind; the ESME's bind_receiver on that connection is served as any bind."""
+        from .connection import SmppConnection
+
+        acct = self.accounts[system_id]
+        address = address or acct.config.outbind_address
+        if address is None:
+            raise ValueError(f"account {system_id!r} has no outbind address")
+        _, conn = await self._loop.create_connection(lambda: SmppConnection(self), *address)
+        conn.outbind_for = system_id
+        conn.send_request(
+            Outbind(system_id=self.config.smsc_system_id, password=acct.config.password)
+        )
+        log.info(
+            "outbind operator=%s account=%s address=%s:%d",
+            self.name,
+            system_id,
+            *address,
+        )
+        due = self._loop.time() + self.config.response_timeout
+        self._schedule(due, self._outbind_deadline, conn)
+        return conn
 
     # --- shutdown ---------------------------------------------------------------------------
 

@@ -197,6 +197,12 @@ class SmscServer:
         """Queue an MO from ``source`` (see OperatorSmsc.inject_mo for the options)."""
         return self.operator(operator).inject_mo(source, text, **kw)
 
+    async def outbind(
+        self, system_id: str, *, operator: str | None = None, address: tuple[str, int] | None = None
+    ) -> SmppConnection:
+        """Connect to an account's ESME and send outbind (see OperatorSmsc.outbind)."""
+        return await self.operator(operator).outbind(system_id, address)
+
     def stats(self) -> SmscStats:
         total = SmscStats()
         for op in self.operators.values():

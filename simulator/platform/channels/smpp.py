@@ -1,0 +1,431 @@
+"""SMPP mode: the platform binds to the operators' SMSCs as an ESME, with aiosmpplib.
+
+One transceiver bind per ``SmppBindConfig``; numbers are routed to binds by national
+prefix (``route``). aiosmpplib 0.7.4 does the socket, the codec, the bind, enquire_link
+and deliver_sm_resp; what it gets wrong is replaced here (see ../shared/FINDINGS.md):
+
+- its ``SimpleCorrelator`` rescans every entry on each call: ``_Correlator`` is O(1),
+  keeps only request/response pairs (receipts are matched by the store's
+  ``msg_by_external_id``, the submit_sm_resp message_id, not by aiosmpplib) and
+  reassembles concatenated MO per (sender, reference), not per reference alone;
+- it has no window (it writes whatever is queued): ``SmppBind.send`` waits for one of
+  ``window`` slots, freed by the submit_sm_resp, a generic_nack or a response timeout;
+- its SAR path with ``auto_message_payload=False`` crashes: submits keep aiosmpplib's
+  default (long text goes in ``message_payload``), so that path is never taken;
+- its ``received`` hook is awaited inside the receive loop: ``_Hook`` does only
+  dictionary work and calls the platform synchronously, never awaiting anything;
+- a submit_sm_resp can be read before aiosmpplib records the request (it stores the
+  correlation after ``drain()``): in-flight submits are tracked by sequence number in the
+  ``sending`` hook, which runs before the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiosmpplib import (
+    ESME,
+    NPI,
+    TON,
+    AbstractBroker,
+    AbstractCorrelator,
+    AbstractHook,
+    BindMode,
+    DeliverSm,
+    GenericNack,
+    PhoneNumber,
+    SmppCommandStatus,
+    SmppMessage,
+    SubmitSm,
+    SubmitSmResp,
+)
+from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID
+
+from simulator.config import PlatformConfig, SmppBindConfig
+from simulator.platform.model import Msg, MsgStatus
+
+log = logging.getLogger("smsim.platform.smpp")
+
+#: SMPP message_state (TLV 0x0427) -> what RapidPro calls it.
+_STATE_STATUS = {
+    1: MsgStatus.SENT,  # ENROUTE
+    2: MsgStatus.DELIVERED,
+    3: MsgStatus.ERRORED,  # EXPIRED
+    4: MsgStatus.ERRORED,  # DELETED
+    5: MsgStatus.ERRORED,  # UNDELIVERABLE
+    6: MsgStatus.SENT,  # ACCEPTED
+    7: MsgStatus.ERRORED,  # UNKNOWN
+    8: MsgStatus.ERRORED,  # REJECTED
+}
+#: The receipt text's stat: -> status (when the TLV is absent).
+_STAT_STATUS = {
+    "DELIVRD": MsgStatus.DELIVERED,
+    "ACCEPTD": MsgStatus.SENT,
+    "ENROUTE": MsgStatus.SENT,
+    "EXPIRED": MsgStatus.ERRORED,
+    "DELETED": MsgStatus.ERRORED,
+    "UNDELIV": MsgStatus.ERRORED,
+    "UNKNOWN": MsgStatus.ERRORED,
+    "REJECTD": MsgStatus.ERRORED,
+}
+#: Concatenated MO parts older than this are dropped (the rest never came).
+_MO_PARTS_TTL = 300.0
+
+
+class SmppEvents(Protocol):
+    """Where a bind reports: the sender's outcome calls and the service's ``receive``."""
+
+    def wired(self, msg: Msg, external_id: str) -> None: ...
+    def failed_submit(self, msg: Msg, reason: str) -> None: ...
+    def status(self, msg: Msg, status: MsgStatus) -> None: ...
+
+
+@dataclass(slots=True)
+class BindStats:
+    submits: int = 0
+    accepted: int = 0
+    refused: int = 0
+    timeouts: int = 0
+    receipts: int = 0
+    receipts_unmatched: int = 0
+    mo: int = 0
+    mo_parts: int = 0
+
+
+def national(msisdn: str, country_code: str = "20") -> str:
+    """``201001234567`` -> ``01001234567`` (what operator prefixes are written in)."""
+    digits = msisdn.removeprefix("tel:").removeprefix("+")
+    if digits.startswith(country_code):
+        return "0" + digits[len(country_code) :]
+    return digits
+
+
+def make_router(binds: Sequence[SmppBindConfig], names: Sequence[str]) -> Callable[[Msg], str]:
+    """A message -> the bind it goes through: the longest matching prefix, else the first
+    bind without prefixes, else the first bind."""
+    table = sorted(
+        ((p, name) for cfg, name in zip(binds, names, strict=True) for p in cfg.prefixes),
+        key=lambda item: -len(item[0]),
+    )
+    default = next(
+        (name for cfg, name in zip(binds, names, strict=True) if not cfg.prefixes), names[0]
+    )
+    if not table:
+        return lambda msg: default
+
+    def route(msg: Msg) -> str:
+        number = national(msg.urn)
+        for prefix, name in table:
+            if number.startswith(prefix):
+                return name
+        return default
+
+    return route
+
+
+class _Broker(AbstractBroker):  # type: ignore[misc]
+    """aiosmpplib's outgoing queue, unbounded: the window is enforced before it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[SmppMessage] = asyncio.Queue()
+
+    async def enqueue(self, message: SmppMessage) -> None:
+        self.queue.put_nowait(message)
+
+    async def dequeue(self) -> SmppMessage:
+        return await self.queue.get()
+
+
+class _Correlator(AbstractCorrelator):  # type: ignore[misc]
+    """O(1) request/response correlation; MO reassembly per (sender, reference)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._requests: OrderedDict[int, tuple[float, SmppMessage]] = OrderedDict()
+        self._mo_parts: dict[tuple[str, int, int], tuple[float, dict[int, str]]] = {}
+        self.on_nack: Callable[[int], None] | None = None
+
+    def get_cumulated_status(self, ref_num: int) -> int:
+        return 0
+
+    async def expired(self, smpp_message: SmppMessage) -> None:
+        return None
+
+    async def put(self, smpp_message: SmppMessage) -> None:
+        now = time.monotonic()
+        requests = self._requests
+        requests[smpp_message.sequence_num] = (now, smpp_message)
+        while requests:  # oldest first: stop at the first live one
+            first = next(iter(requests.values()))
+            if now - first[0] <= self.ttl:
+                break
+            requests.popitem(last=False)
+
+    async def put_delivery(self, smsc_message_id: str, submit_sm: SubmitSm) -> None:
+        return None  # receipts are matched by the platform's store
+
+    async def put_delivery_segmented(self, deliver_sm: DeliverSm) -> DeliverSm | None:
+        ref, seq, total = deliver_sm.get_segmentation_data()
+        key = (deliver_sm.source.number, ref, total)
+        now = time.monotonic()
+        entry = self._mo_parts.get(key)
+        if entry is None:
+            if len(self._mo_parts) > 10_000:
+                self._mo_parts = {
+                    k: v for k, v in self._mo_parts.items() if now - v[0] < _MO_PARTS_TTL
+                }
+            entry = self._mo_parts[key] = (now, {})
+        parts = entry[1]
+        parts[seq] = deliver_sm.short_message or deliver_sm.message_payload
+        if len(parts) < total:
+            return None
+        del self._mo_parts[key]
+        text = "".join(parts[i] for i in sorted(parts))
+        if deliver_sm.short_message:
+            deliver_sm.short_message = text
+        else:
+            deliver_sm.message_payload = text
+        return deliver_sm
+
+    async def get(self, response: SmppMessage) -> SmppMessage | None:
+        item = self._requests.pop(response.sequence_num, None)
+        return item[1] if item is not None else None
+
+    async def get_segmented(self, smpp_seq_num: int, remove: bool = False) -> tuple[Any, int]:
+        return None, 0
+
+    async def get_delivery(self, receipt: DeliverSm) -> SubmitSm | None:
+        return None
+
+
+class _Hook(AbstractHook):  # type: ignore[misc]
+    """aiosmpplib's hook: synchronous bookkeeping only (it is awaited inline)."""
+
+    def __init__(self, bind: SmppBind) -> None:
+        self.bind = bind
+
+    async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
+        if isinstance(smpp_message, SubmitSm) and not isinstance(smpp_message, DeliverSm):
+            self.bind._on_sending(smpp_message)
+
+    async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
+        if smpp_message is None:
+            return
+        if isinstance(smpp_message, SubmitSmResp):
+            self.bind._on_submit_resp(smpp_message)
+        elif isinstance(smpp_message, DeliverSm):
+            self.bind._on_deliver(smpp_message)
+        elif isinstance(smpp_message, GenericNack):
+            self.bind._on_nack(smpp_message.sequence_num)
+
+    async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
+        if isinstance(smpp_message, SubmitSm):
+            self.bind._on_send_error(smpp_message, error)
+
+
+class SmppBind:
+    """One bind to one SMSC: a channel the sender hands messages to."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: SmppBindConfig,
+        platform: PlatformConfig,
+        events: SmppEvents,
+        receive: Callable[[str, str, str], object],
+        lookup: Callable[[str], Msg | None],
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.events = events
+        self.receive = receive
+        self.lookup = lookup
+        self.stats = BindStats()
+        self._source = PhoneNumber(
+            platform.short_code, TON(cfg.short_code_ton), NPI(cfg.short_code_npi)
+        )
+        self._ton, self._npi = TON(cfg.handset_ton), NPI(cfg.handset_npi)
+        self._slots = asyncio.Semaphore(cfg.window)
+        self._queued: dict[str, Msg] = {}  # log_id -> msg, in aiosmpplib's broker
+        # sequence number -> (time sent, msg), oldest first (for the response timeout)
+        self._inflight: OrderedDict[int, tuple[float, Msg]] = OrderedDict()
+        self._broker = _Broker()
+        self._correlator = _Correlator(cfg.response_timeout)
+        self.esme = ESME(
+            smsc_host=cfg.host,
+            smsc_port=cfg.port,
+            system_id=cfg.system_id,
+            password=cfg.password,
+            bind_mode=BindMode.TRANSCEIVER,
+            enquire_link_interval=float(cfg.enquire_link_interval),
+            log_level=logging.CRITICAL,
+            hook=_Hook(self),
+            broker=self._broker,
+            correlator=self._correlator,
+            socket_timeout=float(cfg.response_timeout),
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.esme.session_state == BindMode.TRANSCEIVER.session_state)
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Connect and bind (aiosmpplib reconnects by itself after a drop)."""
+        self._task = asyncio.create_task(self.esme.start(), name=f"smpp-{self.name}")
+        self._sweeper = asyncio.create_task(self._sweep(), name=f"smpp-sweep-{self.name}")
+        deadline = time.monotonic() + timeout
+        while not self.bound:
+            if self._task.done():
+                self._task.result()
+                raise ConnectionError(f"bind {self.name}: ESME stopped")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bind {self.name} to {self.cfg.host}:{self.cfg.port}")
+            await asyncio.sleep(0.02)
+        log.info("bound channel=%s smsc=%s:%d", self.name, self.cfg.host, self.cfg.port)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self.esme.stop(), 5.0)
+            await asyncio.wait_for(self._task, 5.0)
+        except (TimeoutError, asyncio.CancelledError, Exception):
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    # ------------------------------------------------------------------ MT
+
+    async def send(self, msg: Msg) -> None:
+        await self._slots.acquire()
+        log_id = str(msg.id)
+        self._queued[log_id] = msg
+        self.stats.submits += 1
+        try:
+            submit = SubmitSm(
+                short_message=msg.text,
+                source=self._source,
+                destination=PhoneNumber(msg.urn.removeprefix("tel:+"), self._ton, self._npi),
+                registered_delivery=1,
+                log_id=log_id,
+            )
+        except ValueError:
+            del self._queued[log_id]
+            self._slots.release()
+            raise
+        await self._broker.enqueue(submit)
+
+    def _on_sending(self, submit: SubmitSm) -> None:
+        msg = self._queued.pop(submit.log_id, None)
+        if msg is not None:
+            self._inflight[submit.sequence_num] = (time.monotonic(), msg)
+
+    def _done(self, seq: int) -> Msg | None:
+        item = self._inflight.pop(seq, None)
+        if item is None:
+            return None
+        self._slots.release()
+        return item[1]
+
+    def _on_submit_resp(self, resp: SubmitSmResp) -> None:
+        msg = self._done(resp.sequence_num)
+        if msg is None:
+            return
+        if resp.command_status == SmppCommandStatus.ESME_ROK and resp.message_id:
+            self.stats.accepted += 1
+            self.events.wired(msg, resp.message_id)
+        else:
+            self.stats.refused += 1
+            self.events.failed_submit(msg, f"submit_sm_resp {resp.command_status.name}")
+
+    def _on_nack(self, seq: int) -> None:
+        msg = self._done(seq)
+        if msg is not None:
+            self.stats.refused += 1
+            self.events.failed_submit(msg, "generic_nack")
+
+    def _on_send_error(self, submit: SubmitSm, error: Exception) -> None:
+        msg = self._queued.pop(submit.log_id, None)
+        if msg is not None:  # never written: its slot is still held
+            self._slots.release()
+        else:
+            msg = self._done(submit.sequence_num)
+        if msg is not None:
+            self.events.failed_submit(msg, repr(error))
+
+    async def _sweep(self) -> None:
+        """Submits unanswered for ``response_timeout`` fail (and free their slot)."""
+        ttl = self.cfg.response_timeout
+        inflight = self._inflight
+        while True:
+            await asyncio.sleep(min(1.0, ttl / 2))
+            now = time.monotonic()
+            while inflight:
+                seq, (sent, _) = next(iter(inflight.items()))
+                if now - sent <= ttl:
+                    break
+                msg = self._done(seq)
+                if msg is not None:
+                    self.stats.timeouts += 1
+                    self.events.failed_submit(msg, "response timeout")
+
+    # ------------------------------------------------------------------ deliver_sm
+
+    def _on_deliver(self, pdu: DeliverSm) -> None:
+        if pdu.is_receipt():
+            self._on_receipt(pdu)
+            return
+        text = pdu.short_message or pdu.message_payload or ""
+        self.stats.mo += 1
+        self.receive(pdu.source.number, text, self.name)
+
+    def _on_receipt(self, pdu: DeliverSm) -> None:
+        self.stats.receipts += 1
+        msg_id: str | None = None
+        state: int | None = None
+        for p in pdu.optional_params or ():
+            if p.tag == RECEIPTED_MESSAGE_ID:
+                msg_id = str(p.value)
+            elif p.tag == MESSAGE_STATE:
+                state = int(p.value)
+        status: MsgStatus | None = _STATE_STATUS.get(state) if state is not None else None
+        if msg_id is None or status is None:
+            try:
+                fields = pdu.parse_receipt()
+            except ValueError:
+                fields = {}
+            if msg_id is None:
+                msg_id = str(fields.get("id", "")) or None
+            if status is None:
+                status = _STAT_STATUS.get(str(fields.get("stat", "")).upper())
+        msg = self.lookup(msg_id) if msg_id else None
+        if msg is None or status is None:
+            self.stats.receipts_unmatched += 1
+            log.debug("receipt_unmatched channel=%s id=%s", self.name, msg_id)
+            return
+        self.events.status(msg, status)
+
+
+def bind_names(binds: Sequence[SmppBindConfig]) -> list[str]:
+    """Channel names: the operator, numbered when an operator has several binds."""
+    seen: dict[str, int] = {}
+    names = []
+    for cfg in binds:
+        n = seen[cfg.operator] = seen.get(cfg.operator, 0) + 1
+        names.append(cfg.operator if n == 1 else f"{cfg.operator}-{n}")
+    return names

@@ -368,3 +368,69 @@ def test_smsc_enquire_link_is_answered_by_the_client() -> None:
         stats = smsc.call(srv(smsc).stats)
         assert stats.connections == 1 and binds(smsc) == 1  # never dropped as dead
         assert_clean(smsc)
+
+
+# --- 6. alert_notification -----------------------------------------------------------------
+
+
+def _raw_data_sm_with_set_dpf(port: int, destination: str) -> int:
+    """Bind a transmitter and send data_sm with set_dpf=1 from literal bytes (smpplib's
+    DataSM has no set_dpf parameter); returns the data_sm_resp status."""
+    import socket
+    import struct
+
+    def pdu(command_id: int, seq: int, body: bytes) -> bytes:
+        return struct.pack(">IIII", 16 + len(body), command_id, 0, seq) + body
+
+    def read(sock: socket.socket) -> tuple[int, int, bytes]:
+        head = b""
+        while len(head) < 16:
+            head += sock.recv(16 - len(head))
+        length, command_id, status, _seq = struct.unpack(">IIII", head)
+        body = b""
+        while len(body) < length - 16:
+            body += sock.recv(length - 16 - len(body))
+        return command_id, status, body
+
+    with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+        sock.sendall(pdu(0x00000002, 1, b"rapidpro\0secret\0\0\x34\x00\x00\0"))
+        assert read(sock)[:2] == (0x80000002, 0)
+        body = (
+            b"\0"  # service_type
+            + b"\x03\x00"
+            + SHORT_CODE.encode()
+            + b"\0"
+            + b"\x01\x01"
+            + destination.encode()
+            + b"\0"
+            + b"\x00\x01\x00"  # esm_class, registered_delivery=1, data_coding
+            + b"\x04\x21\x00\x01\x01"  # set_dpf = 1
+            + b"\x04\x24\x00\x05hello"  # message_payload
+        )
+        sock.sendall(pdu(0x00000103, 2, body))
+        command_id, status, _ = read(sock)
+        assert command_id == 0x80000103
+        sock.sendall(pdu(0x00000006, 3, b""))
+        read(sock)
+        return status
+
+
+def test_alert_notification_after_an_expired_set_dpf_message_reaches_smpplib() -> None:
+    with SmscThread(smsc_config(receipt={"delay": 0.01, "stat": "EXPIRED"})) as smsc:
+        with bound(smsc, "receiver") as peer:
+            assert _raw_data_sm_with_set_dpf(smsc.port, HANDSET) == c.SMPP_ESME_ROK
+            peer.read_until(lambda: len(peer.receipts()) == 1)
+            assert b"stat:EXPIRED" in peer.receipts()[0].short_message
+            # The handset comes back: one alert_notification, decoded by smpplib.
+            assert smsc.call(srv(smsc).handset_available, HANDSET) == 1
+            peer.read_until(lambda: len(peer.delivered) == 2)
+            alert = peer.delivered[1]
+            assert alert.command == "alert_notification"
+            assert (alert.source_addr_ton, alert.source_addr_npi) == (1, 1)
+            assert alert.source_addr == HANDSET.encode()
+            assert (alert.esme_addr_ton, alert.esme_addr_npi) == (3, 0)
+            assert alert.esme_addr == SHORT_CODE.encode()
+            assert alert.ms_availability_status == 0
+            # The flag is cleared by the alert: a second "back" sends nothing.
+            assert smsc.call(srv(smsc).handset_available, HANDSET) == 0
+        assert_clean(smsc)

@@ -295,3 +295,50 @@ async def test_no_ton_npi_expectations_by_default() -> None:
         odd = sm(source_addr_ton=5, source_addr_npi=9, dest_addr_ton=0, dest_addr_npi=0)
         assert (await client.request(odd)).command_status == 0
         await client.unbind()
+
+
+async def test_alert_notification_only_for_failed_set_dpf_messages_and_queued_until_bound() -> None:
+    cfg = config(receipt=ReceiptConfig(delay=0.01, stat="UNDELIV", err=27))
+    async with SmscServer(cfg) as smsc:
+        tx = await EsmeClient.connect("127.0.0.1", smsc.port, mode="tx")
+        for dest, tlvs in (
+            ("201001234567", {Tag.SET_DPF: 1}),
+            ("201201234567", {Tag.SET_DPF: 0}),
+            ("201501234567", {}),
+        ):
+            data = DataSm(
+                source_addr="1442",
+                source_addr_ton=3,
+                destination_addr=dest,
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                tlvs={**tlvs, Tag.MESSAGE_PAYLOAD: b"x"},
+            )
+            assert (await tx.request(data)).command_status == 0
+        await until(lambda: smsc.stats().accepted == 3 and len(smsc.operator().store) == 0)
+        assert smsc.operator().delivery_pending_flags() == {"201001234567": ["rapidpro"]}
+        # Back while nobody receives: the alert waits in the account's queue.
+        assert smsc.handset_available("201201234567") == 0
+        assert smsc.handset_available("201001234567", availability=0) == 1
+        rx = await EsmeClient.connect("127.0.0.1", smsc.port, mode="rx")
+        await until(lambda: rx.alerts)
+        (alert,) = rx.alerts
+        assert (alert.source_addr, alert.source_addr_ton, alert.source_addr_npi) == (
+            "201001234567",
+            1,
+            1,
+        )
+        assert (alert.esme_addr, alert.esme_addr_ton) == ("1442", 3)
+        assert alert.tlvs == {Tag.MS_AVAILABILITY_STATUS: 0}
+        assert smsc.stats().alerts == 1 and smsc.operator().delivery_pending_flags() == {}
+        await tx.unbind()
+        await rx.unbind()
+
+
+async def test_no_alert_for_a_delivered_message() -> None:
+    async with SmscServer(config()) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        await client.request(sm(tlvs={Tag.SET_DPF: 1}))
+        await until(lambda: client.delivered)
+        assert smsc.handset_available("201001234567") == 0 and client.alerts == []
+        await client.unbind()

@@ -27,6 +27,7 @@ from simulator.smpp.constants import (
 )
 from simulator.smpp.pdu import (
     BIND_CLASSES,
+    AlertNotification,
     Bind,
     CancelSm,
     DataSm,
@@ -77,6 +78,9 @@ _TEMPORARY = frozenset(
         Status.ESME_RUNKNOWNERR,
     }
 )
+#: Final states that mean the handset could not be reached: a set_dpf=1 message that
+#: ends in one of these sets a delivery pending flag (alert_notification later).
+_ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)})
 _CONCAT = {"udh8": Concat.UDH8, "udh16": Concat.UDH16, "sar": Concat.SAR, "payload": Concat.PAYLOAD}
 
 
@@ -132,6 +136,9 @@ class OperatorSmsc:
         self._schedule = schedule
         self._mo_ref = itertools.count(1)
         self._loop = asyncio.get_running_loop()
+        #: Delivery pending flags (SMPP 3.4 set_dpf): handset -> account -> the ESME
+        #: address (source_addr, TON, NPI) to alert when the handset is reachable again.
+        self._dpf: dict[str, dict[str, tuple[str, int, int]]] = {}
         #: Accounts with an outbind under way (connecting, or waiting for the bind).
         self._outbinding: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -481,6 +488,12 @@ class OperatorSmsc:
         msg.err = err
         msg.done_time = self.clock.now()
         self._settle(msg)
+        if state in _ABSENT and msg.tlvs and msg.tlvs.get(Tag.SET_DPF) == 1:
+            self._dpf.setdefault(msg.destination_addr, {})[msg.account] = (
+                msg.source_addr,
+                msg.source_ton,
+                msg.source_npi,
+            )
         if not msg.wants_receipt():
             return
         acct = self.accounts.get(msg.account)
@@ -726,6 +739,43 @@ class OperatorSmsc:
         self.stats.mo_queued += len(pdus)
         acct.pump()
         return pdus
+
+    # --- alert_notification --------------------------------------------------------------
+
+    def handset_available(self, number: str, availability: int = 0) -> list[AlertNotification]:
+        """The handset ``number`` is reachable again: every account that submitted to it
+        with set_dpf=1 a message that failed for want of the handset gets one
+        alert_notification (SMPP 3.4 4.12) through its receivers, queued like receipts.
+        ``availability``: the ms_availability_status TLV (0 available, 1 denied, 2
+        unavailable). Returns the alerts queued."""
+        flags = self._dpf.pop(number, None)
+        if not flags:
+            return []
+        addr = self.config.addressing
+        alerts = []
+        for account, (esme_addr, ton, npi) in flags.items():
+            acct = self.accounts.get(account)
+            if acct is None:
+                continue
+            alert = AlertNotification(
+                source_addr_ton=addr.handset_ton,
+                source_addr_npi=addr.handset_npi,
+                source_addr=number,
+                esme_addr_ton=ton,
+                esme_addr_npi=npi,
+                esme_addr=esme_addr,
+                tlvs={Tag.MS_AVAILABILITY_STATUS: availability},
+            )
+            acct.outbox.append(alert)
+            alerts.append(alert)
+            self.stats.alerts += 1
+            log.info("alert operator=%s account=%s handset=%s", self.name, account, number)
+            acct.pump()
+        return alerts
+
+    def delivery_pending_flags(self) -> dict[str, list[str]]:
+        """Handset -> accounts waiting for an alert_notification about it."""
+        return {number: list(flags) for number, flags in self._dpf.items()}
 
     # --- outbind ---------------------------------------------------------------------------
 

@@ -203,6 +203,13 @@ class SmscServer:
         """Connect to an account's ESME and send outbind (see OperatorSmsc.outbind)."""
         return await self.operator(operator).outbind(system_id, address)
 
+    def handset_available(self, number: str, availability: int = 0) -> int:
+        """A handset is reachable again: alert_notification to every account that asked
+        (set_dpf) on any operator; returns how many were queued."""
+        return sum(
+            len(op.handset_available(number, availability)) for op in self.operators.values()
+        )
+
     def stats(self) -> SmscStats:
         total = SmscStats()
         for op in self.operators.values():

@@ -26,6 +26,7 @@ class SmscStats:
     queries: int = 0
     cancels: int = 0
     replaces: int = 0
+    alerts: int = 0
     rejected_by_status: Counter[str] = field(default_factory=Counter)
     receipts_by_stat: Counter[str] = field(default_factory=Counter)
 

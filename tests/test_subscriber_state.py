@@ -218,3 +218,21 @@ def test_times_survive_exactly() -> None:
     assert store.history(A)[0].time == t
     assert store.counters(A).last_mt_time == t  # type: ignore[union-attr]
     assert not math.isnan(t)
+
+
+def test_an_outcome_keeps_when_it_took_effect_and_a_reused_slot_forgets_it() -> None:
+    store = TouchedStore(history_size=2)
+    store.record_mt(A, 10.0, "q1", "1")
+    store.record_outcome(A, "DELIVRD", 13.5)
+    store.record_mo(A, 40.0, "1")
+    assert store.history(A) == [
+        HistoryEntry("mt", 10.0, "q1", "1", "DELIVRD", 13.5),
+        HistoryEntry("mo", 40.0, "1"),
+    ]
+    store.record_mt(B, 50.0, "q1", "2")  # overwrites A's MT in the 2-event ring
+    store.record_mt(B, 51.0, "q2", "3")  # and A's MO
+    store.record_outcome(B, "EXPIRED")  # no time given: none recorded
+    assert store.history(B) == [
+        HistoryEntry("mt", 50.0, "q1", "2"),
+        HistoryEntry("mt", 51.0, "q2", "3", "EXPIRED"),
+    ]

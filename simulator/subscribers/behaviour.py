@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from hashlib import blake2b
-from typing import Final
+from typing import Final, Protocol
 
 from simulator.config import BehaviourConfig
 
@@ -31,6 +31,7 @@ __all__ = [
     "QuestionKind",
     "Reply",
     "ReplyKind",
+    "ReplyModel",
     "analyse",
     "is_stop",
     "parse_number",
@@ -99,6 +100,20 @@ class Reply:
     text: str
     kind: ReplyKind
     value: int | None = None
+
+
+class ReplyModel(Protocol):
+    """What the SMSC's subscriber engine needs from a behaviour model: plug in another
+    (a scenario's scripted answers, a recorded trace) by passing it to
+    ``SubscriberEngine(behaviour=...)``. ``BehaviourModel`` is the default."""
+
+    def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
+        """The replies ``sub`` sends to ``text`` received at ``received_at``."""
+        ...
+
+    def spontaneous_text(self, sub: Subscriber, rng: random.Random) -> str:
+        """What ``sub`` texts 1442 unprompted."""
+        ...
 
 
 # --- normalisation -------------------------------------------------------------------------

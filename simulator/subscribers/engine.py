@@ -14,22 +14,22 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from simulator.clock import SimClock
-from simulator.config import SmscConfig
+from simulator.config import SHORT_CODE, SmscConfig
 from simulator.smpp.constants import RECEIPT_STAT, MessageState
 from simulator.smsc.handsets import MtRecorder, ReceivedMt
 from simulator.smsc.receipts import Outcome
 from simulator.smsc.store import Message
 
-from .behaviour import BehaviourModel, Reply, is_stop
+from .behaviour import BehaviourModel, Reply, ReplyModel, is_stop
 from .delivery import DeliveryModel, handset_on, local_hour
 from .numbering import normalize
 from .population import Population
-from .profile import Availability, Subscriber
-from .state import TouchedStore
+from .profile import Availability, Operator, Subscriber
+from .state import HistoryEntry, TouchedStore
 
 log = logging.getLogger("smsim.subscribers")
 
@@ -42,6 +42,39 @@ _SHAPE_MEAN = sum(DAILY_SHAPE) / 24
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
+#: What the MO kind counters call texts sent unprompted.
+SPONTANEOUS = "spontaneous"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Totals since the engine started (not bounded by the history ring).
+
+    ``outcomes``: serving operator -> receipt stat -> MT parts, as decided at submission
+    (the receipt may still be due). ``replies``: serving operator -> reply kind (or
+    ``spontaneous``) -> MO texts sent. ``replies_by_responsiveness``: the senders'
+    responsiveness -> MO texts sent. ``received``: whole (reassembled) MT messages.
+    ``pending_replies``: replies decided but not yet due.
+    """
+
+    population: int
+    touched: int
+    received: int
+    sent: int
+    outcomes: dict[str, dict[str, int]]
+    replies: dict[str, dict[str, int]]
+    replies_by_responsiveness: dict[str, int]
+    spontaneous: int
+    pending_replies: int
+    opted_out: int
+
+    def outcome_total(self, stat: str) -> int:
+        """MT parts with ``stat`` over all operators."""
+        return sum(by_stat.get(stat, 0) for by_stat in self.outcomes.values())
+
+    def reply_total(self, kind: str) -> int:
+        """MO texts of ``kind`` (a ReplyKind value or ``spontaneous``), all operators."""
+        return sum(by_kind.get(kind, 0) for by_kind in self.replies.values())
 
 
 class SubscriberEngine:
@@ -51,22 +84,28 @@ class SubscriberEngine:
         clock: SimClock,
         *,
         population: Population | None = None,
-        behaviour: BehaviourModel | None = None,
+        behaviour: ReplyModel | None = None,
         store: TouchedStore | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.population = population or Population(config.population)
-        self.behaviour = behaviour or BehaviourModel(config.behaviour)
+        pop_cfg = config.population
+        self.population = population or Population(pop_cfg)
+        self.behaviour: ReplyModel = behaviour or BehaviourModel(config.behaviour)
         self.delivery = DeliveryModel(config.delivery)
-        self.store = store or TouchedStore()
+        self.store = store or TouchedStore(pop_cfg.history_size, pop_cfg.history_per_subscriber)
         self.recorder = MtRecorder(
             config.mt_log_size, config.reassembly_timeout, on_complete=self._on_whole
         )
+        #: (serving operator, receipt stat) -> MT parts.
         self.outcomes: Counter[tuple[str, str]] = Counter()
-        self.replies: Counter[str] = Counter()
+        #: (serving operator, responsiveness, reply kind or "spontaneous") -> MO texts.
+        self.mo_counts: Counter[tuple[str, str, str]] = Counter()
         self.spontaneous_sent = 0
+        self.received = 0
+        self._pending_replies = 0
         self._operators: list[str] = []
+        self._routes: dict[Operator, str | None] = {}
         self._schedule: Schedule | None = None
         self._loop_time: Callable[[], float] | None = None
         self._inject: Inject | None = None
@@ -86,6 +125,10 @@ class SubscriberEngine:
         self._loop_time = loop_time
         self._inject = inject
         self._operators = operators
+        listeners = self.config.population.listeners
+        for op in Operator:
+            name = listeners.get(op.value, op.value)
+            self._routes[op] = name if name in operators else (operators[0] if operators else None)
 
     # --- who -----------------------------------------------------------------------------
 
@@ -93,11 +136,11 @@ class SubscriberEngine:
         msisdn = normalize(address, ton) or address
         return self.population.profile(msisdn)
 
-    def _operator_for(self, sub: Subscriber) -> str | None:
-        name = sub.operator.value
-        if name in self._operators:
-            return name
-        return self._operators[0] if self._operators else None
+    def listener_for(self, address: str) -> str | None:
+        """The SMSC listener (operator name) whose binds get this subscriber's MO: the one
+        named after the serving operator (a ported number's new one), or mapped to it in
+        ``population.listeners``, else the first; None before the engine is attached."""
+        return self._routes.get(self.subscriber(address).operator)
 
     # --- ReceiptPolicy ---------------------------------------------------------------------
 
@@ -122,36 +165,44 @@ class SubscriberEngine:
         counters = store.counters(sub.msisdn)
         seq = counters.mt if counters else 0
         text = mt.text
+        self.received += 1
         store.record_mt(sub.msisdn, last.submit_time, text, mt.message_ids[0])
+        done = last.planned_time
         if last.planned_state != MessageState.DELIVERED:
-            store.record_outcome(sub.msisdn, RECEIPT_STAT[MessageState(last.planned_state)])
+            stat = RECEIPT_STAT[MessageState(last.planned_state)]
+            store.record_outcome(sub.msisdn, stat, done)
             return
-        store.record_outcome(sub.msisdn, "DELIVRD")
+        store.record_outcome(sub.msisdn, "DELIVRD", done)
         if self._schedule is None:
             return
         opted = store.is_opted_out(sub.msisdn)
         if opted or (opted is None and sub.opted_out):
             return
-        for reply in self.behaviour.react(sub, text, last.planned_time, seq):
-            self._plan(sub, reply, last.planned_time + reply.delay)
+        # Replies go to whoever sent the message when it came from a short code.
+        source = last.source_addr
+        to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
+        for reply in self.behaviour.react(sub, text, done, seq):
+            self._plan(sub, reply, done + reply.delay, to)
 
-    def _plan(self, sub: Subscriber, reply: Reply, sim_at: float) -> None:
+    def _plan(self, sub: Subscriber, reply: Reply, sim_at: float, to: str) -> None:
         assert self._schedule is not None and self._loop_time is not None
         real_due = self._loop_time() + max(0.0, self.clock.to_real(sim_at - self.clock.now()))
-        self._schedule(real_due, self._send_reply, (sub, reply))
+        self._pending_replies += 1
+        self._schedule(real_due, self._send_reply, (sub, reply, to))
 
-    def _send_reply(self, item: tuple[Subscriber, Reply]) -> None:
-        sub, reply = item
-        self.replies[reply.kind.value] += 1
-        self._send(sub, reply.text)
+    def _send_reply(self, item: tuple[Subscriber, Reply, str]) -> None:
+        sub, reply, to = item
+        self._pending_replies -= 1
+        self._send(sub, reply.text, reply.kind.value, to)
 
-    def _send(self, sub: Subscriber, text: str) -> None:
+    def _send(self, sub: Subscriber, text: str, kind: str, to: str = SHORT_CODE) -> None:
         now = self.clock.now()
         self.store.record_mo(sub.msisdn, now, text)
+        self.mo_counts[(sub.operator.value, sub.responsiveness.value, kind)] += 1
         if is_stop(text):
             self.store.opt_out(sub.msisdn, now)
         if self._inject is not None:
-            self._inject(sub.msisdn, text, operator=self._operator_for(sub))
+            self._inject(sub.msisdn, text, operator=self._routes.get(sub.operator), destination=to)
 
     # --- spontaneous traffic ---------------------------------------------------------------
 
@@ -171,12 +222,57 @@ class SubscriberEngine:
                 continue
             if not handset_on(sub, now):
                 continue
-            self._send(sub, self.behaviour.spontaneous_text(sub, self._rng))
+            self._send(sub, self.behaviour.spontaneous_text(sub, self._rng), SPONTANEOUS)
             sent += 1
         self.spontaneous_sent += sent
         return sent
 
     # --- observability ---------------------------------------------------------------------
+
+    def received_by(self, address: str, limit: int | None = None) -> list[HistoryEntry]:
+        """The whole MT messages the subscriber received (any number form), oldest first:
+        the newest of their last ``population.history_per_subscriber`` messages (MT and MO
+        together) still in the history ring. ``time`` is the submission, ``done_time``
+        when it reached the handset (or failed, ``outcome``), on the simulated clock."""
+        return self._history(address, "mt", limit)
+
+    def sent_by(self, address: str, limit: int | None = None) -> list[HistoryEntry]:
+        """The texts the subscriber sent to the platform (replies and unprompted), oldest
+        first, bounded as ``received_by``; ``time`` is when each left the handset."""
+        return self._history(address, "mo", limit)
+
+    def _history(self, address: str, direction: str, limit: int | None) -> list[HistoryEntry]:
+        per = self.store.per_subscriber
+        entries = self.store.history(self.subscriber(address).msisdn, per)
+        entries = [e for e in entries if e.direction == direction]
+        if limit is None:
+            return entries
+        return entries[-limit:] if limit > 0 else []
+
+    def summary(self) -> Summary:
+        """Counts by operator, outcome and behaviour since the engine started."""
+        outcomes: dict[str, dict[str, int]] = {}
+        for (op, stat), n in self.outcomes.items():
+            outcomes.setdefault(op, {})[stat] = n
+        replies: dict[str, dict[str, int]] = {}
+        by_resp: Counter[str] = Counter()
+        for (op, resp, kind), n in self.mo_counts.items():
+            by_op = replies.setdefault(op, {})
+            by_op[kind] = by_op.get(kind, 0) + n
+            by_resp[resp] += n
+        agg = self.store.aggregate()
+        return Summary(
+            population=self.population.size,
+            touched=agg.touched,
+            received=self.received,
+            sent=agg.mo,
+            outcomes=outcomes,
+            replies=replies,
+            replies_by_responsiveness=dict(by_resp),
+            spontaneous=self.spontaneous_sent,
+            pending_replies=self._pending_replies,
+            opted_out=agg.opted_out,
+        )
 
     def describe(self, address: str) -> dict[str, Any]:
         """A subscriber's attributes, counters and recent history (for tests and the API)."""

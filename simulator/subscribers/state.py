@@ -45,6 +45,9 @@ class HistoryEntry:
     message_id: str | None = None
     #: The receipt's stat (DELIVRD, EXPIRED, ...) of an MT, once recorded.
     outcome: str | None = None
+    #: When the MT reached that final state (delivered to the handset, expired, ...),
+    #: simulated seconds; None until an outcome with a time is recorded.
+    done_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class TouchedStore:
 
     __slots__ = (
         "_capacity",
+        "_ev_done",
         "_ev_id",
         "_ev_id_text",
         "_ev_kind",
@@ -132,6 +136,7 @@ class TouchedStore:
         # ``seq >= self._seq - capacity``; columns grow up to the capacity, then wrap.
         self._seq = 0
         self._ev_time = array("d")
+        self._ev_done = array("d")  # an MT's outcome time, NaN: none (or an MO)
         self._ev_prev = array("q")  # the same subscriber's previous event's seq, -1 none
         self._ev_kind = array("B")  # bit 0: 0 MT, 1 MO; bits 1-7: outcome code
         self._ev_text: list[str] = []
@@ -199,6 +204,7 @@ class TouchedStore:
         if seq < capacity:
             slot = seq
             self._ev_time.append(time)
+            self._ev_done.append(_NAN)
             self._ev_prev.append(prev)
             self._ev_kind.append(kind)
             self._ev_text.append(shared)
@@ -206,6 +212,7 @@ class TouchedStore:
         else:
             slot = seq % capacity
             self._ev_time[slot] = time
+            self._ev_done[slot] = _NAN
             self._ev_prev[slot] = prev
             self._ev_kind[slot] = kind
             self._ev_text[slot] = shared
@@ -238,9 +245,10 @@ class TouchedStore:
         self._n_mo += 1
         self._push(row, time, 1, text, None)
 
-    def record_outcome(self, msisdn: str, stat: str) -> None:
+    def record_outcome(self, msisdn: str, stat: str, done_time: float | None = None) -> None:
         """The receipt stat of the subscriber's newest MT that has none yet (looked for
-        among their last ``per_subscriber`` events); always counted in ``aggregate``."""
+        among their last ``per_subscriber`` events), and when it was reached; always
+        counted in ``aggregate``."""
         self._outcomes[stat] = self._outcomes.get(stat, 0) + 1
         row = self._row(msisdn)
         if row is None or not self._capacity:
@@ -260,6 +268,8 @@ class TouchedStore:
             slot = seq % capacity
             if kinds[slot] == 0:  # an MT without an outcome
                 kinds[slot] = code << 1
+                if done_time is not None:
+                    self._ev_done[slot] = done_time
                 return
             seq = prevs[slot]
 
@@ -323,7 +333,7 @@ class TouchedStore:
             if seq < 0 or seq < oldest:
                 break
             slot = seq % capacity
-            kind, mid = self._ev_kind[slot], self._ev_id[slot]
+            kind, mid, done = self._ev_kind[slot], self._ev_id[slot], self._ev_done[slot]
             out.append(
                 HistoryEntry(
                     direction="mo" if kind & 1 else "mt",
@@ -331,6 +341,7 @@ class TouchedStore:
                     text=self._ev_text[slot],
                     message_id=id_text[slot] if mid == _ID_TEXT else None if mid < 0 else str(mid),
                     outcome=names[kind >> 1] if kind >> 1 else None,
+                    done_time=None if done != done else done,  # NaN: none
                 )
             )
             seq = self._ev_prev[slot]
@@ -349,6 +360,11 @@ class TouchedStore:
             events=min(self._seq, self._capacity),
             history_size=self._capacity,
         )
+
+    @property
+    def per_subscriber(self) -> int:
+        """Most events ``history`` returns for one subscriber."""
+        return self._per_subscriber
 
     def __len__(self) -> int:
         return len(self._rows)

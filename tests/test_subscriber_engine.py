@@ -1,0 +1,513 @@
+"""The subscriber engine inside a running SMSC, seen from SMPP clients: replies on the
+serving operator's listener, receipts for every fate with their stat, err and dates on
+the simulated clock, the observability API a scenario asserts with, STOP, and
+spontaneous traffic with its daily shape."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from simulator.clock import SimClock
+from simulator.config import (
+    BehaviourConfig,
+    DeliveryConfig,
+    OperatorConfig,
+    PopulationConfig,
+    SmscConfig,
+)
+from simulator.esme.client import EsmeClient
+from simulator.smpp.constants import RECEIPT_STAT, EsmClass, MessageState, Tag
+from simulator.smpp.pdu import DeliverSm, SubmitSm
+from simulator.smpp.segmentation import parse_udh
+from simulator.smpp.text import choose_coding, decode_text
+from simulator.smsc.server import SmscServer
+from simulator.subscribers.behaviour import is_stop
+from simulator.subscribers.delivery import handset_on, local_hour
+from simulator.subscribers.engine import DAILY_SHAPE, SPONTANEOUS, SubscriberEngine
+from simulator.subscribers.population import Population
+from simulator.subscribers.profile import Availability, Subscriber
+
+pytestmark = pytest.mark.timeout(60)
+
+NOON_CAIRO = calendar.timegm((2026, 11, 23, 10, 0, 0, 0, 0, 0))
+THREE_AM_CAIRO = calendar.timegm((2026, 11, 23, 1, 0, 0, 0, 0, 0))
+MIDNIGHT_CAIRO = calendar.timegm((2026, 11, 22, 22, 0, 0, 0, 0, 0))
+QUESTION = "هل وصلك دعم تكافل هذا الشهر؟ ١) نعم ٢) لا"
+OPERATORS = ("vodafone", "orange", "etisalat", "we")
+
+#: Everyone answers, at once, handsets always on: replies are many and quick.
+EAGER = {
+    "responsiveness_mix": {"eager": 1.0},
+    "delay_mix": {"fast": 1.0},
+    "availability_mix": {"always": 1.0},
+    "unassigned_share": 0.0,
+    "barred_share": 0.0,
+    "opted_out_share": 0.0,
+}
+EAGER_BEHAVIOUR = BehaviourConfig(
+    reply_probability={"eager": 1.0}, delay_median={"fast": 5.0}, delay_sigma=0.5
+)
+
+
+def submit(to: str, text: str = QUESTION, **kw: Any) -> SubmitSm:
+    coding, payload = choose_coding(text)
+    return SubmitSm(
+        source_addr="1442",
+        source_addr_ton=3,
+        destination_addr=to,
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        data_coding=coding,
+        short_message=payload,
+        registered_delivery=1,
+        **kw,
+    )
+
+
+async def send_all(client: EsmeClient, pdus: list[SubmitSm]) -> list[str]:
+    futures = []
+    for pdu in pdus:
+        await client.wait_for_slot()
+        futures.append(client.send_nowait(pdu))
+    resps = await asyncio.gather(*futures)
+    assert all(r.command_status == 0 for r in resps)
+    return [r.message_id for r in resps]  # type: ignore[attr-defined]
+
+
+async def until(cond: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def is_receipt(pdu: DeliverSm) -> bool:
+    return bool(pdu.esm_class & EsmClass.DELIVERY_RECEIPT)
+
+
+def ends_a_text(pdu: DeliverSm) -> bool:
+    """An MO deliver_sm that is a whole text or the last part of one."""
+    if is_receipt(pdu):
+        return False
+    if not pdu.esm_class & EsmClass.UDHI:
+        return True
+    info, _, _ = parse_udh(pdu.short_message)
+    return info is not None and info.seq == info.total
+
+
+# --- replies go through the serving operator's listener --------------------------------------
+
+
+async def test_replies_arrive_on_the_serving_operators_binds_ported_included() -> None:
+    cfg = SmscConfig(
+        operators=[OperatorConfig(name=name, port=0) for name in OPERATORS],
+        population=PopulationConfig(enabled=True, size=200_000, seed=11, ported_share=0.3, **EAGER),
+        behaviour=EAGER_BEHAVIOUR,
+        time_scale=600.0,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(600.0, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    got: dict[str, list[DeliverSm]] = {name: [] for name in OPERATORS}
+    clients = {}
+    for name in OPERATORS:
+        clients[name] = await EsmeClient.connect(
+            *smsc.address(name),
+            on_deliver=lambda pdu, name=name: got[name].append(pdu) or 0,  # type: ignore[func-returns-value]
+        )
+    numbers = engine.population.sample(400, random.Random(5))
+    try:
+        # Everything is submitted through Vodafone's listener: the MT route says nothing
+        # about where a reply comes from.
+        await send_all(clients["vodafone"], [submit(n) for n in numbers])
+        await until(
+            lambda: (
+                engine.summary().pending_replies == 0
+                and sum(1 for pdus in got.values() for p in pdus if ends_a_text(p))
+                >= engine.summary().sent
+            ),
+            20,
+        )
+    finally:
+        for client in clients.values():
+            await client.unbind()
+        await smsc.stop()
+
+    mo = {name: [p for p in pdus if not is_receipt(p)] for name, pdus in got.items()}
+    texts = sum(1 for pdus in mo.values() for p in pdus if ends_a_text(p))
+    assert texts == engine.summary().sent >= len(numbers)
+    ported = Counter[str]()
+    for name, pdus in mo.items():
+        assert pdus, f"no reply came through {name}"
+        for pdu in pdus:
+            sub = engine.population.profile(pdu.source_addr)
+            assert sub.operator.value == name, (pdu.source_addr, sub.operator, name)
+            assert engine.listener_for(pdu.source_addr) == name
+            assert pdu.destination_addr == "1442"
+            if sub.prefix_operator is not sub.operator:
+                ported[name] += 1
+    # A ported number's reply comes through its new operator, not its prefix's.
+    assert sum(ported.values()) > 0.15 * texts
+    # Receipts still go to the account the message was submitted on.
+    assert sum(map(is_receipt, got["vodafone"])) == len(numbers)
+    assert not any(is_receipt(p) for name in OPERATORS[1:] for p in got[name])
+
+
+def _attached(cfg: SmscConfig, operators: list[str]) -> tuple[SubscriberEngine, list[Any]]:
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=NOON_CAIRO))
+    sent: list[Any] = []
+    engine.attach(
+        schedule=lambda due, fn, arg: None,
+        loop_time=lambda: 0.0,
+        inject=lambda *a, **kw: sent.append((a, kw)),
+        operators=operators,
+    )
+    return engine, sent
+
+
+def test_listener_mapping_and_fallback() -> None:
+    pop = PopulationConfig(enabled=True, size=10_000, seed=3, listeners={"orange": "mobinil"})
+    cfg = SmscConfig(
+        operators=[OperatorConfig(name="vodafone", port=0), OperatorConfig(name="mobinil")],
+        population=pop,
+    )
+    engine, _ = _attached(cfg, ["vodafone", "mobinil"])
+    by_operator = {}
+    for i in range(2000):
+        sub = engine.population.profile_at(i)
+        by_operator.setdefault(sub.operator.value, engine.listener_for(sub.msisdn))
+    # Named after the operator; mapped; neither: the first listener.
+    assert by_operator == {
+        "vodafone": "vodafone",
+        "orange": "mobinil",
+        "etisalat": "vodafone",
+        "we": "vodafone",
+    }
+    with pytest.raises(ValueError, match="no operator named"):
+        SmscConfig(population=PopulationConfig(listeners={"orange": "nowhere"}))
+    with pytest.raises(ValueError, match="unknown operators"):
+        PopulationConfig(listeners={"mobinil": "egypt"})
+
+
+# --- every fate's receipt, on the simulated clock ---------------------------------------------
+
+
+def _find(pop: Population, pred: Callable[[Subscriber], bool]) -> Subscriber:
+    for i in range(pop.size):
+        sub = pop.profile_at(i)
+        if pred(sub):
+            return sub
+    raise AssertionError("no such subscriber")
+
+
+def _receipt_fields(pdu: DeliverSm) -> dict[str, str]:
+    text = pdu.short_message.decode("ascii")
+    head = text.split(" text:")[0]
+    head = head.replace("submit date:", "submit_date:").replace("done date:", "done_date:")
+    return dict(part.split(":", 1) for part in head.split())
+
+
+def _date(text: str) -> float:
+    return time.mktime(time.strptime(text, "%y%m%d%H%M"))
+
+
+async def test_every_fate_gives_its_receipt_stat_err_and_dates_on_the_simulated_clock() -> None:
+    scale = 20_000.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=200_000, seed=21),
+        delivery=DeliveryConfig(validity=6 * 3600),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=THREE_AM_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    pop = engine.population
+    ok = lambda s: s.assigned and not s.barred  # noqa: E731
+
+    def retried(sub: Subscriber) -> bool:
+        fate = engine.delivery.fate(sub, THREE_AM_CAIRO, "", 0)
+        return fate.state is MessageState.DELIVERED and fate.attempts > 1
+
+    dead = _find(pop, lambda s: ok(s) and s.availability is Availability.DEAD)
+    cases: dict[str, tuple[Subscriber, str]] = {
+        "on": (_find(pop, lambda s: ok(s) and s.availability is Availability.ALWAYS), ""),
+        "unassigned": (_find(pop, lambda s: not s.assigned), ""),
+        "outside": (pop.profile(next(f"2015{i:08d}" for i in range(10**8) if f"2015{i:08d}" not in pop)), ""),
+        "barred": (_find(pop, lambda s: s.assigned and s.barred), ""),
+        # Off at 03:00, on again in the morning: delivered on a retry.
+        "night": (_find(pop, lambda s: ok(s) and s.availability is Availability.NIGHT_OFF and retried(s)), ""),
+        # Never on: EXPIRED at the submit's validity period (2 h) or the default (6 h).
+        "dead_2h": (dead, "000000020000000R"),
+        "dead_default": (
+            _find(pop, lambda s: ok(s) and s.availability is Availability.DEAD and s != dead),
+            "",
+        ),
+    }  # fmt: skip
+    arrived: dict[str, float] = {}
+    receipts: dict[str, DeliverSm] = {}
+
+    def on_deliver(pdu: DeliverSm) -> int:
+        if is_receipt(pdu):
+            receipts[pdu.source_addr] = pdu
+            arrived[pdu.source_addr] = time.monotonic()
+        return 0
+
+    client = await EsmeClient.connect("127.0.0.1", smsc.port, on_deliver=on_deliver)
+    try:
+        sent_at = {}
+        ids = {}
+        for name, (sub, validity) in cases.items():
+            sent_at[name] = time.monotonic()
+            (ids[name],) = await send_all(client, [submit(sub.msisdn, validity_period=validity)])
+        await until(lambda: len(receipts) == len(cases), 15)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+
+    expected_stat = {
+        "on": ("DELIVRD", 0),
+        "unassigned": ("UNDELIV", 1),
+        "outside": ("UNDELIV", 1),
+        "barred": ("REJECTD", 13),
+        "night": ("DELIVRD", 0),
+        "dead_2h": ("EXPIRED", 27),
+        "dead_default": ("EXPIRED", 27),
+    }
+    for name, (sub, validity) in cases.items():
+        (mt,) = engine.received_by(sub.msisdn)
+        fate = engine.delivery.fate(sub, mt.time, validity, 0)
+        stat, err = expected_stat[name]
+        assert RECEIPT_STAT[fate.state] == stat, name
+        pdu = receipts[sub.msisdn]
+        fields = _receipt_fields(pdu)
+        assert (fields["stat"], int(fields["err"])) == (stat, err), (name, fields)
+        assert fields["id"] == ids[name] == pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID]
+        assert fields["dlvrd"] == ("001" if stat == "DELIVRD" else "000")
+        assert pdu.tlvs[Tag.MESSAGE_STATE] == fate.state
+        if err:
+            assert pdu.tlvs[Tag.NETWORK_ERROR_CODE] == bytes((3, 0, err))
+        else:
+            assert Tag.NETWORK_ERROR_CODE not in pdu.tlvs
+        # What the engine recorded: the outcome and exactly when it took effect.
+        assert (mt.outcome, mt.done_time) == (stat, mt.time + fate.delay)
+        # The receipt's dates are on the simulated clock: the submit date is the SMSC's
+        # acceptance, the done date the fate's delay later (plus what the real timer was
+        # late by, times the scale), to the minute.
+        real = arrived[sub.msisdn] - sent_at[name]
+        assert _date(fields["submit_date"]) == 60 * (mt.time // 60)
+        done = _date(fields["done_date"])
+        assert mt.time + fate.delay - 60 <= done <= mt.time + real * scale + 60, name
+        # Time compression: the receipt arrives after fate.delay / scale real seconds.
+        assert fate.delay / scale - 0.05 <= real <= fate.delay / scale + 1.0, (name, real)
+    night = engine.delivery.fate(
+        cases["night"][0], engine.received_by(cases["night"][0].msisdn)[0].time, "", 0
+    )
+    assert night.attempts > 1 and night.delay >= 3600  # fmt: skip
+    assert engine.delivery.fate(cases["dead_2h"][0], 0.0, "000000020000000R", 0).delay == 7200
+    assert engine.delivery.fate(cases["dead_default"][0], 0.0, "", 0).delay == 6 * 3600
+    summary = engine.summary()
+    assert summary.outcome_total("UNDELIV") == 2 and summary.outcome_total("EXPIRED") == 2
+    assert summary.outcome_total("REJECTD") == 1 and summary.outcome_total("DELIVRD") == 2
+
+
+# --- what a scenario asks ---------------------------------------------------------------------
+
+
+async def test_every_participant_got_the_next_question_within_30_s() -> None:
+    """The platform's side is played by the client: each answer to question 1 is
+    followed at once by question 2 to that number. The scenario's assertion is made
+    with the engine's API only (received_by / sent_by / summary)."""
+    scale = 60.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=100_000, seed=4, **EAGER),
+        behaviour=EAGER_BEHAVIOUR,
+        delivery=DeliveryConfig(network_delay=1.0, network_delay_sigma=0.3),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    q2 = "السؤال ٢: كم مرة تغسل يديك يوميا؟ ١) مرة ٢) خمس مرات"
+    answered: list[str] = []
+    tasks: list[asyncio.Task[list[str]]] = []
+    loop = asyncio.get_running_loop()
+    client: EsmeClient | None = None
+
+    def on_deliver(pdu: DeliverSm) -> int:
+        if not is_receipt(pdu) and pdu.source_addr not in answered:
+            answered.append(pdu.source_addr)
+            assert client is not None
+            tasks.append(loop.create_task(send_all(client, [submit(pdu.source_addr, q2)])))
+        return 0
+
+    client = await EsmeClient.connect("127.0.0.1", smsc.port, on_deliver=on_deliver)
+    numbers = engine.population.sample(150, random.Random(9))
+    try:
+        await send_all(client, [submit(n) for n in numbers])
+        await until(lambda: len(answered) == len(numbers), 15)
+        await until(lambda: engine.summary().received == 2 * len(numbers), 15)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+
+    late = []
+    for number in numbers:
+        first_mt, second_mt = engine.received_by(number)[:2]
+        answer = engine.sent_by(number)[0]
+        assert first_mt.text == QUESTION and second_mt.text == q2
+        assert first_mt.done_time is not None and second_mt.done_time is not None
+        assert first_mt.done_time <= answer.time <= second_mt.time <= second_mt.done_time
+        if second_mt.done_time - answer.time > 30:
+            late.append(number)
+    assert not late
+    summary = engine.summary()
+    assert summary.received == 2 * len(numbers)
+    assert summary.outcome_total("DELIVRD") == 2 * len(numbers)
+    assert summary.sent == sum(len(engine.sent_by(n)) for n in numbers) >= len(numbers)
+    assert sum(summary.replies_by_responsiveness.values()) == summary.sent
+    assert set(summary.replies_by_responsiveness) == {"eager"}
+    assert sum(sum(k.values()) for k in summary.replies.values()) == summary.sent
+    assert summary.touched == len(numbers) and summary.population == 100_000
+
+
+def test_history_is_bounded_per_subscriber() -> None:
+    cfg = SmscConfig(population=PopulationConfig(enabled=True, size=1000, history_per_subscriber=3))
+    engine, _ = _attached(cfg, ["egypt"])
+    number = engine.population.msisdn(0)
+    for i in range(5):
+        engine.store.record_mt(number, float(i), f"m{i}")
+    engine.store.record_mo(number, 9.0, "reply")
+    assert [e.text for e in engine.received_by("0" + number[2:])] == ["m3", "m4"]
+    assert [e.text for e in engine.sent_by("+" + number)] == ["reply"]
+    assert [e.text for e in engine.received_by(number, limit=1)] == ["m4"]
+    assert engine.received_by(engine.population.msisdn(1)) == []
+
+
+async def test_stop_opts_out_and_nothing_more_is_answered() -> None:
+    scale = 600.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=50_000, seed=8, **EAGER),
+        behaviour=EAGER_BEHAVIOUR.model_copy(update={"stop_share": 1.0}),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    mo: list[DeliverSm] = []
+    client = await EsmeClient.connect(
+        "127.0.0.1",
+        smsc.port,
+        on_deliver=lambda p: 0 if is_receipt(p) else mo.append(p) or 0,  # type: ignore[func-returns-value]
+    )
+    numbers = engine.population.sample(40, random.Random(2))
+    try:
+        await send_all(client, [submit(n) for n in numbers])
+        await until(lambda: len(mo) == len(numbers), 15)
+        await send_all(client, [submit(n, "سؤال جديد: ١) نعم ٢) لا") for n in numbers])
+        await until(lambda: engine.summary().received == 2 * len(numbers), 5)
+        # Replies come within seconds of simulated time; wait ten simulated minutes.
+        await asyncio.sleep(600 / scale)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+    assert all(is_stop(decode_text(p.short_message, p.data_coding)) for p in mo)
+    assert len(mo) == len(numbers)
+    summary = engine.summary()
+    assert summary.opted_out == len(numbers)
+    assert summary.reply_total("stop") == len(numbers) == summary.sent
+    for n in numbers:
+        assert engine.store.is_opted_out(n) is True
+        assert len(engine.received_by(n)) == 2 and len(engine.sent_by(n)) == 1
+
+
+# --- spontaneous traffic ----------------------------------------------------------------------
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_spontaneous_traffic_follows_the_rate_and_the_daily_shape() -> None:
+    size, per_day, step = 200_000, 0.5, 60.0
+    cfg = SmscConfig(
+        population=PopulationConfig(enabled=True, size=size, seed=5),
+        behaviour=BehaviourConfig(spontaneous_per_day=per_day),
+    )
+    mono = FakeMonotonic()
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=MIDNIGHT_CAIRO, monotonic=mono))
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    engine.attach(
+        schedule=lambda due, fn, arg: None,
+        loop_time=mono,
+        inject=lambda source, text, **kw: sent.append((source, text, kw)),
+        operators=list(OPERATORS),
+    )
+    by_hour = Counter[int]()
+    assert engine.spontaneous_tick() == 0  # the first tick only starts the count
+    for _ in range(int(86400 / step)):
+        mono.t += step
+        by_hour[int(local_hour(engine.clock.now())) % 24] += engine.spontaneous_tick()
+    assert sum(by_hour.values()) == len(sent) == engine.spontaneous_sent
+
+    # Who can send at each hour: assigned, not barred, handset on (estimated from a
+    # sample; its sampling error is part of the tolerance).
+    pop = engine.population
+    sample = [pop.profile_at(i) for i in random.Random(1).sample(range(size), 5_000)]
+    sample = [s for s in sample if s.assigned and not s.barred]
+    n_sample = 5_000
+    mean_shape = sum(DAILY_SHAPE) / 24
+    for hour in range(24):
+        # Averaged over the hour: handsets come on and go off at minutes of their own.
+        times = [MIDNIGHT_CAIRO + hour * 3600 + 150 + 300 * k for k in range(12)]
+        p = sum(handset_on(s, at) for s in sample for at in times) / (n_sample * len(times))
+        expected = size * per_day / 24 * DAILY_SHAPE[hour] / mean_shape * p
+        tol = 5 * math.sqrt(expected) + expected * 5 * math.sqrt((1 - p) / (p * n_sample))
+        assert abs(by_hour[hour] - expected) < tol, (hour, by_hour[hour], expected)
+    # The evening peak is many times the small hours.
+    assert by_hour[21] > 10 * by_hour[3]
+
+    for source, text, kw in sent[:2000]:
+        sub = pop.profile(source)
+        assert sub.index >= 0 and sub.assigned and not sub.barred
+        assert kw["operator"] == sub.operator.value and kw["destination"] == "1442"
+        assert isinstance(text, str)
+    summary = engine.summary()
+    assert summary.spontaneous == summary.reply_total(SPONTANEOUS) == len(sent)
+    assert engine.store.aggregate().mo == len(sent)
+    assert len({t for _, t, _ in sent}) > 50  # not one canned text
+
+
+def test_spontaneous_traffic_is_off_by_default() -> None:
+    mono = FakeMonotonic()
+    cfg = SmscConfig(population=PopulationConfig(enabled=True, size=100_000))
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=NOON_CAIRO, monotonic=mono))
+    engine.attach(
+        schedule=lambda *a: None,
+        loop_time=mono,
+        inject=lambda *a, **k: None,
+        operators=["egypt"],
+    )
+    engine.spontaneous_tick()
+    mono.t += 86400
+    assert engine.spontaneous_tick() == 0

@@ -342,3 +342,44 @@ async def test_no_alert_for_a_delivered_message() -> None:
         await until(lambda: client.delivered)
         assert smsc.handset_available("201001234567") == 0 and client.alerts == []
         await client.unbind()
+
+
+async def test_receipts_in_flight_on_a_dropped_receiver_go_to_the_other_bind_once() -> None:
+    """Two receivers; one takes its window of receipts, answers a few, then drops. The
+    unanswered ones move to the other bind: every receipt arrives, none twice."""
+    async with SmscServer(config(deliver_window=10)) as smsc:
+        host, port = smsc.address()
+        from simulator.smpp.pdu import BindReceiver, decode_pdu
+
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            BindReceiver(sequence_number=1, system_id="rapidpro", password="secret").encode()
+        )
+        head = await reader.readexactly(16)
+        await reader.readexactly(int.from_bytes(head[:4], "big") - 16)  # bind_receiver_resp
+        steady = await EsmeClient.connect(host, port, mode="rx")
+        tx = await EsmeClient.connect(host, port, mode="tx")
+        ids = [(await tx.request(sm(f"2010777000{i:02d}"))).message_id for i in range(40)]  # type: ignore[attr-defined]
+        # The flaky receiver reads what it was given and answers only the first three.
+        got: list[DeliverSm] = []
+        buf = b""
+        while len(got) < 10:
+            buf += await reader.read(65536)
+            while len(buf) >= 16 and len(buf) >= int.from_bytes(buf[:4], "big"):
+                n = int.from_bytes(buf[:4], "big")
+                pdu = decode_pdu(buf[:n])
+                buf = buf[n:]
+                assert isinstance(pdu, DeliverSm)
+                got.append(pdu)
+        for pdu in got[:3]:
+            writer.write(pdu.response().encode())
+        await writer.drain()
+        await until(lambda: smsc.stats().receipts_delivered >= 3)
+        writer.close()
+        await until(lambda: smsc.stats().receipts_delivered == 40)
+        on_flaky = [p.tlvs[Tag.RECEIPTED_MESSAGE_ID] for p in got[:3]]
+        on_steady = [p.tlvs[Tag.RECEIPTED_MESSAGE_ID] for p in steady.delivered]
+        assert sorted(on_flaky + on_steady) == sorted(ids)  # all there, none twice
+        assert smsc.pending_deliveries() == 0
+        await tx.unbind()
+        await steady.unbind()

@@ -31,6 +31,56 @@ def test_every_smpp34_command_is_known() -> None:
     assert set(PDU_CLASSES) == {int(c) for c in CommandId}
 
 
+#: SMPP 3.4 section 5.1.3, copied from the spec's table: every command_status it defines.
+SPEC_STATUSES = {
+    0x00: "ESME_ROK", 0x01: "ESME_RINVMSGLEN", 0x02: "ESME_RINVCMDLEN",
+    0x03: "ESME_RINVCMDID", 0x04: "ESME_RINVBNDSTS", 0x05: "ESME_RALYBND",
+    0x06: "ESME_RINVPRTFLG", 0x07: "ESME_RINVREGDLVFLG", 0x08: "ESME_RSYSERR",
+    0x0A: "ESME_RINVSRCADR", 0x0B: "ESME_RINVDSTADR", 0x0C: "ESME_RINVMSGID",
+    0x0D: "ESME_RBINDFAIL", 0x0E: "ESME_RINVPASWD", 0x0F: "ESME_RINVSYSID",
+    0x11: "ESME_RCANCELFAIL", 0x13: "ESME_RREPLACEFAIL", 0x14: "ESME_RMSGQFUL",
+    0x15: "ESME_RINVSERTYP", 0x33: "ESME_RINVNUMDESTS", 0x34: "ESME_RINVDLNAME",
+    0x40: "ESME_RINVDESTFLAG", 0x42: "ESME_RINVSUBREP", 0x43: "ESME_RINVESMCLASS",
+    0x44: "ESME_RCNTSUBDL", 0x45: "ESME_RSUBMITFAIL", 0x48: "ESME_RINVSRCTON",
+    0x49: "ESME_RINVSRCNPI", 0x50: "ESME_RINVDSTTON", 0x51: "ESME_RINVDSTNPI",
+    0x53: "ESME_RINVSYSTYP", 0x54: "ESME_RINVREPFLAG", 0x55: "ESME_RINVNUMMSGS",
+    0x58: "ESME_RTHROTTLED", 0x61: "ESME_RINVSCHED", 0x62: "ESME_RINVEXPIRY",
+    0x63: "ESME_RINVDFTMSGID", 0x64: "ESME_RX_T_APPN", 0x65: "ESME_RX_P_APPN",
+    0x66: "ESME_RX_R_APPN", 0x67: "ESME_RQUERYFAIL", 0xC0: "ESME_RINVOPTPARSTREAM",
+    0xC1: "ESME_ROPTPARNOTALLWD", 0xC2: "ESME_RINVPARLEN", 0xC3: "ESME_RMISSINGOPTPARAM",
+    0xC4: "ESME_RINVOPTPARAMVAL", 0xFE: "ESME_RDELIVERYFAILURE", 0xFF: "ESME_RUNKNOWNERR",
+}  # fmt: skip
+
+#: SMPP 3.4 section 5.3.2: tag -> value type (1/2/4: integer of that size, "c": C-octet
+#: string, "o": octet string).
+SPEC_TLVS = {
+    0x0005: 1, 0x0006: 1, 0x0007: 1, 0x0008: 2, 0x000D: 1, 0x000E: 1, 0x000F: 1,
+    0x0010: 1, 0x0017: 4, 0x0019: 1, 0x001D: "c", 0x001E: "c", 0x0030: 1, 0x0201: 1,
+    0x0202: "o", 0x0203: "o", 0x0204: 2, 0x0205: 1, 0x020A: 2, 0x020B: 2, 0x020C: 2,
+    0x020D: 1, 0x020E: 1, 0x020F: 1, 0x0210: 1, 0x0302: 1, 0x0303: "o", 0x0304: 1,
+    0x0381: "o", 0x0420: 1, 0x0421: 1, 0x0422: 1, 0x0423: "o", 0x0424: "o", 0x0425: 1,
+    0x0426: 1, 0x0427: 1, 0x0501: 1, 0x1201: 1, 0x1203: 2, 0x1204: 1, 0x130C: "o",
+    0x1380: 1, 0x1383: "o",
+}  # fmt: skip
+
+
+def test_the_full_command_status_table() -> None:
+    assert {int(s): s.name for s in Status} == SPEC_STATUSES
+
+
+def test_every_standard_tlv_is_typed() -> None:
+    kinds = {k: {CSTR: "c", OCTETS: "o"}.get(v, v) for k, v in TLV_KINDS.items()}
+    assert kinds == SPEC_TLVS
+    assert {int(t) for t in Tag} == set(SPEC_TLVS)
+
+
+def test_source_telematics_id_of_either_width_is_read() -> None:
+    for raw, value in ((b"\x00\x10\x00\x01\x07", 7), (b"\x00\x10\x00\x02\x00\x07", 7)):
+        data = DeliverSm().encode() + raw
+        data = struct.pack(">I", len(data)) + data[4:]
+        assert decode_pdu(data).tlvs == {Tag.SOURCE_TELEMATICS_ID: value}
+
+
 def test_bind_transceiver_bytes_match_the_spec_layout() -> None:
     pdu = BindTransceiver(sequence_number=1, system_id="rapidpro", password="secret")
     body = b"rapidpro\0secret\0\0" + bytes((0x34, 0, 0)) + b"\0"

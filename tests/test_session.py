@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.smpp.constants import CommandId, Status
 from simulator.smpp.pdu import (
@@ -250,3 +252,43 @@ def test_sequence_numbers_wrap() -> None:
     esme._next_seq = 0x7FFFFFFF
     assert esme.next_sequence() == 0x7FFFFFFF
     assert esme.next_sequence() == 1
+
+
+_EVENTS = (
+    PduReceived,
+    ResponseReceived,
+    ProtocolError,
+    RequestRejected,
+    ResponseTimeout,
+    LinkDead,
+    Unbound,
+)
+
+
+def _chunk() -> st.SearchStrategy[bytes]:
+    """Raw noise, whole PDUs of every type, and PDUs with a byte changed past the length."""
+    from tests.test_pdu import _pdus
+
+    whole = _pdus().map(lambda p: p.encode())
+    hit = st.tuples(whole, st.integers(4, 400), st.integers(0, 255)).map(
+        lambda t: t[0][: t[1] % len(t[0])] + bytes((t[2],)) + t[0][t[1] % len(t[0]) + 1 :]
+    )
+    return st.one_of(st.binary(max_size=120), whole, hit)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_chunk(), max_size=8), st.booleans())
+def test_session_fed_arbitrary_bytes_never_raises(chunks: list[bytes], bound: bool) -> None:
+    """Whatever the peer sends, receive_data returns events (never raises), and every
+    answer the session queues is itself a well-formed PDU."""
+    smsc, esme, _ = pair(max_pdu_size=4096)
+    if bound:
+        bind(smsc, esme)
+    for chunk in chunks:
+        events = smsc.receive_data(chunk)
+        assert all(isinstance(ev, _EVENTS) for ev in events)
+        for answer in answers(smsc):
+            assert answer.sequence_number >= 0
+        if smsc.closed:
+            assert smsc.receive_data(b"\0" * 32) == []
+            break

@@ -64,6 +64,10 @@ TLV_KINDS: dict[int, int] = {
     Tag.ITS_SESSION_INFO: OCTETS,
 }
 
+#: SMPP 3.4's tables disagree on source_telematics_id (1 octet in 5.3.2.9's value, 2
+#: in its length; smpplib sends 2): read either, write 1.
+_EITHER_WIDTH = frozenset({Tag.SOURCE_TELEMATICS_ID})
+
 _INT_FORMATS = {U8: ">B", U16: ">H", U32: ">I"}
 
 
@@ -91,7 +95,7 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> dict[int, TlvValue]:
                 raw = raw[:-1]
             tlvs[tag] = raw.decode("latin-1")
         else:
-            if length != kind:
+            if length != kind and not (tag in _EITHER_WIDTH and 1 <= length <= 2):
                 raise SmppError(
                     Status.ESME_RINVPARLEN,
                     f"TLV 0x{tag:04X} has length {length}, expected {kind}",

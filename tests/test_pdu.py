@@ -79,6 +79,8 @@ def test_source_telematics_id_of_either_width_is_read() -> None:
         data = DeliverSm().encode() + raw
         data = struct.pack(">I", len(data)) + data[4:]
         assert decode_pdu(data).tlvs == {Tag.SOURCE_TELEMATICS_ID: value}
+    wide = DeliverSm(tlvs={Tag.SOURCE_TELEMATICS_ID: 0x1234})
+    assert decode_pdu(wide.encode()) == wide
 
 
 def test_bind_transceiver_bytes_match_the_spec_layout() -> None:

@@ -122,5 +122,7 @@ def encode_tlv_value(tag: int, value: TlvValue) -> bytes:
     if isinstance(value, str):
         return value.encode("latin-1") + b"\0"
     if kind in _INT_FORMATS:
+        if value > 0xFF and tag in _EITHER_WIDTH:
+            return pack(">H", value)
         return pack(_INT_FORMATS[kind], value)
     raise TypeError(f"TLV 0x{tag:04X} needs bytes or str, got int {value}")

@@ -23,6 +23,9 @@ def test_example_with_four_operators_loads() -> None:
     assert [o.name for o in cfg.operators] == ["vodafone", "orange", "etisalat", "we"]
     assert cfg.operators[1].message_id_format is MessageIdFormat.HEX
     assert cfg.operators[3].addressing.short_code_ton == 6
+    assert cfg.operators[0].addressing.submit_dest_ton == [1]
+    assert cfg.operators[3].addressing.submit_source_ton == [6]
+    assert cfg.operators[2].addressing.submit_source_ton == []  # Etisalat takes any
 
 
 def test_error_names_file_and_field(tmp_path: Path) -> None:

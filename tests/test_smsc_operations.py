@@ -383,3 +383,51 @@ async def test_receipts_in_flight_on_a_dropped_receiver_go_to_the_other_bind_onc
         assert smsc.pending_deliveries() == 0
         await tx.unbind()
         await steady.unbind()
+
+
+async def test_each_bad_input_gets_its_answer_and_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import struct
+
+    caplog.set_level(logging.INFO, logger="smsim.smsc")
+    async with SmscServer(config(max_pdu_size=4096)) as smsc:
+        good = await EsmeClient.connect("127.0.0.1", smsc.port)
+        host, port = smsc.address()
+        reader, writer = await asyncio.open_connection(host, port)
+        bind = b"rapidpro\0secret\0\0\x34\x00\x00\0"
+        writer.write(struct.pack(">IIII", 16 + len(bind), 0x09, 0, 1) + bind)
+        head = await reader.readexactly(16)
+        await reader.readexactly(int.from_bytes(head[:4], "big") - 16)
+        caplog.clear()
+        cases = [
+            # source_addr of 25 digits with no NUL within its 21 octets
+            (0x04, b"\0\x03\x00" + b"1" * 25 + b"\0\x01\x01" + b"2010\0" + bytes(12), 0x8000_0004,
+             Status.ESME_RINVSRCADR),
+            # sm_length says 200 octets, 3 follow
+            (0x04, b"\0\x03\x001442\0\x01\x012010\0\0\0\0\0\0\x01\0\0\0\xc8abc", 0x8000_0004,
+             Status.ESME_RINVMSGLEN),
+            # a TLV that runs past the end of the PDU
+            (0x04, b"\0\x03\x001442\0\x01\x012010\0\0\0\0\0\0\x01\0\0\0\0\x04\x24\x00\x09ab",
+             0x8000_0004, Status.ESME_RINVOPTPARSTREAM),
+            # query_sm whose message_id has no NUL at all
+            (0x03, b"9" * 40, 0x8000_0003, Status.ESME_RINVCMDLEN),
+            (0x0000_0999, b"", 0x8000_0000, Status.ESME_RINVCMDID),
+        ]  # fmt: skip
+        for seq, (cid, body, answer_id, status) in enumerate(cases, start=10):
+            writer.write(struct.pack(">IIII", 16 + len(body), cid, 0, seq) + body)
+            head = await reader.readexactly(16)
+            length, got_id, got_status, got_seq = struct.unpack(">IIII", head)
+            await reader.readexactly(length - 16)
+            assert (got_id, got_status, got_seq) == (answer_id, status, seq)
+        lines = [r.getMessage() for r in caplog.records if "protocol_error" in r.getMessage()]
+        assert len(lines) == len(cases)
+        for line, (_, _, _, status) in zip(lines, cases, strict=True):
+            assert f"status={Status(status).name}" in line and "fatal=False" in line
+        # Still bound and served after all that; the other bind never noticed.
+        writer.write(struct.pack(">IIII", 16, 0x15, 0, 99))
+        assert struct.unpack(">IIII", await reader.readexactly(16))[1:] == (0x8000_0015, 0, 99)
+        assert (await good.request(sm())).command_status == 0
+        writer.close()
+        await good.unbind()

@@ -431,3 +431,40 @@ async def test_each_bad_input_gets_its_answer_and_one_log_line(
         assert (await good.request(sm())).command_status == 0
         writer.close()
         await good.unbind()
+
+
+def _part(ref: int, total: int, seq: int, text: str) -> SubmitSm:
+    udh = bytes((5, 0, 3, ref, total, seq))
+    return sm(
+        "201001234567",
+        esm_class=0x40,
+        data_coding=8,
+        registered_delivery=1 if seq == 1 else 0,
+        short_message=udh + text.encode("utf-16-be"),
+    )
+
+
+async def test_mt_parts_out_of_order_are_joined_and_incomplete_ones_dropped_after_timeout() -> None:
+    cfg = config()
+    cfg = cfg.model_copy(update={"reassembly_timeout": 0.2})
+    async with SmscServer(cfg) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        for seq in (3, 1, 2):
+            await client.request(_part(7, 3, seq, ["أ", "ب", "ت"][seq - 1]))
+        (whole,) = smsc.recorder.messages()
+        assert whole.text == "أبت" and whole.parts == 3 and len(whole.message_ids) == 3
+        # Part 1 of 2 of ref 8 and then nothing for longer than the timeout.
+        await client.request(_part(8, 2, 1, "س"))
+        await asyncio.sleep(0.3)
+        await client.request(sm(short_message=b"later"))  # any MT runs the expiry
+        assert smsc.recorder.incomplete_dropped == 1
+        await client.request(_part(8, 2, 2, "ص"))  # too late: its first part is gone
+        assert [m.text for m in smsc.recorder.messages()] == ["أبت", "later"]
+        assert smsc.recorder.completed == 2
+        # With no MT at all after them, the SMSC's once-a-second tick drops the late
+        # part 2 of ref 8 and a new part 1 of ref 9.
+        await client.request(_part(9, 2, 1, "ض"))
+        await until(lambda: smsc.recorder.incomplete_dropped == 3, timeout=3)
+        assert smsc.recorder.completed == 2
+        assert smsc.recorder._ids == {}  # the dropped parts' message ids are forgotten too
+        await client.unbind()

@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from simulator.smpp.constants import EsmClass, Tag
 from simulator.smpp.segmentation import Reassembler, UdhError, parse_udh
@@ -90,6 +90,8 @@ class MtRecorder:
                 concat = (ref, total, seq)
         if concat is None or concat[1] == 1:
             self._record(msg, payload, (msg.message_id,), 1)
+            if len(self._reassembler):
+                self.expire(msg.submit_time)
             return
         ref, total, seq = concat
         key = (msg.source_addr, msg.destination_addr)
@@ -104,9 +106,26 @@ class MtRecorder:
         if whole is not None:
             ids = tuple(self._ids.pop(id_key, ()))
             self._record(msg, whole, ids, total)
-        for dropped in self._reassembler.expire(msg.submit_time):
+        self.expire(msg.submit_time)
+
+    def expire(self, now: float) -> int:
+        """Drop concatenated messages still incomplete ``reassembly_timeout`` after their
+        first part (simulated time); runs on every MT and on the SMSC's tick."""
+        n = 0
+        for dropped in self._reassembler.expire(now):
+            n += 1
             self.incomplete_dropped += 1
             log.info("mt_incomplete_dropped key=%s", dropped)
+            src, dst = cast(tuple[str, str], dropped.key)
+            dropped_key = (src, dst, dropped.ref)
+            if dropped.reason == "replaced":
+                # Same key and ref, another total: only the newest part's id lives on.
+                kept = self._ids.get(dropped_key)
+                if kept:
+                    del kept[:-1]
+            else:
+                self._ids.pop(dropped_key, None)
+        return n
 
     def _record(self, msg: Message, payload: bytes, ids: tuple[str, ...], parts: int) -> None:
         self.completed += 1

@@ -177,6 +177,7 @@ class SmscServer:
             await asyncio.sleep(1.0)
             if self.subscribers is not None:
                 self.subscribers.spontaneous_tick()
+            self.recorder.expire(self.clock.now())
             for op in self.operators.values():
                 for conn in list(op.connections):
                     events = conn.session.tick()

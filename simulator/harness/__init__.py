@@ -1,0 +1,1 @@
+"""The load-test harness: the channel between Locust and the SMSC, reply timing."""

@@ -1,0 +1,158 @@
+"""The compact channel between Locust workers and the SMSC process (decision 0002).
+
+Sans-IO: bytes in, items out, no sockets; the asyncio hub (``hub.py``) and the gevent
+Locust side (``loadtests/``) both use it. Little-endian frames, many items each, one TCP
+stream each way::
+
+    header  <IBxH  total_len (incl. header), type, pad, count           8 bytes
+    HELLO   <HH    worker_index, workers                               Locust -> SMSC
+    MO      <QH    msisdn, text_len, then text_len UTF-8 bytes         Locust -> SMSC
+    RESULT  <QBBd  msisdn, kind (reply/timeout), origin, seconds       SMSC -> Locust
+
+An MO is a number (an integer: 12 digits for Egypt) and a text; the SMSC answers per MO
+only with its RESULT: the time until the platform's reply reached the handset, or a
+timeout. Writes are coalesced per loop iteration on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from struct import Struct
+
+HEADER = Struct("<IBxH")
+HELLO = Struct("<HH")
+MO_ITEM = Struct("<QH")
+RESULT_ITEM = Struct("<QBBd")
+
+#: Items per frame at most (count is a u16).
+MAX_ITEMS = 65535
+#: A frame longer than this is a broken peer, not a big batch.
+MAX_FRAME = 64 * 1024 * 1024
+
+
+class FrameType(IntEnum):
+    HELLO = 0
+    MO = 1
+    RESULT = 2
+
+
+class Outcome(IntEnum):
+    REPLY = 0
+    TIMEOUT = 1
+
+
+class Origin(IntEnum):
+    #: Sent by a Locust user (spontaneous traffic, an MO wave).
+    LOCUST = 0
+    #: Sent by the subscriber simulation answering something the platform sent.
+    SUBSCRIBER = 1
+
+
+class FrameError(ValueError):
+    """The peer sent bytes that are not a frame of this protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    msisdn: int
+    outcome: Outcome
+    origin: Origin
+    seconds: float
+
+
+def encode_hello(worker_index: int, workers: int) -> bytes:
+    return HEADER.pack(HEADER.size + HELLO.size, FrameType.HELLO, 1) + HELLO.pack(
+        worker_index, workers
+    )
+
+
+def encode_mo(items: list[tuple[int, str]]) -> list[bytes]:
+    """MO frames for ``[(msisdn, text), ...]``, split at ``MAX_ITEMS`` items."""
+    frames = []
+    pack = MO_ITEM.pack
+    for start in range(0, len(items), MAX_ITEMS):
+        chunk = items[start : start + MAX_ITEMS]
+        parts = [b""]
+        for number, text in chunk:
+            raw = text.encode()
+            parts.append(pack(number, len(raw)))
+            parts.append(raw)
+        size = sum(len(p) for p in parts)
+        parts[0] = HEADER.pack(HEADER.size + size, FrameType.MO, len(chunk))
+        frames.append(b"".join(parts))
+    return frames
+
+
+def encode_results(items: list[Result]) -> list[bytes]:
+    frames = []
+    pack = RESULT_ITEM.pack
+    for start in range(0, len(items), MAX_ITEMS):
+        chunk = items[start : start + MAX_ITEMS]
+        body = b"".join(pack(r.msisdn, r.outcome, r.origin, r.seconds) for r in chunk)
+        frames.append(HEADER.pack(HEADER.size + len(body), FrameType.RESULT, len(chunk)) + body)
+    return frames
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    worker_index: int
+    workers: int
+
+
+Frame = Hello | list[tuple[int, str]] | list[Result]
+
+
+class FrameReader:
+    """Splits a byte stream into decoded frames: ``Hello``, MO items or ``Result`` items."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf + data if self._buf else data
+        out: list[Frame] = []
+        pos = 0
+        end = len(buf)
+        hsize = HEADER.size
+        while end - pos >= hsize:
+            total, ftype, count = HEADER.unpack_from(buf, pos)
+            if total < hsize or total > MAX_FRAME:
+                raise FrameError(f"frame length {total} out of range")
+            if end - pos < total:
+                break
+            body, stop = pos + hsize, pos + total
+            try:
+                out.append(_decode(ftype, count, buf, body, stop))
+            except (IndexError, ValueError) as exc:
+                raise FrameError(f"bad frame of type {ftype}: {exc}") from exc
+            pos = stop
+        self._buf = buf[pos:] if pos < end else b""
+        return out
+
+
+def _decode(ftype: int, count: int, buf: bytes, pos: int, stop: int) -> Frame:
+    if ftype == FrameType.MO:
+        mos: list[tuple[int, str]] = []
+        unpack, size = MO_ITEM.unpack_from, MO_ITEM.size
+        for _ in range(count):
+            number, n = unpack(buf, pos)
+            pos += size
+            if pos + n > stop:
+                raise ValueError("text runs past the frame")
+            mos.append((number, buf[pos : pos + n].decode()))
+            pos += n
+        return mos
+    if ftype == FrameType.RESULT:
+        if pos + count * RESULT_ITEM.size > stop:
+            raise ValueError("items run past the frame")
+        return [
+            Result(n, Outcome(k), Origin(o), s)
+            for n, k, o, s in RESULT_ITEM.iter_unpack(buf[pos : pos + count * RESULT_ITEM.size])
+        ]
+    if ftype == FrameType.HELLO:
+        worker, workers = HELLO.unpack_from(buf, pos)
+        return Hello(worker, workers)
+    raise ValueError(f"unknown frame type {ftype}")

@@ -1,0 +1,168 @@
+"""The SMSC side of the Locust channel: MO in from Locust workers, results back to them.
+
+Runs on the SMSC's asyncio loop, beside the SMPP listeners. Locust workers connect,
+say HELLO, and send MO batches; each MO is injected as the subscriber's own message.
+Every MO the subscriber side sends (Locust's and the subscriber simulation's answers) is
+timed by a ``ReplyTracker`` until the platform's next MT reaches that handset; the
+result goes back to the worker that sent the MO (answers of the simulation go to the
+workers in turn), which reports it to Locust as a request. The tracker's histograms are
+what the scenario gates judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from itertools import count
+
+from .frames import FrameError, FrameReader, Hello, Origin, Result, encode_results
+from .replies import ReplyTracker
+
+log = logging.getLogger("smsim.harness")
+
+#: Seconds between sweeps for unanswered MO.
+SWEEP_INTERVAL = 0.1
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, hub: ChannelHub, key: int) -> None:
+        self.hub = hub
+        self.key = key
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.hello: Hello | None = None
+        self.out: list[Result] = []
+        self._flush_pending = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.hub.conns[self.key] = self
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.reader.feed(data)
+        except FrameError as exc:
+            log.warning("channel_bad_frame worker=%s error=%s", self._who(), exc)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        for frame in frames:
+            if isinstance(frame, Hello):
+                self.hello = frame
+                log.info("channel_hello worker=%d of %d", frame.worker_index, frame.workers)
+            elif frame and isinstance(frame[0], tuple):
+                self.hub.mo_from_locust(self.key, frame)
+
+    def _who(self) -> str:
+        return str(self.hello.worker_index) if self.hello else "?"
+
+    def queue(self, result: Result) -> None:
+        self.out.append(result)
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        out, self.out = self.out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(encode_results(out))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.hub.conns.pop(self.key, None)
+        log.info("channel_closed worker=%s", self._who())
+
+
+class ChannelHub:
+    """Owns the reply tracker and the channel listener; the SMSC calls ``on_mt``."""
+
+    def __init__(
+        self,
+        send_mo: Callable[[str, str], None],
+        reply_timeout: float,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        #: Inject an MO ``(msisdn, text)`` into the SMSC as the subscriber's message.
+        self._send_mo = send_mo
+        self.tracker = ReplyTracker(reply_timeout)
+        self.conns: dict[int, _Conn] = {}
+        self._keys = count()
+        self._turn = 0
+        self._clock = clock
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.mo_from_workers = 0
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Conn(self, next(self._keys)), host, port, reuse_address=True
+        )
+        self._sweeper = asyncio.create_task(self._sweep())
+        bound: int = self._server.sockets[0].getsockname()[1]
+        log.info("channel_listening address=%s:%d", host, bound)
+        return bound
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.conns.values()):
+            conn.flush()
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # --- events ----------------------------------------------------------------------------
+
+    def mo_from_locust(self, key: int, items: list[tuple[int, str]]) -> None:
+        now = self._now()
+        on_mo = self.tracker.on_mo
+        send = self._send_mo
+        self.mo_from_workers += len(items)
+        for number, text in items:
+            on_mo(number, now, Origin.LOCUST, key)
+            send(str(number), text)
+
+    def mo_from_subscriber(self, msisdn: str) -> None:
+        """The subscriber simulation sent an MO (an answer): time its reply too."""
+        try:
+            number = int(msisdn)
+        except ValueError:
+            return
+        self.tracker.on_mo(number, self._now(), Origin.SUBSCRIBER, None)
+
+    def on_mt(self, destination: str) -> None:
+        """A whole MT reached the handset ``destination``."""
+        try:
+            number = int(destination)
+        except ValueError:
+            return
+        hit = self.tracker.on_mt(number, self._now())
+        if hit is not None:
+            self._deliver(*hit)
+
+    def _deliver(self, owner: int | None, result: Result) -> None:
+        conn = self.conns.get(owner) if owner is not None else None
+        if conn is None and self.conns:
+            keys = sorted(self.conns)
+            self._turn = (self._turn + 1) % len(keys)
+            conn = self.conns[keys[self._turn]]
+        if conn is not None:
+            conn.queue(result)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            for owner, result in self.tracker.expire(self._now()):
+                self._deliver(owner, result)

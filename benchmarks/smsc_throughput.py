@@ -3,6 +3,7 @@
     python benchmarks/smsc_throughput.py                       # ours, smpp34, npm smpp
     python benchmarks/smsc_throughput.py --target ours --smsc-procs 2
     python benchmarks/smsc_throughput.py --quick               # a smoke run of a few seconds
+    python benchmarks/smsc_throughput.py --subscribers         # ours without / with the population
 
 The driver is a pipelined ESME on the project's sans-IO core (window 10 per bind,
 several transceiver binds, in its own processes, uvloop), so the same driver loads every
@@ -28,6 +29,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
+if str(ROOT_DIR) not in sys.path:
+    sys.path.insert(0, str(ROOT_DIR))
+
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "benchmarks" / "peers"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -42,13 +47,20 @@ class DriverResult:
     accepted: int = 0
     refused: int = 0
     receipts: int = 0
+    mo: int = 0
     rtts: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
 def _driver_main(
-    port: int, binds: int, window: int, warmup: float, duration: float, q: mp.Queue
-) -> None:  # type: ignore[type-arg]
+    port: int,
+    binds: int,
+    window: int,
+    warmup: float,
+    duration: float,
+    q: mp.Queue,  # type: ignore[type-arg]
+    numbers: list[str] | None = None,
+) -> None:
     try:
         import uvloop
 
@@ -56,13 +68,18 @@ def _driver_main(
     except ImportError:
         loop = asyncio.new_event_loop()
     try:
-        q.put(loop.run_until_complete(_drive(port, binds, window, warmup, duration)))
+        q.put(loop.run_until_complete(_drive(port, binds, window, warmup, duration, numbers)))
     except Exception as exc:
         q.put(DriverResult(errors=[repr(exc)]))
 
 
 async def _drive(
-    port: int, binds: int, window: int, warmup: float, duration: float
+    port: int,
+    binds: int,
+    window: int,
+    warmup: float,
+    duration: float,
+    numbers: list[str] | None = None,
 ) -> DriverResult:
     from simulator.smpp.constants import CommandId
     from simulator.smpp.pdu import BindTransceiver, SubmitSm
@@ -89,13 +106,17 @@ async def _drive(
             session = self.session
             while state["running"] and session.window_free > 0:
                 self.n += 1
+                if numbers:
+                    to = numbers[(self.index + self.n * binds) % len(numbers)]
+                else:
+                    to = f"2010{self.index:02d}{self.n % 1000000:06d}"
                 session.send(
                     SubmitSm(
                         source_addr_ton=3,
                         source_addr="1442",
                         dest_addr_ton=1,
                         dest_addr_npi=1,
-                        destination_addr=f"2010{self.index:02d}{self.n % 1000000:06d}",
+                        destination_addr=to,
                         registered_delivery=1,
                         short_message=body,
                     )
@@ -121,7 +142,10 @@ async def _drive(
                 elif type(ev) is PduReceived:
                     pdu = ev.pdu
                     if pdu.command_id == CommandId.DELIVER_SM and measuring:
-                        result.receipts += 1
+                        if pdu.esm_class & 0x04:  # a receipt
+                            result.receipts += 1
+                        else:  # a subscriber's reply
+                            result.mo += 1
                     if pdu.response_class is not None:
                         session.send(pdu.response())
             if session.is_bound:
@@ -177,17 +201,41 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
     raise RuntimeError("target did not listen in time")
 
 
-def start_target(name: str, port: int, smsc_procs: int, workdir: Path) -> subprocess.Popen[bytes]:
-    if name == "ours":
+#: The population's settings for ``--subscribers``: every fate is final at once (a
+#: handset that is off expires at once instead of waiting for retries), so every message
+#: gets its receipt during the run, with the population's mix of outcomes.
+AT_ONCE_DELIVERY = (
+    "[delivery]\nnetwork_delay = 0.0001\nnetwork_delay_sigma = 0.0\n"
+    "retry_schedule = []\nvalidity = 0.0001\n"
+)
+
+
+def smsc_config(port: int, population: int | None, seed: int, time_scale: float) -> str:
+    """``smsim smsc``'s file: receipts due at once; the population off, or on (size)."""
+    text = (
+        f"time_scale = {time_scale}\n"
+        "[[operators]]\n"
+        f"port = {port}\n"
+        "inactivity_timeout = 600\n"
+        "[operators.receipt]\ndelay = 0.0\n"
+        "[[operators.accounts]]\nsystem_id = 'rapidpro'\npassword = 'secret'\n"
+        "max_binds = 64\nwindow = 100\n"
+    )
+    if population is None:
+        return text + "[population]\nenabled = false\n"
+    return (
+        text
+        + f"[population]\nenabled = true\nsize = {population}\nseed = {seed}\n"
+        + (AT_ONCE_DELIVERY)
+    )
+
+
+def start_target(
+    name: str, port: int, smsc_procs: int, workdir: Path, conf_text: str | None = None
+) -> subprocess.Popen[bytes]:
+    if name.startswith("ours"):
         conf = workdir / "bench.toml"
-        conf.write_text(
-            "[[operators]]\n"
-            f"port = {port}\n"
-            "inactivity_timeout = 600\n"
-            "[operators.receipt]\ndelay = 0.0\n"
-            "[[operators.accounts]]\nsystem_id = 'rapidpro'\npassword = 'secret'\n"
-            "max_binds = 64\nwindow = 100\n"
-        )
+        conf.write_text(conf_text or smsc_config(port, None, 0, 1.0))
         cmd = [sys.executable, "-m", "simulator.cli", "smsc", "--config", str(conf)]
         if smsc_procs > 1:
             cmd += ["--processes", str(smsc_procs)]
@@ -225,10 +273,30 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_one(name: str, args: argparse.Namespace) -> dict[str, float | str]:
+def population_numbers(size: int, seed: int, k: int) -> list[str]:
+    """``k`` distinct random members of the population the SMSC derives (same size and
+    seed), in random order: what the driver sends to when comparing with subscribers."""
+    import random
+
+    from simulator.config import PopulationConfig
+    from simulator.subscribers.population import Population
+
+    pop = Population(PopulationConfig(size=size, seed=seed))
+    return pop.sample(min(k, size), random.Random(seed))
+
+
+def run_one(
+    name: str,
+    args: argparse.Namespace,
+    conf_text: str | None = None,
+    numbers: list[str] | None = None,
+) -> dict[str, float | str]:
     port = free_port()
+    if conf_text is not None:
+        conf_text = conf_text.replace("port = 0\n", f"port = {port}\n", 1)
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_target(name, port, args.smsc_procs if name == "ours" else 1, Path(tmp))
+        procs = args.smsc_procs if name.startswith("ours") else 1
+        proc = start_target(name, port, procs, Path(tmp), conf_text)
         try:
             ctx = mp.get_context("spawn")
             q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
@@ -236,7 +304,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, float | str]:
             drivers = [
                 ctx.Process(
                     target=_driver_main,
-                    args=(port, per, args.window, args.warmup, args.duration, q),
+                    args=(port, per, args.window, args.warmup, args.duration, q, numbers),
                 )
                 for _ in range(args.driver_procs)
             ]
@@ -260,6 +328,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, float | str]:
     rtts = sorted(x for r in results for x in r.rtts)
     accepted = sum(r.accepted for r in results)
     receipts = sum(r.receipts for r in results)
+    mo = sum(r.mo for r in results)
 
     def pct(p: float) -> float:
         return rtts[min(len(rtts) - 1, int(p * len(rtts)))] * 1000 if rtts else float("nan")
@@ -268,6 +337,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, float | str]:
         "target": name,
         "submit_s": accepted / args.duration,
         "receipts_s": receipts / args.duration,
+        "mo_s": mo / args.duration,
         "refused": sum(r.refused for r in results),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
@@ -287,9 +357,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--quick", action="store_true", help="2 s runs, for a smoke test")
+    p.add_argument(
+        "--subscribers",
+        action="store_true",
+        help="ours twice, to random members of the population: population off, then on",
+    )
+    p.add_argument("--population", type=int, default=3_500_000, help="with --subscribers")
+    p.add_argument("--seed", type=int, default=1442, help="with --subscribers")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        action="append",
+        help="with --subscribers: simulated s per real s, one run per value (default 1)",
+    )
+    p.add_argument(
+        "--numbers", type=int, default=1_000_000, help="distinct destinations (--subscribers)"
+    )
+    p.add_argument("--repeat", type=int, default=1, help="with --subscribers: runs of each")
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
+    if args.subscribers:
+        return subscribers_main(args)
     targets = ["ours", "smpp34", "npm"] if args.target == "all" else [args.target]
     console = Console(width=160)
     rows = []
@@ -340,6 +429,80 @@ def main(argv: list[str] | None = None) -> int:
         )
     console.print(table)
     return 0 if all(not r.get("errors") for r in rows) else 1
+
+
+def subscribers_main(args: argparse.Namespace) -> int:
+    """The SMSC without and with the subscriber engine, same driver, same destinations:
+    random members of the population, so with the engine every message meets a person
+    (profile, fate, reassembly, history, behaviour). Runs alternate (off, on, off, on...)
+    so load from other processes hits both alike; the best of ``--repeat`` runs each."""
+    console = Console(width=160)
+    scales = args.time_scale or [1.0]
+    with console.status("sampling destinations"):
+        numbers = population_numbers(args.population, args.seed, args.numbers)
+    variants: list[tuple[str, str]] = [("ours, no subscribers", smsc_config(0, None, 0, 1.0))]
+    for scale in scales:
+        variants.append((
+            f"ours, {args.population:,} subscribers, time x{scale:g}",
+            smsc_config(0, args.population, args.seed, scale),
+        ))  # fmt: skip
+    runs: dict[str, list[dict[str, float | str]]] = {label: [] for label, _ in variants}
+    for rep in range(args.repeat):
+        for label, conf in variants:
+            with console.status(f"run {rep + 1}/{args.repeat}: {label}"):
+                try:
+                    runs[label].append(run_one("ours", args, conf, numbers))
+                except Exception as exc:
+                    runs[label].append({"target": label, "errors": str(exc)})
+    table = Table(
+        title=f"SMSC with and without subscribers: {args.binds} trx binds × window "
+        f"{args.window}, {len(numbers):,} random members, {args.duration:.0f} s, "
+        f"best of {args.repeat}"
+    )
+    cols = (
+        "variant",
+        "submit_sm/s",
+        "receipts/s",
+        "MO replies/s",
+        "p50 resp ms",
+        "p99 resp ms",
+        "SMSC CPU %",
+        "SMSC CPU µs/msg",
+        "CPU/msg ÷ none",
+        "receipts/s ÷ none",
+        "errors",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("variant", "errors") else "right")
+    best: dict[str, dict[str, float | str]] = {}
+    for label, results in runs.items():
+        good = [r for r in results if "submit_s" in r and not r.get("errors")]
+        best[label] = max(good, key=lambda r: float(r["receipts_s"])) if good else results[0]
+    base = best[variants[0][0]]
+    for label, r in best.items():
+        if "submit_s" not in r:
+            table.add_row(label, *["-"] * 9, str(r.get("errors", "")))
+            continue
+        us = 1e6 / float(r["per_cpu_s"])
+        base_us = 1e6 / float(base["per_cpu_s"]) if "per_cpu_s" in base else float("nan")
+        table.add_row(
+            label,
+            f"{r['submit_s']:,.0f}",
+            f"{r['receipts_s']:,.0f}",
+            f"{r['mo_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['cpu_pct']:.0f}",
+            f"{us:.1f}",
+            f"{us / base_us:.2f}",
+            f"{float(r['receipts_s']) / float(base['receipts_s']):.2f}",
+            str(r["errors"]),
+        )
+    console.print(table)
+    for label, results in runs.items():
+        figures = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in results if "receipts_s" in r)
+        console.print(f"[dim]{label}: receipts/s per run {figures}[/]")
+    return 0 if all(not r.get("errors") for r in best.values()) else 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Arabic or English with either digit style, so new campaigns need no code. ``is_s
 
 from __future__ import annotations
 
+import _random
 import math
 import random
 import re
@@ -39,6 +40,13 @@ __all__ = [
 ]
 
 _M64: Final = (1 << 64) - 1
+
+
+#: The C seeding of random.Random (what ``Random(int)`` does, minus the new object and
+#: the Python wrapper); ``gauss_next`` is reset by the caller as ``Random.seed`` does.
+_reseed: Final = _random.Random.seed
+
+
 _GOLDEN: Final = 0x9E3779B97F4A7C15
 #: Replies that would land in this Cairo-local window wait for the morning (hours).
 NIGHT_START: Final = 1.0
@@ -574,6 +582,7 @@ class BehaviourModel:
         "_opted_out_stop",
         "_plans",
         "_reply_p",
+        "_rng",
         "_sigma",
         "_unprompted_p",
         "_yes_share",
@@ -628,6 +637,7 @@ class BehaviourModel:
         self._keys = tuple(keys)
         self._cache_size = max(1, cache_size)
         self._plans: dict[str, _Plan] = {}
+        self._rng = random.Random(0)
 
     # --- per text ---------------------------------------------------------------------------
 
@@ -676,14 +686,18 @@ class BehaviourModel:
         if sub.opted_out or responsiveness is Responsiveness.NEVER:
             if u >= (self._opted_out_stop if sub.opted_out else self._never_stop):
                 return []
-            rng = random.Random(seed)
+            rng = self._rng
+            _reseed(rng, seed)
+            rng.gauss_next = None  # type: ignore[attr-defined]
             stop = rng.choice(_STYLES[sub.script].stop)
             return [Reply(self._delay(rng, sub, received_at), stop, ReplyKind.STOP)]
         q = plan.question
         p = self._unprompted_p if q.kind is QuestionKind.NONE else self._reply_p[responsiveness]
         if u >= p:
             return []
-        rng = random.Random(seed)
+        rng = self._rng
+        _reseed(rng, seed)  # as random.Random(seed), without a new generator per reply
+        rng.gauss_next = None  # type: ignore[attr-defined]
         style = _STYLES[sub.script]
         indic = (sub.digits is Digits.ARABIC_INDIC) != (rng.random() < self._digit_slip)
 

@@ -90,6 +90,8 @@ class DeliveryModel:
     def network_delay(self, sub: Subscriber, salt: int) -> float:
         """Lognormal delay to a handset that is on (deterministic per subscriber and salt)."""
         cfg = self._cfg
+        if not cfg.network_delay_sigma:
+            return cfg.network_delay
         h = mix64(sub.entropy ^ (salt * 0x9E3779B97F4A7C15 & _M64))
         # Box-Muller from two 26-bit halves of one hash.
         u1 = ((h >> 38) + 0.5) / (1 << 26)
@@ -99,20 +101,31 @@ class DeliveryModel:
 
     def fate(self, sub: Subscriber, submit_time: float, validity_period: str, salt: int) -> Fate:
         """The fate of an MT submitted at ``submit_time`` (simulated Unix seconds)."""
+        return Fate(*self.decide(sub, submit_time, validity_period, salt))
+
+    def decide(
+        self, sub: Subscriber, submit_time: float, validity_period: str, salt: int
+    ) -> tuple[MessageState, float, int, int]:
+        """``fate`` as a plain tuple (state, delay, err, attempts): the SMSC's hot path."""
+        if sub.availability is Availability.ALWAYS and sub.assigned and not sub.barred:
+            # The first attempt (at 0 s, always within validity) finds the handset on.
+            return _DELIVERED, self.network_delay(sub, salt), 0, 1
         cfg = self._cfg
         if not sub.assigned:
-            return Fate(
-                MessageState.UNDELIVERABLE, self.network_delay(sub, salt), cfg.err_unassigned, 1
-            )
+            return _UNDELIVERABLE, self.network_delay(sub, salt), cfg.err_unassigned, 1
         if sub.barred:
-            return Fate(MessageState.REJECTED, self.network_delay(sub, salt), cfg.err_barred, 1)
+            return _REJECTED, self.network_delay(sub, salt), cfg.err_barred, 1
         validity = self.validity(validity_period, submit_time)
         for attempt, offset in enumerate(self._schedule, 1):
             if offset > validity:
                 break
             if handset_on(sub, submit_time + offset):
-                return Fate(
-                    MessageState.DELIVERED, offset + self.network_delay(sub, salt), 0, attempt
-                )
+                return _DELIVERED, offset + self.network_delay(sub, salt), 0, attempt
         attempts = sum(1 for o in self._schedule if o <= validity)
-        return Fate(MessageState.EXPIRED, validity, cfg.err_absent, attempts)
+        return _EXPIRED, validity, cfg.err_absent, attempts
+
+
+_DELIVERED = MessageState.DELIVERED
+_UNDELIVERABLE = MessageState.UNDELIVERABLE
+_REJECTED = MessageState.REJECTED
+_EXPIRED = MessageState.EXPIRED

@@ -26,9 +26,9 @@ from simulator.smsc.store import Message
 
 from .behaviour import BehaviourModel, Reply, ReplyModel, is_stop
 from .delivery import DeliveryModel, handset_on, local_hour
-from .numbering import normalize
+from .numbering import TON_NATIONAL, normalize
 from .population import Population
-from .profile import Availability, Operator, Subscriber
+from .profile import Availability, Operator, Responsiveness, Subscriber
 from .state import HistoryEntry, TouchedStore
 
 log = logging.getLogger("smsim.subscribers")
@@ -39,6 +39,7 @@ DAILY_SHAPE = (
     1.0, 1.0, 0.95, 0.95, 1.0, 1.1, 1.2, 1.4, 1.8, 2.0, 1.5, 0.7,
 )  # fmt: skip
 _SHAPE_MEAN = sum(DAILY_SHAPE) / 24
+_DELIVERED = MessageState.DELIVERED
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
@@ -98,9 +99,10 @@ class SubscriberEngine:
             config.mt_log_size, config.reassembly_timeout, on_complete=self._on_whole
         )
         #: (serving operator, receipt stat) -> MT parts.
-        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.outcomes: Counter[tuple[Operator, str]] = Counter()
         #: (serving operator, responsiveness, reply kind or "spontaneous") -> MO texts.
-        self.mo_counts: Counter[tuple[str, str, str]] = Counter()
+        self.mo_counts: Counter[tuple[Operator, Responsiveness, str]] = Counter()
+        self._last: tuple[Message | None, Subscriber] = (None, self.population.profile_at(0))
         self.spontaneous_sent = 0
         self.received = 0
         self._pending_replies = 0
@@ -133,8 +135,11 @@ class SubscriberEngine:
     # --- who -----------------------------------------------------------------------------
 
     def subscriber(self, address: str, ton: int | None = None) -> Subscriber:
-        msisdn = normalize(address, ton) or address
-        return self.population.profile(msisdn)
+        """Who is behind ``address`` (any form; a bare national significant number only
+        with ``ton`` 2, national)."""
+        if ton == TON_NATIONAL:
+            address = normalize(address, ton) or address
+        return self.population.profile(address)
 
     def listener_for(self, address: str) -> str | None:
         """The SMSC listener (operator name) whose binds get this subscriber's MO: the one
@@ -146,13 +151,14 @@ class SubscriberEngine:
 
     def outcome(self, msg: Message) -> Outcome:
         sub = self.subscriber(msg.destination_addr, msg.dest_ton)
-        counters = self.store.counters(sub.msisdn)
+        # The SMSC hands the same message to on_mt next: derive the profile once.
+        self._last = (msg, sub)
         # The subscriber's MT count salts the draw: deterministic for a seed, and every
         # part of one concatenated message shares one fate.
-        salt = counters.mt if counters else 0
-        fate = self.delivery.fate(sub, msg.submit_time, msg.validity_period, salt)
-        self.outcomes[(sub.operator.value, RECEIPT_STAT[fate.state])] += 1
-        return Outcome(fate.state, fate.delay, fate.err)
+        salt = self.store.mt_count(sub.msisdn)
+        state, delay, err, _ = self.delivery.decide(sub, msg.submit_time, msg.validity_period, salt)
+        self.outcomes[(sub.operator, RECEIPT_STAT[state])] += 1
+        return Outcome(state, delay, err)
 
     # --- MtSink ------------------------------------------------------------------------------
 
@@ -160,45 +166,47 @@ class SubscriberEngine:
         self.recorder.on_mt(msg)
 
     def _on_whole(self, mt: ReceivedMt, last: Message) -> None:
-        sub = self.subscriber(mt.destination_addr, last.dest_ton)
+        cached_msg, sub = self._last
+        if cached_msg is not last:
+            sub = self.subscriber(mt.destination_addr, last.dest_ton)
         store = self.store
-        counters = store.counters(sub.msisdn)
-        seq = counters.mt if counters else 0
         text = mt.text
         self.received += 1
-        store.record_mt(sub.msisdn, last.submit_time, text, mt.message_ids[0])
         done = last.planned_time
-        if last.planned_state != MessageState.DELIVERED:
-            stat = RECEIPT_STAT[MessageState(last.planned_state)]
-            store.record_outcome(sub.msisdn, stat, done)
+        state = last.planned_state
+        delivered = state == _DELIVERED
+        stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
+        msisdn = sub.msisdn
+        seq = store.record_mt(msisdn, last.submit_time, text, mt.message_ids[0], stat, done)
+        if not delivered or self._schedule is None:
             return
-        store.record_outcome(sub.msisdn, "DELIVRD", done)
-        if self._schedule is None:
-            return
-        opted = store.is_opted_out(sub.msisdn)
+        opted = store.is_opted_out(msisdn) if store.opt_decisions else None
         if opted or (opted is None and sub.opted_out):
             return
-        # Replies go to whoever sent the message when it came from a short code.
-        source = last.source_addr
-        to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
-        for reply in self.behaviour.react(sub, text, done, seq):
-            self._plan(sub, reply, done + reply.delay, to)
+        replies = self.behaviour.react(sub, text, done, seq)
+        if replies:
+            # Replies go to whoever sent the message when it came from a short code.
+            source = last.source_addr
+            to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
+            for reply in replies:
+                self._plan(msisdn, reply, done + reply.delay, to)
 
-    def _plan(self, sub: Subscriber, reply: Reply, sim_at: float, to: str) -> None:
+    def _plan(self, msisdn: str, reply: Reply, sim_at: float, to: str) -> None:
         assert self._schedule is not None and self._loop_time is not None
         real_due = self._loop_time() + max(0.0, self.clock.to_real(sim_at - self.clock.now()))
         self._pending_replies += 1
-        self._schedule(real_due, self._send_reply, (sub, reply, to))
+        # Only the number waits on the heap; the profile is derived again when it is due.
+        self._schedule(real_due, self._send_reply, (msisdn, reply, to))
 
-    def _send_reply(self, item: tuple[Subscriber, Reply, str]) -> None:
-        sub, reply, to = item
+    def _send_reply(self, item: tuple[str, Reply, str]) -> None:
+        msisdn, reply, to = item
         self._pending_replies -= 1
-        self._send(sub, reply.text, reply.kind.value, to)
+        self._send(self.population.profile(msisdn), reply.text, reply.kind.value, to)
 
     def _send(self, sub: Subscriber, text: str, kind: str, to: str = SHORT_CODE) -> None:
         now = self.clock.now()
         self.store.record_mo(sub.msisdn, now, text)
-        self.mo_counts[(sub.operator.value, sub.responsiveness.value, kind)] += 1
+        self.mo_counts[(sub.operator, sub.responsiveness, kind)] += 1
         if is_stop(text):
             self.store.opt_out(sub.msisdn, now)
         if self._inject is not None:
@@ -253,13 +261,13 @@ class SubscriberEngine:
         """Counts by operator, outcome and behaviour since the engine started."""
         outcomes: dict[str, dict[str, int]] = {}
         for (op, stat), n in self.outcomes.items():
-            outcomes.setdefault(op, {})[stat] = n
+            outcomes.setdefault(op.value, {})[stat] = n
         replies: dict[str, dict[str, int]] = {}
         by_resp: Counter[str] = Counter()
         for (op, resp, kind), n in self.mo_counts.items():
-            by_op = replies.setdefault(op, {})
+            by_op = replies.setdefault(op.value, {})
             by_op[kind] = by_op.get(kind, 0) + n
-            by_resp[resp] += n
+            by_resp[resp.value] += n
         agg = self.store.aggregate()
         return Summary(
             population=self.population.size,

@@ -223,16 +223,55 @@ class TouchedStore:
             assert message_id is not None
             self._ev_id_text[slot] = message_id
 
-    def record_mt(self, msisdn: str, time: float, text: str, message_id: str | None = None) -> None:
-        """A (whole, reassembled) MT reached the SMSC for ``msisdn``."""
+    def record_mt(
+        self,
+        msisdn: str,
+        time: float,
+        text: str,
+        message_id: str | None = None,
+        outcome: str | None = None,
+        done_time: float | None = None,
+    ) -> int:
+        """A (whole, reassembled) MT reached the SMSC for ``msisdn``; with ``outcome`` its
+        receipt stat is known already (``record_outcome`` in one step). Returns how many
+        MTs the subscriber had before this one."""
         key = _key(msisdn)  # _touch, inlined: this runs per message
         row = self._rows.get(key)
         if row is None:
             row = self._add(key)
-        self._mt[row] += 1
+        before = self._mt[row]
+        self._mt[row] = before + 1
         self._last_mt[row] = time
         self._n_mt += 1
-        self._push(row, time, 0, text, message_id)
+        kind = 0
+        if outcome is not None:
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+            code = self._stat_codes.get(outcome)
+            kind = (self._code(outcome) if code is None else code) << 1
+        self._push(row, time, kind, text, message_id)
+        if done_time is not None and kind and self._capacity:
+            self._ev_done[(self._seq - 1) % self._capacity] = done_time
+        return before
+
+    def mt_count(self, msisdn: str) -> int:
+        """MTs recorded for ``msisdn`` (0 when untouched)."""
+        row = self._rows.get(_key(msisdn))
+        return 0 if row is None else self._mt[row]
+
+    @property
+    def opt_decisions(self) -> int:
+        """Opt-outs and opt-ins recorded (0: every profile's ``opted_out`` still holds)."""
+        return self._opt_outs + self._opt_ins
+
+    def _code(self, stat: str) -> int:
+        """The 7-bit code of an outcome stat (0 once the table is full: not kept)."""
+        code = self._stat_codes.get(stat)
+        if code is None:
+            if len(self._stat_names) > _MAX_STATS:
+                return 0
+            code = self._stat_codes[stat] = len(self._stat_names)
+            self._stat_names.append(stat)
+        return code
 
     def record_mo(self, msisdn: str, time: float, text: str) -> None:
         """``msisdn`` sent ``text`` to the platform."""
@@ -253,12 +292,9 @@ class TouchedStore:
         row = self._row(msisdn)
         if row is None or not self._capacity:
             return
-        code = self._stat_codes.get(stat)
-        if code is None:
-            if len(self._stat_names) > _MAX_STATS:
-                return
-            code = self._stat_codes[stat] = len(self._stat_names)
-            self._stat_names.append(stat)
+        code = self._code(stat)
+        if not code:
+            return
         capacity, kinds, prevs = self._capacity, self._ev_kind, self._ev_prev
         oldest = self._seq - capacity
         seq = self._head[row]

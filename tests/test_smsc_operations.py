@@ -468,3 +468,43 @@ async def test_mt_parts_out_of_order_are_joined_and_incomplete_ones_dropped_afte
         assert smsc.recorder.completed == 2
         assert smsc.recorder._ids == {}  # the dropped parts' message ids are forgotten too
         await client.unbind()
+
+
+async def test_receipts_are_shared_round_robin_between_receivers() -> None:
+    async with SmscServer(config()) as smsc:
+        rx1 = await EsmeClient.connect("127.0.0.1", smsc.port, mode="rx")
+        rx2 = await EsmeClient.connect("127.0.0.1", smsc.port, mode="rx")
+        tx = await EsmeClient.connect("127.0.0.1", smsc.port, mode="tx")
+        for i in range(40):
+            await tx.request(sm(f"2010888000{i:02d}"))  # one at a time: receipts trickle
+        await until(lambda: len(rx1.delivered) + len(rx2.delivered) == 40)
+        assert 12 <= len(rx1.delivered) <= 28 and 12 <= len(rx2.delivered) <= 28
+        assert tx.delivered == []
+        for c in (tx, rx1, rx2):
+            await c.unbind()
+
+
+async def test_response_latency_holds_each_answer_but_not_the_bind() -> None:
+    async with SmscServer(config(response_latency=0.25)) as smsc:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        bind_time = loop.time() - t0
+        t0 = loop.time()
+        futs = [client.send_nowait(sm(registered_delivery=0)) for _ in range(5)]
+        resps = await asyncio.gather(*futs)
+        took = loop.time() - t0
+        assert bind_time < 0.2
+        assert all(r.command_status == 0 for r in resps)
+        assert 0.25 <= took < 0.6  # held together, not one after another
+        await client.unbind()
+
+
+async def test_ip_allowlist_admits_a_listed_address() -> None:
+    from simulator.config import AccountConfig
+
+    cfg = config(accounts=[AccountConfig(allowed_ips=["10.0.0.0/8", "127.0.0.1"])])
+    async with SmscServer(cfg) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        assert client.session.is_bound
+        await client.unbind()

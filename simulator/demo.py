@@ -179,9 +179,10 @@ async def _demo(port: int, messages: int) -> int:
     table = Table(title="Totals")
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("submit_sm accepted", str(stats.accepted))
+    table.add_row("submit_sm accepted (one per part)", str(stats.accepted))
     table.add_row(
-        "receipts delivered / matched by id", f"{stats.receipts_delivered} / {len(receipts)}"
+        "receipts asked (first part only) / delivered / matched by id",
+        f"{expected} / {stats.receipts_delivered} / {len(receipts)}",
     )
     table.add_row("MO parts delivered", str(stats.mo_delivered))
     table.add_row(

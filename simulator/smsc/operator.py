@@ -414,15 +414,22 @@ class OperatorSmsc:
         return 0, ""
 
     def _check_submit(self, pdu: SubmitSm | SubmitMulti) -> tuple[int, str]:
-        if isinstance(pdu, SubmitSm):
+        # The common case (no TON/NPI expectations, plain esm_class and registered_delivery)
+        # costs no extra call: this runs for every submit.
+        if type(pdu) is SubmitSm and (not pdu.destination_addr or self._addr_rules is not None):
             status, why = self._check_dest(
                 pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi
             )
             if status:
                 return status, why
-        status, why = self._check_common(pdu)
-        if status:
-            return status, why
+        if (
+            self._addr_rules is not None
+            or pdu.esm_class & 0x3C in (0x04, 0x10, 0x20, 0x18)
+            or pdu.registered_delivery & 0xE0
+        ):
+            status, why = self._check_common(pdu)
+            if status:
+                return status, why
         if _bad_time(pdu.schedule_delivery_time):
             return Status.ESME_RINVSCHED, f"schedule_delivery_time {pdu.schedule_delivery_time!r}"
         if _bad_time(pdu.validity_period):
@@ -487,7 +494,10 @@ class OperatorSmsc:
         msg.state = state
         msg.err = err
         msg.done_time = self.clock.now()
-        self._settle(msg)
+        if msg.group is None:
+            self.store.finish(msg)
+        else:
+            self._settle(msg)
         if state in _ABSENT and msg.tlvs and msg.tlvs.get(Tag.SET_DPF) == 1:
             self._dpf.setdefault(msg.destination_addr, {})[msg.account] = (
                 msg.source_addr,

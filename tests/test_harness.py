@@ -27,6 +27,7 @@ from simulator.harness.frames import (
 from simulator.harness.histogram import LatencyHistogram
 from simulator.harness.hub import ChannelHub
 from simulator.harness.replies import ReplyTracker
+from simulator.smsc.store import Message
 
 # --- frames ------------------------------------------------------------------------------
 
@@ -140,6 +141,10 @@ def test_tracker_does_not_expire_a_later_mo_of_an_answered_number() -> None:
 # --- the hub over TCP --------------------------------------------------------------------
 
 
+def _mt(destination: str, ton: int = 1) -> Message:
+    return Message("1", "rapidpro", "1442", 3, 0, destination, ton, 1, 0, 8, b"", 1, 0.0)
+
+
 async def _read_frames(reader: asyncio.StreamReader, want: int) -> list[object]:
     fr = FrameReader()
     got: list[object] = []
@@ -168,17 +173,18 @@ async def test_hub_injects_mo_and_returns_each_result_to_the_worker_that_sent_it
             await asyncio.sleep(0.01)
         assert sorted(injected) == [("201001112222", "مسابقة"), ("201201113333", "help")]
         now[0] = 1000.25
-        hub.on_mt("201201113333")  # the platform answered worker 1's subscriber
+        hub.on_mt(_mt("201201113333"))  # the platform answered worker 1's subscriber
         (frame,) = await _read_frames(r2, 1)
         assert frame == [Result(201201113333, Outcome.REPLY, Origin.LOCUST, 0.25)]
         now[0] = 1006.0  # worker 0's subscriber is never answered
         (frame,) = await _read_frames(r1, 1)
         assert frame == [Result(201001112222, Outcome.TIMEOUT, Origin.LOCUST, 6.0)]
         # An answer of the simulated subscriber is timed too and reported to a worker.
-        hub.mo_from_subscriber("201509998888")
+        hub.on_mo("201509998888")
         now[0] = 1006.5
-        hub.on_mt("201509998888")
+        hub.on_mt(_mt("01509998888", ton=2))  # national form: the same handset
         assert hub.tracker.stats.histograms[Origin.SUBSCRIBER].count == 1
+        assert hub.wants_receipt == 2
         w1.close()
         w2.close()
     finally:

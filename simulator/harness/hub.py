@@ -17,6 +17,9 @@ import socket
 from collections.abc import Callable
 from itertools import count
 
+from simulator.smsc.store import Message
+from simulator.subscribers.numbering import normalize
+
 from .frames import FrameError, FrameReader, Hello, Origin, Result, encode_results
 from .replies import ReplyTracker
 
@@ -80,7 +83,8 @@ class _Conn(asyncio.Protocol):
 
 
 class ChannelHub:
-    """Owns the reply tracker and the channel listener; the SMSC calls ``on_mt``."""
+    """Owns the reply tracker and the channel listener; an observer of the SMSC
+    (``SmscServer(observers=[hub])``) so it sees every MT and the simulation's MO."""
 
     def __init__(
         self,
@@ -98,6 +102,8 @@ class ChannelHub:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.mo_from_workers = 0
+        #: MT parts accepted with registered_delivery asking for a receipt (bit 0 = 1).
+        self.wants_receipt = 0
 
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
@@ -134,19 +140,21 @@ class ChannelHub:
             on_mo(number, now, Origin.LOCUST, key)
             send(str(number), text)
 
-    def mo_from_subscriber(self, msisdn: str) -> None:
-        """The subscriber simulation sent an MO (an answer): time its reply too."""
-        try:
-            number = int(msisdn)
-        except ValueError:
-            return
-        self.tracker.on_mo(number, self._now(), Origin.SUBSCRIBER, None)
+    # --- TrafficObserver (the SMSC calls these) ---------------------------------------------
 
-    def on_mt(self, destination: str) -> None:
-        """A whole MT reached the handset ``destination``."""
-        try:
-            number = int(destination)
-        except ValueError:
+    def on_mo(self, source: str) -> None:
+        """The subscriber simulation sent an MO (an answer): time its reply too."""
+        number = _number(source)
+        if number is not None:
+            self.tracker.on_mo(number, self._now(), Origin.SUBSCRIBER, None)
+
+    def on_mt(self, msg: Message) -> None:
+        """An MT part reached the SMSC for a handset: the first one after an MO is the
+        reply; every message asking for a receipt is counted for receipt completion."""
+        if msg.registered_delivery & 0x03 == 1:
+            self.wants_receipt += 1
+        number = _number(msg.destination_addr, msg.dest_ton)
+        if number is None:
             return
         hit = self.tracker.on_mt(number, self._now())
         if hit is not None:
@@ -166,3 +174,8 @@ class ChannelHub:
             await asyncio.sleep(SWEEP_INTERVAL)
             for owner, result in self.tracker.expire(self._now()):
                 self._deliver(owner, result)
+
+
+def _number(address: str, ton: int | None = None) -> int | None:
+    canonical = normalize(address, ton)
+    return int(canonical) if canonical is not None else None

@@ -11,8 +11,8 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulator.clock import SimClock
 from simulator.config import SmscConfig
@@ -25,11 +25,40 @@ from .operator import OperatorSmsc
 from .receipts import ReceiptPolicy
 from .scheduler import TimerQueue
 from .stats import SmscStats
+from .store import Message
 
 if TYPE_CHECKING:
     from simulator.subscribers.engine import SubscriberEngine
 
 log = logging.getLogger("smsim.smsc")
+
+
+class TrafficObserver(Protocol):
+    """Sees traffic without owning it: the load-test harness times replies with it."""
+
+    def on_mo(self, source: str) -> None:
+        """An MO from ``source`` was injected through ``SmscServer.inject_mo``."""
+
+    def on_mt(self, msg: Message) -> None:
+        """An MT (one part) was accepted for the handset ``msg.destination_addr``."""
+
+
+class _Tee:
+    """The sink, then every observer: one MT seen by all."""
+
+    __slots__ = ("_observers", "_sink")
+
+    def __init__(self, sink: MtSink, observers: Sequence[TrafficObserver]) -> None:
+        self._sink = sink
+        self._observers = tuple(observers)
+
+    def on_mt(self, msg: Message) -> None:
+        self._sink.on_mt(msg)
+        for o in self._observers:
+            o.on_mt(msg)
+
+    def __getattr__(self, name: str) -> Any:  # on_cancel / on_replace of the sink
+        return getattr(self._sink, name)
 
 
 class SmscServer:
@@ -41,6 +70,7 @@ class SmscServer:
         sink: MtSink | None = None,
         policy: ReceiptPolicy | None = None,
         reuse_port: bool = False,
+        observers: Sequence[TrafficObserver] = (),
     ) -> None:
         self.config = config or SmscConfig()
         self.clock = clock or SimClock(self.config.time_scale)
@@ -53,6 +83,9 @@ class SmscServer:
             self.recorder = self.subscribers.recorder
             sink = policy = self.subscribers
         self.sink: MtSink = sink or self.recorder
+        self._observers = tuple(observers)
+        if self._observers:
+            self.sink = _Tee(self.sink, self._observers)
         self._policy = policy
         self._reuse_port = reuse_port
         self.operators: dict[str, OperatorSmsc] = {}
@@ -196,7 +229,10 @@ class SmscServer:
         self, source: str, text: str | bytes, *, operator: str | None = None, **kw: Any
     ) -> list[DeliverSm]:
         """Queue an MO from ``source`` (see OperatorSmsc.inject_mo for the options)."""
-        return self.operator(operator).inject_mo(source, text, **kw)
+        pdus = self.operator(operator).inject_mo(source, text, **kw)
+        for o in self._observers:
+            o.on_mo(source)
+        return pdus
 
     async def outbind(
         self, system_id: str, *, operator: str | None = None, address: tuple[str, int] | None = None

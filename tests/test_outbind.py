@@ -135,3 +135,17 @@ def test_outbind_address_must_be_host_and_port() -> None:
     for bad in ("10.0.0.5", ":2775", "host:port", "host:70000"):
         with pytest.raises(ValidationError):
             AccountConfig(outbind=bad)
+
+
+async def test_an_esme_that_answers_outbind_as_a_transmitter_is_asked_again() -> None:
+    port = free_port()
+    tx_only = await EsmeClient.listen_for_outbind("127.0.0.1", port, mode="tx")
+    async with SmscServer(config(f"127.0.0.1:{port}", outbind_retry=0.1)) as smsc:
+        smsc.inject_mo("201001234567", "hi")
+        first = await tx_only.accept()
+        second = await tx_only.accept()  # the MO still waits: the SMSC outbinds again
+        assert first.delivered == second.delivered == []
+        assert smsc.pending_deliveries() == 1
+        tx_only.close()
+        for c in (first, second):
+            await c.unbind()

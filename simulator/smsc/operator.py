@@ -328,6 +328,8 @@ class OperatorSmsc:
         acct.attach(conn)
         if conn.session.can_receive:
             self._outbinding.discard(acct.system_id)
+        elif conn.outbind_for is not None:
+            self._outbind_later(acct)  # bound on our outbind, but as a transmitter only
         self.stats.binds += 1
         log.info(
             "bind operator=%s account=%s peer=%s mode=%s",

@@ -1,11 +1,13 @@
-"""``smsim``: the one entry point. Subcommands: ``smsc`` (run the fake SMSC) and ``demo``
-(the SMSC plus a short built-in client run that shows what went through it)."""
+"""``smsim``: the one entry point. Subcommands: ``smsc`` (run the fake SMSC), ``demo``
+(the SMSC plus a short built-in client run that shows what went through it) and
+``platform`` (the reference 1442 platform: RapidPro's API and flows, SMPP or Kannel)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import multiprocessing
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from simulator.config import ConfigError, SmscConfig, load_config
+from simulator.config import ConfigError, PlatformConfig, SmscConfig, load_config
 from simulator.logs import setup_logging
 
 
@@ -157,6 +159,103 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port, messages=args.messages)
 
 
+def _platform_config(args: argparse.Namespace) -> PlatformConfig:
+    """The [platform] table of --config, with the command line's overrides applied."""
+    config = load_config(args.config).platform
+    update: dict[str, object] = {}
+    if args.api_port is not None:
+        update["api_port"] = args.api_port
+    if args.api_token is not None:
+        update["api_token"] = args.api_token
+    if args.database is not None:
+        update["database"] = str(args.database)
+    if args.tps is not None:
+        update["tps"] = args.tps
+    if args.mode is not None:
+        update["mode"] = args.mode
+    if args.smsc is not None:
+        host, _, port = args.smsc.rpartition(":")
+        binds = [
+            b.model_copy(update={"host": host or b.host, "port": int(port)}) for b in config.binds
+        ]
+        update["binds"] = binds
+    return PlatformConfig.model_validate({**config.model_dump(), **update})
+
+
+async def _run_platform(config: PlatformConfig, token: str, generated: bool, reset: bool) -> None:
+    from simulator.platform.runtime import PlatformRuntime
+
+    console = Console(stderr=True)
+    runtime = PlatformRuntime(config, token, reset=reset)
+    try:
+        await runtime.start()
+    except BaseException:
+        await runtime.stop()
+        raise
+    table = Table(title="smsim reference 1442 platform")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("REST API (RapidPro v2)", f"{runtime.url}/api/v2/")
+    table.add_row("token", token + (" (generated)" if generated else ""))
+    table.add_row("database", f"{config.database}{' (reset)' if reset else ''}")
+    if config.mode == "kannel":
+        k = config.kannel
+        table.add_row("channel", f"Kannel via {k.sendsms_url}")
+        table.add_row("Kannel post-url", f"{runtime.url}/c/kn/{k.channel_uuid}/receive")
+    else:
+        for bind in runtime.binds:
+            c = bind.cfg
+            table.add_row(
+                f"SMPP bind {bind.name}", f"{c.system_id}@{c.host}:{c.port} window {c.window}"
+            )
+    table.add_row("TPS per channel", "unthrottled" if not config.tps else f"{config.tps:g}")
+    table.add_row("flows", ", ".join(f.name for f in runtime.flows))
+    console.print(table)
+    console.print("Ctrl-C stops.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    totals: dict[str, object] = {
+        **{f"service.{k}": v for k, v in _fields(runtime.service.stats).items()},
+        **{f"sender.{k}": v for k, v in _fields(runtime.sender.stats).items()},
+    }
+    await runtime.stop()
+    console.print(stats_table(totals, "platform totals"))
+
+
+def _fields(obj: object) -> dict[str, object]:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else {}
+
+
+def cmd_platform(args: argparse.Namespace) -> int:
+    from simulator.platform.runtime import resolve_token
+
+    try:
+        config = _platform_config(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (ValidationError, ValueError) as exc:
+        print(f"smsim platform: {exc}", file=sys.stderr)
+        return 2
+    token, generated = resolve_token(config.api_token, os.environ.get("SMSIM_API_TOKEN"))
+    from simulator.smsc.server import new_event_loop
+
+    loop = new_event_loop(True)
+    try:
+        loop.run_until_complete(_run_platform(config, token, generated, args.reset))
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        print(f"smsim platform: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        loop.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsim", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
@@ -183,6 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=2775, help="SMSC port (0: any free port)")
     p.add_argument("--messages", type=int, default=2000, help="messages in the throughput run")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("platform", help="the reference 1442 platform (RapidPro API v2, flows)")
+    p.add_argument("--config", type=Path, help="TOML file; its [platform] table is read")
+    p.add_argument("--api-port", type=int, help="REST API port on 127.0.0.1 (default 8000)")
+    p.add_argument("--api-token", help="API token (default: env SMSIM_API_TOKEN, or generated)")
+    p.add_argument("--database", type=Path, help="SQLite file (default platform.sqlite3)")
+    p.add_argument("--reset", action="store_true", help="start with a clean database")
+    p.add_argument("--tps", type=float, help="messages per second per channel (0: unthrottled)")
+    p.add_argument("--mode", choices=("smpp", "kannel"), help="channel mode (default smpp)")
+    p.add_argument("--smsc", help="HOST:PORT of the SMSC for every SMPP bind")
+    p.set_defaults(func=cmd_platform)
     return parser
 
 

@@ -57,8 +57,10 @@ _NORMALISE: Final = str.maketrans(
 #: A word: letters, digits and underscores, with inner apostrophes ("don't"), as goflow.
 _WORD: Final = re.compile(r"\w+(?:'\w+)*")
 #: A number: digits of any script, "," grouping, "." or "٫" decimals; a sign only at a
-#: word's start (so "رقم-2" is 2, not -2).
-_NUMBER: Final = re.compile(r"(?:(?<!\S)[-+])?\d[\d,]*(?:[.٫]\d+)?")
+#: word's start (so "رقم-2" is 2, not -2). Digits glued to Latin letters are Franco-Arabic
+#: letters ("ta2yeemy 3" is 3: the 2 is a hamza), as goflow's word-wise number tests see
+#: them; Arabic letters don't glue ("ب1" is 1).
+_NUMBER: Final = re.compile(r"(?:(?<!\S)[-+])?(?<![A-Za-z\d.,٫])\d[\d,]*(?:[.٫]\d+)?(?![A-Za-z\d])")
 _ASCII_DIGITS: Final = str.maketrans(
     {**{chr(0x0660 + i): str(i) for i in range(10)}, **{chr(0x06F0 + i): str(i) for i in range(10)}}
 )

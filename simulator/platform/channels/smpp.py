@@ -14,6 +14,12 @@ and deliver_sm_resp; what it gets wrong is replaced here (see ../shared/FINDINGS
   default (long text goes in ``message_payload``), so that path is never taken;
 - its ``received`` hook is awaited inside the receive loop: ``_Hook`` does only
   dictionary work and calls the platform synchronously, never awaiting anything;
+- its deliver_sm parsing refuses valid PDUs with generic_nack (an empty MO text, a
+  TLV-only receipt, data_coding outside its enum) and raises out of the receive loop on
+  a receipt with a 12-digit date: ``_Esme`` hands every deliver_sm to our own sans-IO
+  codec (``simulator.smpp.pdu``) and ``Reassembler`` instead, and lets aiosmpplib send
+  the deliver_sm_resp (this overrides its private ``_handle_request``: aiosmpplib is
+  pinned at 0.7.4 for that reason);
 - a submit_sm_resp can be read before aiosmpplib records the request (it stores the
   correlation after ``drain()``): in-flight submits are tracked by sequence number in the
   ``sending`` hook, which runs before the write.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -41,15 +48,22 @@ from aiosmpplib import (
     DeliverSm,
     GenericNack,
     PhoneNumber,
+    SmppCommand,
     SmppCommandStatus,
     SmppMessage,
     SubmitSm,
     SubmitSmResp,
 )
-from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID
+from aiosmpplib.protocol import DeliverSmResp
 
 from simulator.config import PlatformConfig, SmppBindConfig
 from simulator.platform.model import Msg, MsgStatus
+from simulator.smpp.constants import EsmClass, Tag
+from simulator.smpp.errors import SmppError
+from simulator.smpp.pdu import DeliverSm as RawDeliverSm
+from simulator.smpp.pdu import decode_pdu
+from simulator.smpp.segmentation import Reassembler, SegmentError, UdhError, parse_udh
+from simulator.smpp.text import decode_text
 
 log = logging.getLogger("smsim.platform.smpp")
 
@@ -77,6 +91,8 @@ _STAT_STATUS = {
 }
 #: Concatenated MO parts older than this are dropped (the rest never came).
 _MO_PARTS_TTL = 300.0
+_RECEIPT_ID = re.compile(rb"\bid:(\S+)")
+_RECEIPT_STAT = re.compile(rb"\bstat:(\w+)")
 
 
 class SmppEvents(Protocol):
@@ -144,12 +160,11 @@ class _Broker(AbstractBroker):  # type: ignore[misc]
 
 
 class _Correlator(AbstractCorrelator):  # type: ignore[misc]
-    """O(1) request/response correlation; MO reassembly per (sender, reference)."""
+    """O(1) request/response correlation (entries older than ``ttl`` are dropped)."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._requests: OrderedDict[int, tuple[float, SmppMessage]] = OrderedDict()
-        self._mo_parts: dict[tuple[str, int, int], tuple[float, dict[int, str]]] = {}
         self.on_nack: Callable[[int], None] | None = None
 
     def get_cumulated_status(self, ref_num: int) -> int:
@@ -172,27 +187,7 @@ class _Correlator(AbstractCorrelator):  # type: ignore[misc]
         return None  # receipts are matched by the platform's store
 
     async def put_delivery_segmented(self, deliver_sm: DeliverSm) -> DeliverSm | None:
-        ref, seq, total = deliver_sm.get_segmentation_data()
-        key = (deliver_sm.source.number, ref, total)
-        now = time.monotonic()
-        entry = self._mo_parts.get(key)
-        if entry is None:
-            if len(self._mo_parts) > 10_000:
-                self._mo_parts = {
-                    k: v for k, v in self._mo_parts.items() if now - v[0] < _MO_PARTS_TTL
-                }
-            entry = self._mo_parts[key] = (now, {})
-        parts = entry[1]
-        parts[seq] = deliver_sm.short_message or deliver_sm.message_payload
-        if len(parts) < total:
-            return None
-        del self._mo_parts[key]
-        text = "".join(parts[i] for i in sorted(parts))
-        if deliver_sm.short_message:
-            deliver_sm.short_message = text
-        else:
-            deliver_sm.message_payload = text
-        return deliver_sm
+        return deliver_sm  # never called: _Esme decodes deliver_sm itself
 
     async def get(self, response: SmppMessage) -> SmppMessage | None:
         item = self._requests.pop(response.sequence_num, None)
@@ -218,16 +213,32 @@ class _Hook(AbstractHook):  # type: ignore[misc]
     async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
         if smpp_message is None:
             return
-        if isinstance(smpp_message, SubmitSmResp):
+        # not isinstance: aiosmpplib's DeliverSmResp is a SubmitSmResp subclass (and ours
+        # from _Esme._handle_request comes through here, numbered in the SMSC's sequence)
+        if type(smpp_message) is SubmitSmResp:
             self.bind._on_submit_resp(smpp_message)
-        elif isinstance(smpp_message, DeliverSm):
-            self.bind._on_deliver(smpp_message)
         elif isinstance(smpp_message, GenericNack):
             self.bind._on_nack(smpp_message.sequence_num)
 
     async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
         if isinstance(smpp_message, SubmitSm):
             self.bind._on_send_error(smpp_message, error)
+
+
+class _Esme(ESME):  # type: ignore[misc]
+    """aiosmpplib's ESME with deliver_sm decoded by our codec (see the module docstring)."""
+
+    bind: SmppBind
+
+    async def _handle_request(self, pdu: bytes, header: Any) -> Any:
+        if header.smpp_command == SmppCommand.DELIVER_SM:
+            try:
+                self.bind._on_deliver_bytes(pdu)
+            except Exception:  # never let one PDU break the session
+                log.exception("deliver_sm_failed channel=%s pdu=%s", self.bind.name, pdu.hex())
+            # any message object: the caller answers the request with deliver_sm_resp
+            return DeliverSmResp(header.sequence_num)
+        return await super()._handle_request(pdu, header)
 
 
 class SmppBind:
@@ -258,7 +269,8 @@ class SmppBind:
         self._inflight: OrderedDict[int, tuple[float, Msg]] = OrderedDict()
         self._broker = _Broker()
         self._correlator = _Correlator(cfg.response_timeout)
-        self.esme = ESME(
+        self._parts = Reassembler(_MO_PARTS_TTL)
+        self.esme = _Esme(
             smsc_host=cfg.host,
             smsc_port=cfg.port,
             system_id=cfg.system_id,
@@ -271,6 +283,7 @@ class SmppBind:
             correlator=self._correlator,
             socket_timeout=float(cfg.response_timeout),
         )
+        self.esme.bind = self
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -351,6 +364,12 @@ class SmppBind:
             self.events.wired(msg, resp.message_id)
         else:
             self.stats.refused += 1
+            log.info(
+                "submit_refused channel=%s msg=%d status=%s",
+                self.name,
+                msg.id,
+                resp.command_status.name,
+            )
             self.events.failed_submit(msg, f"submit_sm_resp {resp.command_status.name}")
 
     def _on_nack(self, seq: int) -> None:
@@ -386,37 +405,59 @@ class SmppBind:
 
     # ------------------------------------------------------------------ deliver_sm
 
-    def _on_deliver(self, pdu: DeliverSm) -> None:
-        if pdu.is_receipt():
+    def _on_deliver_bytes(self, data: bytes) -> None:
+        try:
+            pdu = decode_pdu(data)
+        except SmppError as exc:
+            log.warning("deliver_sm_undecodable channel=%s error=%s", self.name, exc)
+            return
+        if not isinstance(pdu, RawDeliverSm):
+            return
+        if pdu.esm_class & EsmClass.DELIVERY_RECEIPT:
             self._on_receipt(pdu)
             return
-        text = pdu.short_message or pdu.message_payload or ""
+        payload = pdu.tlv_bytes(Tag.MESSAGE_PAYLOAD) or pdu.short_message
+        source = pdu.source_addr
+        concat: tuple[int, int, int] | None = None
+        try:
+            if pdu.esm_class & 0x40:  # UDHI
+                info, _, payload = parse_udh(payload)
+                if info is not None:
+                    concat = (info.ref, info.total, info.seq)
+            else:
+                ref = pdu.tlv_int(Tag.SAR_MSG_REF_NUM)
+                total = pdu.tlv_int(Tag.SAR_TOTAL_SEGMENTS)
+                seq = pdu.tlv_int(Tag.SAR_SEGMENT_SEQNUM)
+                if ref is not None and total is not None and seq is not None:
+                    concat = (ref, total, seq)
+            if concat is not None and concat[1] > 1:
+                self.stats.mo_parts += 1
+                whole = self._parts.add(source, *concat, payload, time.monotonic())
+                self._parts.expire(time.monotonic())
+                if whole is None:
+                    return
+                payload = whole
+        except (UdhError, SegmentError) as exc:
+            log.warning("mo_bad_concat channel=%s source=%s error=%s", self.name, source, exc)
+        text = decode_text(payload, pdu.data_coding)
         self.stats.mo += 1
-        self.receive(pdu.source.number, text, self.name)
+        self.receive(source, text, self.name)
 
-    def _on_receipt(self, pdu: DeliverSm) -> None:
+    def _on_receipt(self, pdu: RawDeliverSm) -> None:
         self.stats.receipts += 1
-        msg_id: str | None = None
-        state: int | None = None
-        for p in pdu.optional_params or ():
-            if p.tag == RECEIPTED_MESSAGE_ID:
-                msg_id = str(p.value)
-            elif p.tag == MESSAGE_STATE:
-                state = int(p.value)
-        status: MsgStatus | None = _STATE_STATUS.get(state) if state is not None else None
-        if msg_id is None or status is None:
-            try:
-                fields = pdu.parse_receipt()
-            except ValueError:
-                fields = {}
-            if msg_id is None:
-                msg_id = str(fields.get("id", "")) or None
-            if status is None:
-                status = _STAT_STATUS.get(str(fields.get("stat", "")).upper())
+        msg_id = pdu.tlv_str(Tag.RECEIPTED_MESSAGE_ID)
+        state = pdu.tlv_int(Tag.MESSAGE_STATE)
+        status = _STATE_STATUS.get(state) if state is not None else None
+        if msg_id is None:
+            m = _RECEIPT_ID.search(pdu.short_message)
+            msg_id = m.group(1).decode("ascii", "replace") if m else None
+        if status is None:
+            m = _RECEIPT_STAT.search(pdu.short_message)
+            status = _STAT_STATUS.get(m.group(1).decode("ascii", "replace").upper()) if m else None
         msg = self.lookup(msg_id) if msg_id else None
         if msg is None or status is None:
             self.stats.receipts_unmatched += 1
-            log.debug("receipt_unmatched channel=%s id=%s", self.name, msg_id)
+            log.info("receipt_unmatched channel=%s id=%s", self.name, msg_id)
             return
         self.events.status(msg, status)
 

@@ -27,10 +27,10 @@ from simulator.config import (
 from simulator.esme.client import EsmeClient
 from simulator.smpp.constants import RECEIPT_STAT, EsmClass, MessageState, Tag
 from simulator.smpp.pdu import DeliverSm, SubmitSm
-from simulator.smpp.segmentation import parse_udh
-from simulator.smpp.text import choose_coding, decode_text
+from simulator.smpp.segmentation import Concat, parse_udh, split_message
+from simulator.smpp.text import alphabet_of, choose_coding, decode_text
 from simulator.smsc.server import SmscServer
-from simulator.subscribers.behaviour import is_stop
+from simulator.subscribers.behaviour import Reply, ReplyKind, is_stop
 from simulator.subscribers.delivery import handset_on, local_hour
 from simulator.subscribers.engine import DAILY_SHAPE, SPONTANEOUS, SubscriberEngine
 from simulator.subscribers.population import Population
@@ -511,3 +511,79 @@ def test_spontaneous_traffic_is_off_by_default() -> None:
     engine.spontaneous_tick()
     mono.t += 86400
     assert engine.spontaneous_tick() == 0
+
+
+# --- a message in parts reaches a pluggable model whole ---------------------------------------
+
+
+class EchoLength:
+    """A scripted model (a scenario's own): answers every message with its length."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
+        self.seen.append((text, seq))
+        return [Reply(2.0, f"len {len(text)} #{seq}", ReplyKind.FEEDBACK)]
+
+    def spontaneous_text(self, sub: Subscriber, rng: random.Random) -> str:
+        return "hello"
+
+
+async def test_a_three_part_message_reaches_a_plugged_in_model_once_and_whole() -> None:
+    scale = 600.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=20_000, seed=6, **EAGER),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    model = EchoLength()
+    engine.behaviour = model
+    long_text = (
+        "وزارة التضامن الاجتماعي: نذكركم بأن صرف دعم تكافل وكرامة يبدأ يوم الأحد القادم "
+        "في جميع مكاتب البريد. برجاء إحضار بطاقة الرقم القومي. هل تعرف أقرب مكتب بريد؟ "
+        "١) نعم ٢) لا"
+    )
+    coding, payload = choose_coding(long_text)
+    parts = split_message(payload, alphabet_of(coding), Concat.UDH8, 77)
+    assert len(parts) == 3
+    mo: list[DeliverSm] = []
+    client = await EsmeClient.connect(
+        "127.0.0.1",
+        smsc.port,
+        on_deliver=lambda p: 0 if is_receipt(p) else mo.append(p) or 0,  # type: ignore[func-returns-value]
+    )
+    numbers = engine.population.sample(5, random.Random(3))
+    try:
+        for number in numbers:
+            ids = await send_all(
+                client,
+                [
+                    SubmitSm(
+                        source_addr="1442",
+                        source_addr_ton=3,
+                        destination_addr=number,
+                        dest_addr_ton=1,
+                        dest_addr_npi=1,
+                        esm_class=EsmClass.UDHI,
+                        data_coding=coding,
+                        short_message=part.body,
+                        registered_delivery=1 if part.seq == 1 else 0,
+                    )
+                    for part in parts
+                ],
+            )
+            (mt,) = engine.received_by(number)
+            assert mt.text == long_text and mt.message_id == ids[0]
+        await until(lambda: len(mo) == len(numbers), 10)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+    assert model.seen == [(long_text, 0)] * len(numbers)
+    assert sorted(p.source_addr for p in mo) == sorted(numbers)
+    assert {decode_text(p.short_message, p.data_coding) for p in mo} == {f"len {len(long_text)} #0"}
+    assert engine.summary().reply_total("feedback") == len(numbers)

@@ -17,6 +17,7 @@ import random
 import re
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,8 +270,12 @@ async def run_quiz(t: Topology, numbers: list[str], timeout: float) -> None:
     await settle(lambda: activity(t), quiet=2.0, timeout=timeout)
 
 
-async def check_quiz(t: Topology, numbers: list[str], min_complete: int) -> dict[str, int]:
-    """Score check; returns counts for the caller's own assertions."""
+async def check_quiz(
+    t: Topology, numbers: list[str], min_complete: int, *, ordered: bool = True
+) -> dict[str, int]:
+    """Score check; returns counts for the caller's own assertions. ``ordered``: the
+    platform received each subscriber's texts in the order they were sent (one SMPP
+    bind); Kannel's smsbox posts MO concurrently, so there only the texts must match."""
     # The platform's messages, per contact, in the order it created them.
     per_contact: dict[str, list[tuple[str, str]]] = {}
     for urn, direction, text in t.platform_rows(
@@ -290,10 +295,13 @@ async def check_quiz(t: Topology, numbers: list[str], min_complete: int) -> dict
     mismatches: list[tuple[str, Any, Any]] = []
     for n in numbers:
         msgs = per_contact.get(n, [])
-        # What the platform received is exactly what the subscriber sent, in order.
+        # What the platform received is exactly what the subscriber sent.
         sent = [e.text for e in t.history(n) if e.direction == "mo"]
         received = [text for d, text in msgs if d == "in"]
-        assert received == sent, (n, received, sent)
+        if ordered:
+            assert received == sent, (n, received, sent)
+        else:
+            assert Counter(received) == Counter(sent), (n, received, sent)
         attempt = replay(msgs)
         run = runs.get(n)
         if not attempt.complete:
@@ -468,7 +476,7 @@ async def test_quiz_and_broadcast_through_real_kannel(tmp_path: Path) -> None:
         assert t.smsc.subscribers is not None and t.platform.kannel is not None
         numbers = t.smsc.subscribers.population.sample(200, random.Random(8))
         await run_quiz(t, numbers, timeout=60)
-        await check_quiz(t, numbers, min_complete=50)
+        await check_quiz(t, numbers, min_complete=50, ordered=False)
         k = t.platform.kannel.stats
         assert k.mo > 0 and k.dlr > 0 and k.sendsms_errors == 0
         # Receipts reached the platform through Kannel's dlr-url: statuses moved on.

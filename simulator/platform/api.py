@@ -49,6 +49,8 @@ MAX_RECIPIENTS = 100
 MAX_TEXT_LENGTH = 640
 #: Paths answered without a token (not RapidPro: for the harness).
 PUBLIC_PATHS = frozenset({"/api/v2/health", "/openapi.json"})
+#: Channel callbacks (courier's ``/c/kn/{uuid}/receive`` ...): gateways send no token.
+CHANNEL_PREFIX = "/c/"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPACED_OFFSET = re.compile(r" (\d\d(?::?\d\d)?)$")
@@ -234,7 +236,7 @@ def create_api(
     async def auth(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.path.startswith(CHANNEL_PREFIX):
             return await handler(request)
         # DRF's TokenAuthentication, message for message.
         words = request.headers.get("Authorization", "").split()

@@ -179,9 +179,9 @@ async def _demo(port: int, messages: int) -> int:
     table = Table(title="Totals")
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("submit_sm accepted (one per part)", str(stats.accepted))
+    table.add_row("submit_sm accepted (parts; receipt asked on first)", str(stats.accepted))
     table.add_row(
-        "receipts asked (first part only) / delivered / matched by id",
+        "receipts asked / delivered / matched by id",
         f"{expected} / {stats.receipts_delivered} / {len(receipts)}",
     )
     table.add_row("MO parts delivered", str(stats.mo_delivered))

@@ -852,6 +852,13 @@ class OperatorSmsc:
 
     # --- shutdown ---------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Stop starting outbinds (the server is stopping)."""
+        for acct in self.accounts.values():
+            acct.wants_receiver = None
+        for task in self._tasks:
+            task.cancel()
+
     def pending_deliveries(self) -> int:
         """deliver_sm queued or in flight, across accounts."""
         queued = sum(len(a.outbox) for a in self.accounts.values())

@@ -146,6 +146,8 @@ class SmscServer:
         """Stop listening, unbind every client (waiting up to ``drain_timeout``), close."""
         for server in self._servers:
             server.close()
+        for op in self.operators.values():
+            op.close()
         if self._tick_task is not None:
             self._tick_task.cancel()
         conns = [c for op in self.operators.values() for c in op.connections]

@@ -40,6 +40,7 @@ DAILY_SHAPE = (
 )  # fmt: skip
 _SHAPE_MEAN = sum(DAILY_SHAPE) / 24
 _DELIVERED = MessageState.DELIVERED
+_REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
@@ -108,6 +109,8 @@ class SubscriberEngine:
         self._pending_replies = 0
         self._operators: list[str] = []
         self._routes: dict[Operator, str | None] = {}
+        self._reply_texts: dict[str, str] = {}
+        self._send_reply_fn = self._send_reply
         self._schedule: Schedule | None = None
         self._loop_time: Callable[[], float] | None = None
         self._inject: Inject | None = None
@@ -187,7 +190,10 @@ class SubscriberEngine:
         if replies:
             # Replies go to whoever sent the message when it came from a short code.
             source = last.source_addr
-            to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
+            if source == SHORT_CODE:
+                to = SHORT_CODE  # the shared constant, not this PDU's copy
+            else:
+                to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
             for reply in replies:
                 self._plan(msisdn, reply, done + reply.delay, to)
 
@@ -195,13 +201,24 @@ class SubscriberEngine:
         assert self._schedule is not None and self._loop_time is not None
         real_due = self._loop_time() + max(0.0, self.clock.to_real(sim_at - self.clock.now()))
         self._pending_replies += 1
-        # Only the number waits on the heap; the profile is derived again when it is due.
-        self._schedule(real_due, self._send_reply, (msisdn, reply, to))
+        # What waits on the heap until due is kept small (a quiz to millions leaves
+        # millions of replies waiting): the number as an int when it is one (the profile
+        # is derived again when due), the text shared with equal replies, the kind's
+        # value and the destination as shared strings, one bound method for all.
+        plain = msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0"
+        number: int | str = int(msisdn) if plain else msisdn
+        texts = self._reply_texts
+        shared = texts.get(reply.text)
+        if shared is None:
+            if len(texts) >= _REPLY_TEXT_CACHE:
+                texts.clear()
+            texts[reply.text] = shared = reply.text
+        self._schedule(real_due, self._send_reply_fn, (number, shared, reply.kind.value, to))
 
-    def _send_reply(self, item: tuple[str, Reply, str]) -> None:
-        msisdn, reply, to = item
+    def _send_reply(self, item: tuple[int | str, str, str, str]) -> None:
+        number, text, kind, to = item
         self._pending_replies -= 1
-        self._send(self.population.profile(msisdn), reply.text, reply.kind.value, to)
+        self._send(self.population.profile(str(number)), text, kind, to)
 
     def _send(self, sub: Subscriber, text: str, kind: str, to: str = SHORT_CODE) -> None:
         now = self.clock.now()

@@ -25,6 +25,7 @@ from simulator.smpp.pdu import (
     ReplaceSm,
     SubmitMulti,
     SubmitSm,
+    Unbind,
     decode_pdu,
 )
 from simulator.smsc.server import SmscServer
@@ -206,6 +207,26 @@ async def test_receiver_dropping_mid_window_loses_nothing() -> None:
         assert texts[:10] == [f"reply {i}" for i in range(10)]
         assert smsc.stats().mo_delivered == 30
         await client.unbind()
+
+
+async def test_delivery_queued_between_unbind_and_close_waits_for_the_next_bind() -> None:
+    """The platform unbinds; before the connection is gone a receipt or MO is queued: it
+    is not handed to the unbound session (that raised SessionStateError in the timer
+    callback), and the next bind gets it."""
+    async with SmscServer(config()) as smsc:
+        host, port = smsc.address()
+        trx = await EsmeClient.connect(host, port, mode="trx")
+        (conn,) = smsc.operator().connections
+        # The unbind arrives and is answered; connection_lost has not run yet.
+        conn.data_received(Unbind(sequence_number=77).encode())
+        assert conn.session.state.value == "unbound"
+        smsc.inject_mo("201001234500", "مسابقة")  # pumps at once, in the same iteration
+        await trx.wait_closed()
+        rx = await EsmeClient.connect(host, port, mode="rx")
+        await until(lambda: len(rx.delivered) == 1)
+        assert rx.delivered[0].short_message.decode("utf-16-be") == "مسابقة"
+        assert trx.delivered == []
+        await rx.unbind()
 
 
 async def test_temporary_refusal_is_redelivered() -> None:

@@ -83,6 +83,8 @@ class SmppConnection(asyncio.Protocol):
         self.writable = False
 
     def resume_writing(self) -> None:
+        if self.session.closed or self.transport is None or self.transport.is_closing():
+            return
         self.writable = True
         self.operator.connection_writable(self)
 
@@ -113,10 +115,14 @@ class SmppConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
+        # Unbound or closing: nothing more may be handed to this bind (a receipt coming
+        # due before connection_lost would otherwise hit an unbound session).
+        self.writable = False
         self.flush()
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
+        self.writable = False
         if self.transport is not None:
             self.transport.abort()

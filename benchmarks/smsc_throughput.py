@@ -210,7 +210,17 @@ AT_ONCE_DELIVERY = (
 )
 
 
-def smsc_config(port: int, population: int | None, seed: int, time_scale: float) -> str:
+#: Behaviour for the "nobody replies" variant: the population and delivery models run,
+#: the behaviour model decides no reply for anyone (not even STOP).
+SILENT_BEHAVIOUR = (
+    "[behaviour]\nunprompted_reply_probability = 0.0\nstop_share = 0.0\n"
+    "[behaviour.reply_probability]\neager = 0.0\nnormal = 0.0\nrare = 0.0\nnever = 0.0\n"
+)
+
+
+def smsc_config(
+    port: int, population: int | None, seed: int, time_scale: float, silent: bool = False
+) -> str:
     """``smsim smsc``'s file: receipts due at once; the population off, or on (size)."""
     text = (
         f"time_scale = {time_scale}\n"
@@ -226,7 +236,8 @@ def smsc_config(port: int, population: int | None, seed: int, time_scale: float)
     return (
         text
         + f"[population]\nenabled = true\nsize = {population}\nseed = {seed}\n"
-        + (AT_ONCE_DELIVERY)
+        + AT_ONCE_DELIVERY
+        + (SILENT_BEHAVIOUR if silent else "")
     )
 
 
@@ -441,6 +452,10 @@ def subscribers_main(args: argparse.Namespace) -> int:
     with console.status("sampling destinations"):
         numbers = population_numbers(args.population, args.seed, args.numbers)
     variants: list[tuple[str, str]] = [("ours, no subscribers", smsc_config(0, None, 0, 1.0))]
+    variants.append((
+        f"ours, {args.population:,} subscribers, nobody replies",
+        smsc_config(0, args.population, args.seed, 1.0, silent=True),
+    ))  # fmt: skip
     for scale in scales:
         variants.append((
             f"ours, {args.population:,} subscribers, time x{scale:g}",

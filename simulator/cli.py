@@ -1,6 +1,7 @@
 """``smsim``: the one entry point. Subcommands: ``smsc`` (run the fake SMSC), ``demo``
 (the SMSC plus a short built-in client run that shows what went through it) and
-``platform`` (the reference 1442 platform: RapidPro's API and flows, SMPP or Kannel)."""
+``platform`` (the reference 1442 platform: RapidPro's API and flows, SMPP or Kannel) and
+``run`` (a scenario end to end under Locust, to a pass/fail verdict)."""
 
 from __future__ import annotations
 
@@ -293,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("smpp", "kannel"), help="channel mode (default smpp)")
     p.add_argument("--smsc", help="HOST:PORT of the SMSC for every SMPP bind")
     p.set_defaults(func=cmd_platform)
+
+    from simulator.scenario.command import add_parser as add_run_parser
+
+    add_run_parser(sub)
     return parser
 
 

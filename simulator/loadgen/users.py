@@ -1,0 +1,151 @@
+"""Locust user classes: subscribers texting 1442, and the campaign manager.
+
+``SubscriberUser`` is open loop: every few milliseconds it sends what the shape's rate
+owes since its last turn, never waiting for an answer (answers are timed at the SMSC
+and come back as request events). Each user acts for many numbers. ``CampaignManager``
+is one user (``fixed_count``) that does the scenario's actions on their schedule through
+RapidPro's API, so broadcasts and flow starts show as API requests with their latency,
+exactly as they would against a real RapidPro.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+import gevent.pool
+from locust import HttpUser, User, constant, task
+
+from simulator.scenario.spec import Action
+
+from .runtime import Runtime, runtime
+
+#: Seconds between a subscriber user's turns.
+TICK = 0.01
+#: RapidPro's limit of URNs in one broadcast or flow start.
+URNS_PER_CALL = 100
+#: API calls the manager has in flight at once for one big action.
+API_CONCURRENCY = 4
+
+
+class SubscriberUser(User):
+    abstract = True
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.rt: Runtime = runtime(self.environment)
+        self.rt.active_users += 1
+
+    def on_stop(self) -> None:
+        self.rt.active_users -= 1
+
+    @task
+    def text_1442(self) -> None:
+        rt = self.rt
+        if rt.settings.scenario.load.mo is None:
+            gevent.sleep(1.0)
+            return
+        credit = 0.0
+        last = time.monotonic()
+        send = rt.channel.send
+        while True:
+            gevent.sleep(TICK)
+            now = time.monotonic()
+            credit += rt.my_rate(now - rt.t0) * (now - last)
+            last = now
+            n = int(credit)
+            credit -= n
+            for _ in range(n):
+                send(rt.next_sender(), rt.next_text())
+
+
+def _urn(msisdn: str) -> str:
+    return f"tel:+{msisdn}"
+
+
+class CampaignManager(HttpUser):
+    abstract = True
+    fixed_count = 1
+    wait_time = constant(3600)
+
+    def on_start(self) -> None:
+        self.rt: Runtime = runtime(self.environment)
+        self._headers = {"Authorization": f"Token {self.rt.settings.api_token}"}
+        self._flows: dict[str, str] | None = None
+
+    def _flow_uuid(self, name_or_uuid: str) -> str | None:
+        if self._flows is None:
+            with self.client.get(
+                "/api/v2/flows.json", headers=self._headers, name="GET flows", catch_response=True
+            ) as r:
+                if r.status_code != 200:
+                    r.failure(f"{r.status_code}")
+                    return None
+                self._flows = {}
+                for f in r.json().get("results", []):
+                    self._flows[f["name"]] = f["uuid"]
+                    self._flows[f["uuid"]] = f["uuid"]
+        return self._flows.get(name_or_uuid)
+
+    @task
+    def run_actions(self) -> None:
+        rt = self.rt
+        for i, action in enumerate(rt.settings.scenario.actions):
+            wait = rt.t0 + action.at - time.monotonic()
+            if wait > 0:
+                gevent.sleep(wait)
+            self._do(i, action)
+        gevent.sleep(10**6)  # done: Locust's run time ends the test
+
+    def _do(self, i: int, action: Action) -> None:
+        rt = self.rt
+        numbers = [rt.population.msisdn(j) for j in rt.blocks[i].indices()]
+        if action.broadcast is not None:
+            body: dict[str, Any] = {"text": action.broadcast.text}
+            self._in_chunks("/api/v2/broadcasts.json", "POST broadcasts", body, numbers)
+        elif action.flow_start is not None:
+            uuid = self._flow_uuid(action.flow_start.flow)
+            if uuid is None:
+                self.environment.events.request.fire(
+                    request_type="API",
+                    name="POST flow_starts",
+                    response_time=0,
+                    response_length=0,
+                    exception=LookupError(f"no flow named {action.flow_start.flow!r}"),
+                    context={},
+                )
+                return
+            self._in_chunks("/api/v2/flow_starts.json", "POST flow_starts", {"flow": uuid}, numbers)
+        elif action.mo_wave is not None:
+            self._mo_wave(action, numbers)
+
+    def _in_chunks(self, path: str, name: str, body: dict[str, Any], numbers: list[str]) -> None:
+        def post(chunk: list[str]) -> None:
+            self.client.post(
+                path,
+                json={**body, "urns": [_urn(n) for n in chunk]},
+                headers=self._headers,
+                name=name,
+            )
+
+        pool = gevent.pool.Pool(API_CONCURRENCY)
+        for start in range(0, len(numbers), URNS_PER_CALL):
+            pool.spawn(post, numbers[start : start + URNS_PER_CALL])
+        pool.join()
+
+    def _mo_wave(self, action: Action, numbers: list[str]) -> None:
+        wave = action.mo_wave
+        assert wave is not None
+        rt = self.rt
+        texts = wave.texts
+        steps = max(1, int(wave.over / 0.05))
+        per_step = len(numbers) / steps
+        sent = 0
+        for step in range(steps):
+            upto = len(numbers) if step == steps - 1 else int((step + 1) * per_step)
+            for k in range(sent, upto):
+                rt.channel.send(numbers[k], texts[k % len(texts)])
+            sent = upto
+            if step < steps - 1:
+                gevent.sleep(wave.over / steps)

@@ -1,0 +1,91 @@
+"""From what a run observed to the figure behind each gate.
+
+Pure: the runner samples the SMSC's counters once a second into ``Sample`` rows and
+hands them over with the reply tracker's statistics; this module decides what each
+gate's figure is, or that the run did not measure it (None, which fails the gate).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from simulator.harness.replies import ReplyStats
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The SMSC's cumulative counters at real time ``t`` (seconds since the run began)."""
+
+    t: float
+    submits: int
+    accepted: int
+    throttled: int
+    wants_receipt: int
+    receipts_due: int
+    receipts_delivered: int
+    mo_queued: int
+    mo_delivered: int
+
+
+def _sending_window(samples: Sequence[Sample]) -> tuple[Sample, Sample] | None:
+    """First and last sample between which accepted submits grew."""
+    grew = [(a, b) for a, b in itertools.pairwise(samples) if b.accepted > a.accepted]
+    if not grew:
+        return None
+    return grew[0][0], grew[-1][1]
+
+
+def figures(
+    samples: Sequence[Sample],
+    replies: ReplyStats,
+    *,
+    pending_replies: int,
+    broadcasts: bool,
+) -> dict[str, float | None]:
+    """One figure per gate name (see ``gates.GATES``); None where nothing was measured."""
+    out: dict[str, float | None] = {}
+    hist = replies.combined()
+    out["mo_reply_p50"] = hist.percentile(0.50)
+    out["mo_reply_p95"] = hist.percentile(0.95)
+    out["mo_reply_p99"] = hist.percentile(0.99)
+    asked = replies.replies + replies.timeouts + pending_replies
+    out["unanswered_ratio"] = (replies.timeouts + pending_replies) / asked if asked else None
+
+    last = samples[-1] if samples else None
+    window = _sending_window(samples) if broadcasts else None
+    if window is not None:
+        first, end = window
+        span = end.t - first.t
+        out["broadcast_throughput"] = (end.accepted - first.accepted) / span if span > 0 else None
+    else:
+        out["broadcast_throughput"] = None
+
+    if last is not None and last.wants_receipt:
+        out["receipt_completion_ratio"] = min(1.0, last.receipts_delivered / last.wants_receipt)
+    else:
+        out["receipt_completion_ratio"] = None
+    out["receipt_completion_time"] = None
+    if window is not None and last is not None and last.wants_receipt:
+        target = last.wants_receipt
+        done = next((s for s in samples if s.receipts_delivered >= target), None)
+        if done is not None:
+            out["receipt_completion_time"] = done.t - window[0].t
+
+    if last is not None and last.submits:
+        errors = last.submits - last.accepted - last.throttled
+        out["error_ratio"] = max(0, errors) / last.submits
+        out["throttle_ratio"] = last.throttled / last.submits
+    else:  # the platform sent nothing: a ratio of nothing measures nothing
+        out["error_ratio"] = None
+        out["throttle_ratio"] = None
+
+    if last is not None:
+        out["lost_messages"] = float(
+            max(0, last.receipts_due - last.receipts_delivered)
+            + max(0, last.mo_queued - last.mo_delivered)
+        )
+    else:
+        out["lost_messages"] = None
+    return out

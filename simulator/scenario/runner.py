@@ -1,0 +1,408 @@
+"""``smsim run SCENARIO``: SMSC + subscribers + platform + Locust, to a verdict.
+
+The SMSC (with the population, the behaviour engine and the Locust channel) runs on
+this process's event loop; the reference platform runs in a child process (unless
+``--target`` names a real one); Locust runs as ``locust --headless`` (or its web UI)
+with the scenario's users and shape. A ``rich`` dashboard shows the run live; when
+Locust ends, outstanding replies and receipts get ``drain`` seconds, then the gates are
+judged and the run folder gets the summary JSON, the JUnit XML and Locust's HTML report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from simulator.clock import SimClock
+from simulator.config import (
+    OperatorConfig,
+    PlatformConfig,
+    SmppBindConfig,
+    SmscConfig,
+)
+from simulator.harness.hub import ChannelHub
+from simulator.smsc.server import SmscServer, new_event_loop
+
+from .dashboard import Snapshot, render
+from .figures import Sample, figures
+from .gates import judge, parse_gate_override
+from .loader import ScenarioError, load_scenario
+from .report import compare, verdict_table, write_junit, write_summary
+from .run_settings import ENV, RunSettings
+from .spec import Scenario
+
+log = logging.getLogger("smsim.run")
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+
+#: Exit codes: gates passed, a gate failed, the run could not be made.
+EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+class RunError(Exception):
+    """The run could not be made (a port taken, the platform did not start ...)."""
+
+
+@dataclass(slots=True)
+class RunOptions:
+    scenario: str
+    duration: float | None = None
+    population: int | None = None
+    users: int | None = None
+    processes: int | None = None
+    out: Path | None = None
+    gates: list[str] = field(default_factory=list)
+    #: Base URL of a real RapidPro's API (its gateway must bind to our SMSC); None: ours.
+    target: str | None = None
+    token: str | None = None
+    #: SMSC port when the target is external (its gateway is configured for it).
+    smsc_port: int = 2775
+    ui: bool = False
+    baseline: Path | None = None
+    tolerance: float = 0.10
+    live: bool = True
+
+
+def prepare(opts: RunOptions) -> tuple[Scenario, dict[str, float]]:
+    """The scenario with the command line's overrides, and the gates to judge."""
+    sc = load_scenario(opts.scenario)
+    update: dict[str, Any] = {}
+    if opts.duration is not None:
+        update["time"] = sc.time.model_copy(update={"duration": opts.duration})
+    if opts.population is not None:
+        update["population"] = sc.population.model_copy(update={"size": opts.population})
+    load: dict[str, Any] = {}
+    if opts.users is not None:
+        load["users"] = opts.users
+    if opts.processes is not None:
+        load["processes"] = opts.processes
+    if load:
+        update["load"] = sc.load.model_copy(update=load)
+    if update:
+        # Drop actions that no longer fit a shortened run, then validate as a file would be.
+        data = sc.model_copy(update=update).model_dump()
+        data["actions"] = [a for a in data["actions"] if a["at"] <= data["time"]["duration"]]
+        sc = Scenario.model_validate(data)
+    overrides = dict(parse_gate_override(g) for g in opts.gates)
+    return sc, sc.gates.with_overrides(overrides).thresholds()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _smsc_config(sc: Scenario, external_port: int | None) -> SmscConfig:
+    operators = sc.operators or [OperatorConfig(port=external_port or 0)]
+    return SmscConfig(
+        operators=operators,
+        population=sc.population,
+        behaviour=sc.behaviour,
+        delivery=sc.delivery,
+        time_scale=sc.time.scale,
+        mt_log_size=1000,
+    )
+
+
+def _platform_process(config_json: str, token: str, database: str) -> None:
+    """Child process: the reference platform until SIGTERM."""
+    from simulator.platform.runtime import PlatformRuntime
+
+    config = PlatformConfig.model_validate_json(config_json)
+
+    async def main() -> None:
+        runtime = PlatformRuntime(config, token, reset=True, database=database)
+        await runtime.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+        await runtime.stop()
+
+    loop = new_event_loop(True)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RunError(f"{url} did not answer in {timeout:g}s ({last})")
+
+
+def _sample(smsc: SmscServer, hub: ChannelHub, t: float) -> Sample:
+    s = smsc.stats()
+    return Sample(
+        t=t,
+        submits=s.submits,
+        accepted=s.accepted,
+        throttled=s.throttled,
+        wants_receipt=hub.wants_receipt,
+        receipts_due=s.receipts_due,
+        receipts_delivered=s.receipts_delivered,
+        mo_queued=s.mo_queued,
+        mo_delivered=s.mo_delivered,
+    )
+
+
+async def _run(
+    opts: RunOptions, sc: Scenario, thresholds: dict[str, float], out: Path, console: Console
+) -> int:
+    loop = asyncio.get_running_loop()
+    start = sc.time.start.timestamp() if sc.time.start else None
+    cfg = _smsc_config(sc, opts.smsc_port if opts.target else None)
+
+    def send_mo(msisdn: str, text: str) -> None:
+        engine = smsc.subscribers
+        operator = engine.listener_for(msisdn) if engine is not None else None
+        smsc.operator(operator).inject_mo(msisdn, text)
+
+    hub = ChannelHub(send_mo, sc.load.reply_timeout)
+    smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
+    await smsc.start()
+    platform: multiprocessing.process.BaseProcess | None = None
+    locust: subprocess.Popen[bytes] | None = None
+    try:
+        channel_port = await hub.start()
+        token = opts.token or secrets.token_hex(16)
+        if opts.target:
+            api_url = opts.target.rstrip("/")
+        else:
+            api_port = _free_port()
+            binds = [
+                SmppBindConfig(
+                    operator=op.name,
+                    host="127.0.0.1",
+                    port=smsc.address(op.name)[1],
+                    system_id=op.accounts[0].system_id,
+                    password=op.accounts[0].password,
+                    window=min(op.accounts[0].window, 10),
+                )
+                for op in cfg.operators
+            ]
+            pcfg = sc.platform.model_copy(
+                update={"api_port": api_port, "binds": binds, "database": str(out / "platform.db")}
+            )
+            ctx = multiprocessing.get_context("spawn")
+            child = ctx.Process(
+                target=_platform_process,
+                args=(pcfg.model_dump_json(), token, str(out / "platform.db")),
+                name="smsim-platform",
+                daemon=True,
+            )
+            child.start()
+            platform = child
+            api_url = f"http://127.0.0.1:{api_port}"
+            await loop.run_in_executor(None, _wait_http, f"{api_url}/api/v2/health", 30.0)
+            # The platform's binds must be up before MO can reach it.
+            deadline = time.monotonic() + 15
+            while smsc.stats().binds < len(binds) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        settings = RunSettings(
+            scenario=sc,
+            channel=f"127.0.0.1:{channel_port}",
+            api_url=api_url,
+            api_token=token,
+        )
+        settings.write(out / "run.json")
+        locust = _start_locust(opts, sc, out, api_url)
+        t0 = time.monotonic()
+        samples: list[Sample] = [_sample(smsc, hub, 0.0)]
+        ended_at: float | None = None
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            if not opts.live:
+                live.stop()
+            while True:
+                await asyncio.sleep(1.0)
+                now = time.monotonic() - t0
+                samples.append(_sample(smsc, hub, now))
+                if ended_at is None and locust.poll() is not None:
+                    ended_at = now
+                phase = "load" if ended_at is None else "drain"
+                if opts.live:
+                    live.update(render(_snapshot(sc, smsc, hub, samples, phase)), refresh=True)
+                if ended_at is not None:
+                    # Receipts not yet due (a handset off for hours) are not in flight.
+                    drained = len(hub.tracker) == 0 and smsc.pending_deliveries() == 0
+                    if drained or now - ended_at >= sc.time.drain:
+                        break
+                if now > sc.time.duration + 60 and ended_at is None:
+                    log.warning("locust_overran duration=%s", sc.time.duration)
+                    locust.terminate()
+        # Whatever still waits for a reply after the drain is unanswered.
+        pending = len(hub.tracker)
+        figs = figures(
+            samples,
+            hub.tracker.stats,
+            pending_replies=pending,
+            broadcasts=any(a.broadcast for a in sc.actions),
+        )
+        verdicts = judge(thresholds, figs)
+        regressions = []
+        if opts.baseline is not None:
+            baseline = json.loads(opts.baseline.read_text(encoding="utf-8"))
+            regressions = compare(figs, baseline, opts.tolerance)
+        counters: dict[str, Any] = {
+            **{k: v for k, v in smsc.stats().as_dict().items() if isinstance(v, int)},
+            "mo_from_locust": hub.mo_from_workers,
+            "replies": hub.tracker.stats.replies,
+            "reply_timeouts": hub.tracker.stats.timeouts,
+            "replies_pending_at_end": pending,
+            "wants_receipt": hub.wants_receipt,
+            "locust_exit": locust.returncode,
+        }
+        write_summary(
+            out / "summary.json",
+            scenario=sc.name,
+            figures=figs,
+            verdicts=verdicts,
+            regressions=regressions,
+            counters=counters,
+            histogram=hub.tracker.stats.combined().to_json(),
+        )
+        write_junit(out / "junit.xml", sc.name, verdicts, regressions)
+        console.print(verdict_table(sc.name, verdicts, regressions))
+        console.print(f"Run folder: {out} (summary.json, junit.xml, locust.html)")
+        passed = all(v.passed for v in verdicts) and all(r.passed for r in regressions)
+        if locust.returncode not in (0, 1):
+            console.print(f"[red]Locust exited with {locust.returncode}: see {out}/locust.log")
+            return EXIT_ERROR
+        return EXIT_PASSED if passed else EXIT_FAILED
+    finally:
+        if locust is not None and locust.poll() is None:
+            locust.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                locust.wait(10)
+            if locust.poll() is None:
+                locust.kill()
+        if platform is not None:
+            if platform.is_alive() and platform.pid is not None:
+                os.kill(platform.pid, signal.SIGTERM)
+            platform.join(10)
+            if platform.is_alive():
+                platform.kill()
+        await hub.stop()
+        await smsc.stop(drain_timeout=0.5)
+
+
+def _start_locust(
+    opts: RunOptions, sc: Scenario, out: Path, api_url: str
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--host",
+        api_url,
+        "--html",
+        str(out / "locust.html"),
+        "--csv",
+        str(out / "locust"),
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+    ]
+    if not opts.ui:
+        cmd += ["--headless", "--only-summary"]
+    else:
+        cmd += ["--web-host", "127.0.0.1", "--autostart"]
+    if sc.load.processes > 1:
+        cmd += ["--processes", str(sc.load.processes)]
+    env = {**os.environ, ENV: str(out / "run.json")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    logf = (out / "locust.log").open("wb")
+    return subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=out)
+
+
+def _snapshot(
+    sc: Scenario, smsc: SmscServer, hub: ChannelHub, samples: list[Sample], phase: str
+) -> Snapshot:
+    stats = smsc.stats()
+    per_op = {name: op.stats for name, op in smsc.operators.items()}
+    prev = samples[-2] if len(samples) > 1 else samples[-1]
+    cur = samples[-1]
+    dt = max(1e-9, cur.t - prev.t)
+    hist = hub.tracker.stats.combined()
+    return Snapshot(
+        scenario=sc.name,
+        phase=phase,
+        elapsed=cur.t,
+        duration=sc.time.duration,
+        sim_time=smsc.clock.now(),
+        submit_rate=(cur.accepted - prev.accepted) / dt,
+        receipt_rate=(cur.receipts_delivered - prev.receipts_delivered) / dt,
+        mo_rate=(cur.mo_delivered - prev.mo_delivered) / dt,
+        replies=hub.tracker.stats.replies,
+        timeouts=hub.tracker.stats.timeouts,
+        waiting=len(hub.tracker),
+        p50=hist.percentile(0.5),
+        p95=hist.percentile(0.95),
+        p99=hist.percentile(0.99),
+        receipts_by_stat=dict(stats.receipts_by_stat),
+        operators={
+            name: (s.accepted, s.receipts_delivered, s.mo_delivered, s.throttled)
+            for name, s in per_op.items()
+        },
+        binds=stats.binds,
+    )
+
+
+def run(opts: RunOptions, console: Console | None = None) -> int:
+    console = console or Console()
+    try:
+        sc, thresholds = prepare(opts)
+    except (ScenarioError, ValueError) as exc:
+        console.print(str(exc), style="red", markup=False)
+        return EXIT_ERROR
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = opts.out or Path("runs") / f"{sc.name}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    console.print(
+        f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
+        f"{sc.time.duration:g}s at x{sc.time.scale:g}, {sc.load.users} users, "
+        f"{len(thresholds)} gates; target {opts.target or 'reference platform'}"
+    )
+    loop = new_event_loop(True)
+    try:
+        return loop.run_until_complete(_run(opts, sc, thresholds, out, console))
+    except (RunError, OSError) as exc:
+        console.print(f"[red]smsim run: {exc}")
+        return EXIT_ERROR
+    finally:
+        loop.close()

@@ -1,0 +1,107 @@
+"""``smsim run`` end to end: SMSC, subscribers, the reference platform and real Locust.
+
+Short real runs (seconds, a small population): a scenario with generous gates passes
+and writes its reports; the same run with an impossible gate fails with exit code 1
+and says which gate in the JUnit file. The figures are checked against what was offered.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from simulator.scenario.loader import parse_scenario
+from simulator.scenario.rates import expected_mo
+from simulator.scenario.runner import EXIT_ERROR, EXIT_FAILED, EXIT_PASSED, RunOptions, run
+
+pytestmark = pytest.mark.timeout(180)
+
+SCENARIO = """\
+name: smoke
+description: spontaneous MO at a steady rate plus a small quiz start
+population: {size: 20000, seed: 7}
+platform: {tps: 0}
+behaviour:
+  reply_probability: {eager: 1.0, normal: 1.0, rare: 1.0, never: 0.0}
+  delay_median: {fast: 1.0, normal: 1.0, slow: 1.0}
+time: {scale: 60, duration: 6s, drain: 8s}
+actions:
+  - at: 1s
+    flow_start: {flow: COVID-19 awareness quiz, participants: 40}
+load:
+  users: 2
+  reply_timeout: 5s
+  mo: {shape: constant, rate: 40/s, texts: {خدمات: 1, help: 1}}
+gates:
+  mo_reply_p95: 5s
+  # Typos and nonsense answered outside a flow get no reply, as with RapidPro (~6 %).
+  unanswered_ratio: 0.2
+  error_ratio: 0
+  lost_messages: 0
+"""
+
+
+def write_scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "smoke.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    return path
+
+
+def test_a_short_run_passes_its_gates_and_reports(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path)
+    out = tmp_path / "run"
+    console = Console(record=True, width=120)
+    rc = run(RunOptions(scenario=str(path), out=out, live=False), console)
+    text = console.export_text()
+    assert rc == EXIT_PASSED, text + (out / "locust.log").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] is True
+    counters = summary["counters"]
+    # Open loop: what Locust offered follows the shape, within a tick's rounding and
+    # the spawn delay, whatever the platform did.
+    offered = expected_mo(parse_scenario(SCENARIO).load.mo, 6.0)
+    assert 0.7 * offered <= counters["mo_from_locust"] <= 1.05 * offered
+    # Every MO reached the platform, and replies came back for (nearly) all of them.
+    assert counters["mo_delivered"] >= counters["mo_from_locust"]
+    assert counters["replies"] >= 0.95 * counters["mo_from_locust"]
+    # The quiz start went through RapidPro's API and its subscribers answered.
+    assert counters["accepted"] > counters["replies"] * 0.5
+    assert summary["figures"]["mo_reply_p95"] < 5
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("4", "0")
+    assert (out / "locust.html").stat().st_size > 10_000
+    locust_log = (out / "locust.log").read_text()
+    assert "MO→reply (texting 1442)" in locust_log and "POST flow_starts" in locust_log
+    assert "smsim run smoke: gates" in text
+
+
+def test_an_impossible_gate_fails_the_run_with_exit_code_1(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path)
+    out = tmp_path / "run"
+    console = Console(record=True, width=120)
+    rc = run(
+        RunOptions(scenario=str(path), out=out, live=False, duration=3, gates=["mo_reply_p50=0"]),
+        console,
+    )
+    assert rc == EXIT_FAILED, console.export_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] is False
+    failed = [g["name"] for g in summary["gates"] if not g["passed"]]
+    assert failed == ["mo_reply_p50"]
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+
+
+def test_a_broken_scenario_is_a_clear_error_not_a_run(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nload: {users: -1}\n", encoding="utf-8")
+    console = Console(record=True, width=200)
+    assert run(RunOptions(scenario=str(path), out=tmp_path / "r"), console) == EXIT_ERROR
+    assert f"{path}:2:15: load.users: Input should be greater than or equal to 1" in (
+        console.export_text()
+    )
+    assert not (tmp_path / "r").exists()

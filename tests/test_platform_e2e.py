@@ -520,3 +520,60 @@ async def test_quiz_and_broadcast_through_real_kannel(tmp_path: Path) -> None:
         for n in others:
             counters = t.smsc.subscribers.store.counters(n)
             assert counters is not None and counters.mt >= 1, n
+
+
+# ----------------------------------------------------------------------------- restart
+
+
+async def test_a_restarted_platform_resumes_waiting_runs_and_reset_starts_clean(
+    tmp_path: Path,
+) -> None:
+    cfg, clock = smsc_config(
+        600.0,
+        unassigned_share=0.0,
+        barred_share=0.0,
+        availability_mix={"always": 1.0, "night_off": 0.0, "often_off": 0.0, "dead": 0.0},
+        behaviour=BehaviourConfig(
+            reply_probability={"eager": 0.0, "normal": 0.0, "rare": 0.0, "never": 0.0},
+            unprompted_reply_probability=0.0,
+        ),
+    )
+    db = tmp_path / "platform.sqlite3"
+    async with SmscServer(cfg, clock=clock) as smsc:
+        assert smsc.subscribers is not None
+        [a] = smsc.subscribers.population.sample(1, random.Random(3))
+        settings = PlatformConfig(api_port=0, tps=0, binds=[SmppBindConfig(port=smsc.port)])
+
+        def texts() -> list[str]:
+            assert smsc.subscribers is not None
+            return [e.text for e in smsc.subscribers.store.history(a) if e.direction == "mt"]
+
+        first = PlatformRuntime(settings, TOKEN, reset=True, database=db)
+        await first.start()
+        smsc.inject_mo(a, "مسابقة")
+        await until(lambda: len(texts()) == 2, 10, "intro and q1")
+        await first.stop()
+
+        second = PlatformRuntime(settings, TOKEN, database=db)
+        await second.start()
+        try:
+            smsc.inject_mo(a, "١")  # the right answer to q1, to the new process
+            await until(lambda: len(texts()) == 3, 10, "q2")
+            assert texts()[2].startswith(QUIZ.questions[1].text)
+            headers = {"Authorization": f"Token {TOKEN}"}
+            async with (
+                aiohttp.ClientSession(headers=headers) as http,
+                http.get(f"{second.url}/api/v2/runs.json") as resp,
+            ):
+                [run] = (await resp.json())["results"]
+            assert run["exit_type"] is None and run["values"]["q1"]["category"] == "correct"
+            assert second.store.contact_by_urn(f"tel:+{a}") is not None
+        finally:
+            await second.stop()
+
+        third = PlatformRuntime(settings, TOKEN, reset=True, database=db)
+        await third.start()
+        try:
+            assert third.store.contact_count == 0 and third.service.engine.waiting == 0
+        finally:
+            await third.stop()

@@ -110,6 +110,12 @@ class PlatformRuntime:
             await bind.start()
         self.sender.start()
         self.service.start()
+        # What a previous run queued but never sent goes out now, as RapidPro's outbox.
+        unsent = self.store.unsent_msgs()
+        for msg in unsent:
+            self.sender.enqueue(msg)
+        if unsent:
+            log.info("resume_outbox messages=%d", len(unsent))
 
     async def stop(self) -> None:
         await self.service.stop()

@@ -158,7 +158,7 @@ class Sender:
     def enqueue(self, msg: Msg) -> None:
         """Queue ``msg`` (status queued) on the lane its number routes to."""
         lane = self._lanes[self.route(msg)]
-        if msg.status is not MsgStatus.QUEUED:
+        if msg.status != MsgStatus.QUEUED:
             msg.status = MsgStatus.QUEUED
             msg.modified_on = self.now()
             self.store.upsert_msg(msg)

@@ -734,6 +734,17 @@ class PlatformStore:
     def live_msg_count(self) -> int:
         return len(self._msgs)
 
+    def unsent_msgs(self) -> list[Msg]:
+        """Outgoing messages still queued or errored (to send again after a restart),
+        oldest first."""
+        with self._lock:
+            return [
+                m
+                for m in self._msgs.values()
+                if m.direction == MsgDirection.OUT
+                and m.status in (MsgStatus.QUEUED, MsgStatus.ERRORED)
+            ]
+
     # ------------------------------------------------------------------ broadcasts
 
     def new_broadcast(

@@ -262,6 +262,13 @@ class DeliveryConfig(_Model):
     err_absent: int = 27  # absent subscriber (expired)
 
 
+#: Relative unprompted MO activity by Cairo hour, 0..23.
+_DAILY_SHAPE = (
+    0.25, 0.12, 0.06, 0.04, 0.04, 0.08, 0.25, 0.6, 0.9, 1.0, 1.0, 1.0,
+    1.0, 1.0, 0.95, 0.95, 1.0, 1.1, 1.2, 1.4, 1.8, 2.0, 1.5, 0.7,
+)  # fmt: skip
+
+
 class BehaviourConfig(_Model):
     """How subscribers answer; scenarios tune this (see simulator.subscribers.behaviour)."""
 
@@ -288,6 +295,16 @@ class BehaviourConfig(_Model):
     delay_sigma: Annotated[float, Field(ge=0)] = 1.0
     #: Unprompted MO to 1442 (a keyword heard on TV), per subscriber per day, shaped by hour.
     spontaneous_per_day: Annotated[float, Field(ge=0)] = 0.0
+    #: Relative unprompted activity for each Cairo hour 0..23 (only ratios matter): quiet
+    #: at night, a peak after the evening TV slots.
+    spontaneous_shape: list[float] = Field(default_factory=lambda: list(_DAILY_SHAPE))
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> BehaviourConfig:
+        shape = self.spontaneous_shape
+        if len(shape) != 24 or min(shape) < 0 or sum(shape) <= 0:
+            raise ValueError("spontaneous_shape: 24 hourly weights, >= 0, not all zero")
+        return self
 
 
 class SmscConfig(_Model):

@@ -32,7 +32,7 @@ from simulator.smpp.text import alphabet_of, choose_coding, decode_text
 from simulator.smsc.server import SmscServer
 from simulator.subscribers.behaviour import Reply, ReplyKind, is_stop
 from simulator.subscribers.delivery import handset_on, local_hour
-from simulator.subscribers.engine import DAILY_SHAPE, SPONTANEOUS, SubscriberEngine
+from simulator.subscribers.engine import SPONTANEOUS, SubscriberEngine
 from simulator.subscribers.population import Population
 from simulator.subscribers.profile import Availability, Subscriber
 
@@ -476,12 +476,13 @@ def test_spontaneous_traffic_follows_the_rate_and_the_daily_shape() -> None:
     sample = [pop.profile_at(i) for i in random.Random(1).sample(range(size), 5_000)]
     sample = [s for s in sample if s.assigned and not s.barred]
     n_sample = 5_000
-    mean_shape = sum(DAILY_SHAPE) / 24
+    shape = cfg.behaviour.spontaneous_shape
+    mean_shape = sum(shape) / 24
     for hour in range(24):
         # Averaged over the hour: handsets come on and go off at minutes of their own.
         times = [MIDNIGHT_CAIRO + hour * 3600 + 150 + 300 * k for k in range(12)]
         p = sum(handset_on(s, at) for s in sample for at in times) / (n_sample * len(times))
-        expected = size * per_day / 24 * DAILY_SHAPE[hour] / mean_shape * p
+        expected = size * per_day / 24 * shape[hour] / mean_shape * p
         tol = 5 * math.sqrt(expected) + expected * 5 * math.sqrt((1 - p) / (p * n_sample))
         assert abs(by_hour[hour] - expected) < tol, (hour, by_hour[hour], expected)
     # The evening peak is many times the small hours.
@@ -496,6 +497,30 @@ def test_spontaneous_traffic_follows_the_rate_and_the_daily_shape() -> None:
     assert summary.spontaneous == summary.reply_total(SPONTANEOUS) == len(sent)
     assert engine.store.aggregate().mo == len(sent)
     assert len({t for _, t, _ in sent}) > 50  # not one canned text
+
+
+def test_the_daily_shape_comes_from_the_config() -> None:
+    mono = FakeMonotonic()
+    night_owls = [0.0] * 24
+    night_owls[2] = 1.0  # everything between 02:00 and 03:00 Cairo time
+    cfg = SmscConfig(
+        population=PopulationConfig(enabled=True, size=100_000, seed=5),
+        behaviour=BehaviourConfig(spontaneous_per_day=0.2, spontaneous_shape=night_owls),
+    )
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=MIDNIGHT_CAIRO, monotonic=mono))
+    engine.attach(
+        schedule=lambda *a: None, loop_time=mono, inject=lambda *a, **k: None, operators=["egypt"]
+    )
+    by_hour = Counter[int]()
+    engine.spontaneous_tick()
+    for _ in range(24 * 12):
+        mono.t += 300
+        by_hour[int(local_hour(engine.clock.now())) % 24] += engine.spontaneous_tick()
+    assert all(n == 0 for hour, n in by_hour.items() if hour != 2)
+    # A whole day's 20,000 attempts in one hour (fewer sent: handsets off at night).
+    assert 0.3 * 20_000 < by_hour[2] < 20_000
+    with pytest.raises(ValueError, match="24 hourly weights"):
+        BehaviourConfig(spontaneous_shape=[1.0] * 23)
 
 
 def test_spontaneous_traffic_is_off_by_default() -> None:

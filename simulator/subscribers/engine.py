@@ -33,12 +33,6 @@ from .state import HistoryEntry, TouchedStore
 
 log = logging.getLogger("smsim.subscribers")
 
-#: Relative MO activity by Cairo hour: quiet at night, a peak after the evening TV slots.
-DAILY_SHAPE = (
-    0.25, 0.12, 0.06, 0.04, 0.04, 0.08, 0.25, 0.6, 0.9, 1.0, 1.0, 1.0,
-    1.0, 1.0, 0.95, 0.95, 1.0, 1.1, 1.2, 1.4, 1.8, 2.0, 1.5, 0.7,
-)  # fmt: skip
-_SHAPE_MEAN = sum(DAILY_SHAPE) / 24
 _DELIVERED = MessageState.DELIVERED
 _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
 
@@ -110,6 +104,10 @@ class SubscriberEngine:
         self._operators: list[str] = []
         self._routes: dict[Operator, str | None] = {}
         self._reply_texts: dict[str, str] = {}
+        hourly = config.behaviour.spontaneous_shape
+        mean = sum(hourly) / len(hourly)
+        #: The spontaneous rate's factor for each Cairo hour (mean 1 over the day).
+        self._shape = tuple(h / mean for h in hourly)
         self._send_reply_fn = self._send_reply
         self._schedule: Schedule | None = None
         self._loop_time: Callable[[], float] | None = None
@@ -238,7 +236,7 @@ class SubscriberEngine:
         last, self._last_spontaneous = self._last_spontaneous, now
         if not per_day or last is None or now <= last:
             return 0
-        shape = DAILY_SHAPE[int(local_hour(now)) % 24] / _SHAPE_MEAN
+        shape = self._shape[int(local_hour(now)) % 24]
         expected = self.population.size * per_day / 86400 * (now - last) * shape
         sent = 0
         for _ in range(_poisson(self._rng, expected)):

@@ -612,3 +612,22 @@ async def test_a_three_part_message_reaches_a_plugged_in_model_once_and_whole() 
     assert sorted(p.source_addr for p in mo) == sorted(numbers)
     assert {decode_text(p.short_message, p.data_coding) for p in mo} == {f"len {len(long_text)} #0"}
     assert engine.summary().reply_total("feedback") == len(numbers)
+
+
+def test_describe_gives_profile_name_counters_and_history() -> None:
+    cfg = SmscConfig(population=PopulationConfig(enabled=True, size=1000, seed=2))
+    engine, _ = _attached(cfg, ["egypt"])
+    number = engine.population.msisdn(7)
+    assert engine.describe(number)["counters"] is None
+    engine.store.record_mt(number, 5.0, "q", "42", "DELIVRD", 8.0)
+    engine.store.record_mo(number, 9.0, "1")
+    info = engine.describe("0" + number[2:])
+    sub = engine.population.profile(number)
+    assert info["profile"]["msisdn"] == number and info["profile"]["index"] == 7
+    assert info["profile"]["operator"] == sub.operator.value
+    assert info["name"] == engine.population.name(number) and len(info["name"].split()) >= 3
+    assert info["counters"]["mt"] == 1 and info["counters"]["mo"] == 1
+    assert [(e["direction"], e["text"], e["done_time"]) for e in info["history"]] == [
+        ("mt", "q", 8.0),
+        ("mo", "1", None),
+    ]

@@ -28,6 +28,7 @@ import pytest
 
 from simulator.clock import SimClock
 from simulator.config import (
+    AccountConfig,
     BehaviourConfig,
     KannelChannelConfig,
     OperatorConfig,
@@ -577,3 +578,61 @@ async def test_a_restarted_platform_resumes_waiting_runs_and_reset_starts_clean(
             assert third.store.contact_count == 0 and third.service.engine.waiting == 0
         finally:
             await third.stop()
+
+
+# ----------------------------------------------------------------------------- operators
+
+
+async def test_one_bind_per_operator_and_prefixes_route_numbers_to_binds(
+    tmp_path: Path,
+) -> None:
+    cfg = SmscConfig(
+        # Each SMSC account refuses (ESME_RMSGQFUL) a submit beyond its window: the
+        # platform must keep to the bind's window itself (aiosmpplib has none).
+        operators=[
+            OperatorConfig(name="vodafone", port=0, accounts=[AccountConfig(window=8)]),
+            OperatorConfig(name="orange", port=0, accounts=[AccountConfig(window=10)]),
+        ],
+        population=PopulationConfig(
+            enabled=True,
+            size=1_000_000,
+            seed=11,
+            unassigned_share=0.0,
+            barred_share=0.0,
+            ported_share=0.0,
+            availability_mix={"always": 1.0, "night_off": 0.0, "often_off": 0.0, "dead": 0.0},
+        ),
+        behaviour=BehaviourConfig(unprompted_reply_probability=0.0),
+        time_scale=600.0,
+    )
+    async with SmscServer(cfg, clock=SimClock(600.0, start=NOON_CAIRO)) as smsc:
+        assert smsc.subscribers is not None
+        binds = [
+            SmppBindConfig(operator="vodafone", port=smsc.address("vodafone")[1], window=8),
+            SmppBindConfig(operator="orange", port=smsc.address("orange")[1], prefixes=["012"]),
+        ]
+        rt = PlatformRuntime(
+            PlatformConfig(api_port=0, tps=0, binds=binds),
+            TOKEN,
+            reset=True,
+            database=tmp_path / "p",
+        )
+        await rt.start()
+        try:
+            numbers = smsc.subscribers.population.sample(400, random.Random(4))
+            orange = [n for n in numbers if n.startswith("2012")]
+            assert 0 < len(orange) < len(numbers)
+            for n in numbers:
+                c, _ = rt.store.get_or_create_contact(f"tel:+{n}", time.time())
+                rt.service.queue_msg(c, "routing check")
+            await until(lambda: rt.sender.stats.delivered == len(numbers), 20, "receipts")
+            # 012 numbers went through the orange bind, everything else the default one.
+            assert smsc.operator("orange").stats.accepted == len(orange)
+            assert smsc.operator("vodafone").stats.accepted == len(numbers) - len(orange)
+            by_bind = {b.name: b.stats.accepted for b in rt.binds}
+            assert by_bind == {"orange": len(orange), "vodafone": len(numbers) - len(orange)}
+            assert smsc.stats().queue_full == 0 and smsc.stats().rejected == 0
+            # Each operator receipts to its own bind; receipts found their messages.
+            assert all(b.stats.receipts_unmatched == 0 for b in rt.binds)
+        finally:
+            await rt.stop()

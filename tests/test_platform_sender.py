@@ -172,3 +172,64 @@ def test_kannel_sendsms_parameters_are_couriers(tmp_path: Path) -> None:
     assert parse_qs(dlr.query) == {"status": ["%d"], "id": ["42"]}
     msg.text = "hello"
     assert "coding" not in ch.params(msg)
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, object]] = []
+
+    def wired(self, msg: Msg, external_id: str) -> None:
+        self.calls.append(("wired", msg.id, external_id))
+
+    def status(self, msg: Msg, status: MsgStatus) -> None:
+        self.calls.append(("status", msg.id, status))
+
+    def failed_submit(self, msg: Msg, reason: str) -> None:
+        self.calls.append(("failed", msg.id, reason))
+
+
+async def test_kannel_callbacks_take_form_posts_and_query_strings() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    received: list[tuple[str, str, str]] = []
+    sender = RecordingSender()
+    msgs = {7: Msg(7, "u", 1, "tel:+201001234567", MsgDirection.OUT, "x", MsgStatus.WIRED, 0, 0)}
+
+    def receive(number: str, text: str, channel: str) -> object:
+        received.append((number, text, channel))
+        return object()
+
+    ch = KannelChannel(
+        KannelChannelConfig(channel_uuid="abc"),
+        PlatformConfig(),
+        lambda: sender,  # type: ignore[arg-type,return-value]
+        receive,
+        msgs.get,
+    )
+    app = web.Application()
+    ch.add_routes(app)
+    async with TestClient(TestServer(app)) as client:
+        form = {"id": "1", "ts": "1700000000", "sender": "+201001234567", "message": "نعم ١"}
+        resp = await client.post("/c/kn/abc/receive", data=form)
+        assert resp.status == 200
+        resp = await client.post(
+            "/c/kn/abc/receive?sender=%2B201201234567&message=2&id=2&ts=1700000001"
+        )
+        assert resp.status == 200
+        assert (await client.post("/c/kn/abc/receive", data={"message": "x"})).status == 400
+        for code in ("8", "1", "2", "16", "4"):
+            resp = await client.get(f"/c/kn/abc/status?id=7&status={code}")
+            assert resp.status == 200
+        resp = await client.get("/c/kn/abc/status?id=999&status=1")  # unknown: ignored
+        assert resp.status == 200 and ch.stats.dlr_unmatched == 1
+    assert received == [
+        ("+201001234567", "نعم ١", "kannel"),
+        ("+201201234567", "2", "kannel"),
+    ]
+    assert sender.calls == [
+        ("status", 7, MsgStatus.SENT),
+        ("status", 7, MsgStatus.DELIVERED),
+        ("status", 7, MsgStatus.ERRORED),
+        ("status", 7, MsgStatus.ERRORED),
+    ]

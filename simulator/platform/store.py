@@ -527,7 +527,8 @@ class PlatformStore:
         self._contacts_by_uuid: dict[str, Contact] = {}
         self._contacts_by_urn: dict[str, Contact] = {}
         self._msgs: dict[int, Msg] = {}
-        self._msgs_by_external: dict[str, Msg] = {}
+        # (channel, external id): ids are unique per SMSC only, two operators reuse them
+        self._msgs_by_external: dict[tuple[str, str], Msg] = {}
         self._broadcasts: dict[int, Broadcast] = {}
         self._runs: dict[str, FlowRun] = {}
         self._run_meta: dict[str, _RunMeta] = {}
@@ -588,7 +589,7 @@ class PlatformStore:
             m = _msg_from_row(row)
             self._msgs[m.id] = m
             if m.external_id is not None:
-                self._msgs_by_external[m.external_id] = m
+                self._msgs_by_external[(m.channel, m.external_id)] = m
         for row in db.execute(f"SELECT {_BROADCAST_COLS} FROM broadcasts"):
             b = _broadcast_from_row(row)
             self._broadcasts[b.id] = b
@@ -719,16 +720,17 @@ class PlatformStore:
         with self._lock:
             self._msgs[m.id] = m
             if m.external_id is not None:
-                self._msgs_by_external[m.external_id] = m
+                self._msgs_by_external[(m.channel, m.external_id)] = m
             self._dirty_msgs[m.id] = m
 
     def msg(self, msg_id: int) -> Msg | None:
         """A live message (final ones leave memory once written, see ``evict_final``)."""
         return self._msgs.get(msg_id)
 
-    def msg_by_external_id(self, external_id: str) -> Msg | None:
-        """The live message the SMSC / gateway knows by ``external_id`` (for receipts)."""
-        return self._msgs_by_external.get(external_id)
+    def msg_by_external_id(self, external_id: str, channel: str = "") -> Msg | None:
+        """The live message ``channel``'s SMSC / gateway knows by ``external_id`` (for
+        receipts)."""
+        return self._msgs_by_external.get((channel, external_id))
 
     @property
     def live_msg_count(self) -> int:
@@ -1000,8 +1002,9 @@ class PlatformStore:
                     and self._msgs.get(m.id) is m
                 ):
                     del self._msgs[m.id]
-                    if m.external_id is not None and self._msgs_by_external.get(m.external_id) is m:
-                        del self._msgs_by_external[m.external_id]
+                    key = (m.channel, m.external_id or "")
+                    if m.external_id is not None and self._msgs_by_external.get(key) is m:
+                        del self._msgs_by_external[key]
             for r, _, _ in runs:
                 if (
                     r.exit_type is not None

@@ -4,10 +4,9 @@ One transceiver bind per ``SmppBindConfig``; numbers are routed to binds by nati
 prefix (``route``). aiosmpplib 0.7.4 does the socket, the codec, the bind, enquire_link
 and deliver_sm_resp; what it gets wrong is replaced here (see ../shared/FINDINGS.md):
 
-- its ``SimpleCorrelator`` rescans every entry on each call: ``_Correlator`` is O(1),
-  keeps only request/response pairs (receipts are matched by the store's
-  ``msg_by_external_id``, the submit_sm_resp message_id, not by aiosmpplib) and
-  reassembles concatenated MO per (sender, reference), not per reference alone;
+- its ``SimpleCorrelator`` rescans every entry on each call: ``_Correlator`` is O(1)
+  and keeps only request/response pairs; receipts are matched by the store's
+  ``msg_by_external_id`` (the submit_sm_resp message_id, per bind: two SMSCs reuse ids);
 - it has no window (it writes whatever is queued): ``SmppBind.send`` waits for one of
   ``window`` slots, freed by the submit_sm_resp, a generic_nack or a response timeout;
 - its SAR path with ``auto_message_payload=False`` crashes: submits keep aiosmpplib's
@@ -251,7 +250,7 @@ class SmppBind:
         platform: PlatformConfig,
         events: SmppEvents,
         receive: Callable[[str, str, str], object],
-        lookup: Callable[[str], Msg | None],
+        lookup: Callable[[str, str], Msg | None],
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -454,7 +453,7 @@ class SmppBind:
         if status is None:
             m = _RECEIPT_STAT.search(pdu.short_message)
             status = _STAT_STATUS.get(m.group(1).decode("ascii", "replace").upper()) if m else None
-        msg = self.lookup(msg_id) if msg_id else None
+        msg = self.lookup(msg_id, self.name) if msg_id else None
         if msg is None or status is None:
             self.stats.receipts_unmatched += 1
             log.info("receipt_unmatched channel=%s id=%s", self.name, msg_id)

@@ -631,3 +631,41 @@ def test_describe_gives_profile_name_counters_and_history() -> None:
         ("mt", "q", 8.0),
         ("mo", "1", None),
     ]
+
+
+async def test_every_number_form_a_gateway_sends_reaches_the_same_person() -> None:
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=50_000, seed=12),
+        time_scale=600.0,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(600.0, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    sub = _find(
+        engine.population,
+        lambda s: s.assigned and not s.barred and s.availability is Availability.ALWAYS,
+    )
+    national = "0" + sub.msisdn[2:]
+    forms = [(sub.msisdn, 1), (national, 2), ("+" + sub.msisdn, 1), (national[1:], 2)]
+    receipts: list[DeliverSm] = []
+    client = await EsmeClient.connect(
+        "127.0.0.1",
+        smsc.port,
+        on_deliver=lambda p: receipts.append(p) or 0 if is_receipt(p) else 0,  # type: ignore[func-returns-value]
+    )
+    try:
+        for addr, ton in forms:
+            pdu = submit(addr, "info: no question here")
+            pdu.dest_addr_ton = ton
+            await send_all(client, [pdu])
+        await until(lambda: len(receipts) == len(forms), 10)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+    assert [e.text for e in engine.received_by(sub.msisdn)] == ["info: no question here"] * 4
+    assert all(b"stat:DELIVRD" in r.short_message for r in receipts)
+    # Each receipt names the handset as the submit did.
+    assert sorted(r.source_addr for r in receipts) == sorted(a for a, _ in forms)
+    assert engine.summary().touched == 1

@@ -4,7 +4,13 @@
 message from its recipient's handset and the retry schedule) and its handset sink
 (``on_mt``: a whole, delivered message reaches a person, who may answer later). Replies
 and spontaneous texts are scheduled on the SMSC's timer heap, on the simulated clock,
-and injected as MO through the subscriber's serving operator.
+and injected as MO through the listener of the subscriber's serving operator (a ported
+number's new one; ``population.listeners`` maps other listener names).
+
+What a scenario asks (``SmscServer.subscribers`` is the engine): ``received_by`` and
+``sent_by`` (one subscriber's messages, bounded by ``population.history_per_subscriber``
+and the history ring), ``summary`` (totals by operator, outcome, reply kind and
+responsiveness), ``describe`` (profile, name, counters, history as plain data).
 """
 
 from __future__ import annotations

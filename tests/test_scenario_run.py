@@ -52,15 +52,17 @@ def write_scenario(tmp_path: Path) -> Path:
 
 
 def test_a_short_run_passes_its_gates_and_reports(tmp_path: Path) -> None:
+    """With two Locust worker processes (Locust's distributed mode, master + workers)."""
     path = write_scenario(tmp_path)
     out = tmp_path / "run"
     console = Console(record=True, width=120)
-    rc = run(RunOptions(scenario=str(path), out=out, live=False), console)
+    rc = run(RunOptions(scenario=str(path), out=out, live=False, processes=2), console)
     text = console.export_text()
     assert rc == EXIT_PASSED, text + (out / "locust.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is True
     counters = summary["counters"]
+    assert counters["locust_workers"] == 2
     # Open loop: what Locust offered follows the shape, within a tick's rounding and
     # the spawn delay, whatever the platform did.
     offered = expected_mo(parse_scenario(SCENARIO).load.mo, 6.0)

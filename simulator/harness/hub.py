@@ -57,6 +57,7 @@ class _Conn(asyncio.Protocol):
         for frame in frames:
             if isinstance(frame, Hello):
                 self.hello = frame
+                self.hub.workers_seen.add(frame.worker_index)
                 log.info("channel_hello worker=%d of %d", frame.worker_index, frame.workers)
             elif frame and isinstance(frame[0], tuple):
                 self.hub.mo_from_locust(self.key, frame)
@@ -101,6 +102,8 @@ class ChannelHub:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.mo_from_workers = 0
+        #: Locust worker indices that said HELLO.
+        self.workers_seen: set[int] = set()
         #: MT parts accepted with registered_delivery asking for a receipt (bit 0 = 1).
         self.wants_receipt = 0
 

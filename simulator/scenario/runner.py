@@ -277,6 +277,7 @@ async def _run(
         counters: dict[str, Any] = {
             **{k: v for k, v in smsc.stats().as_dict().items() if isinstance(v, int)},
             "mo_from_locust": hub.mo_from_workers,
+            "locust_workers": len(hub.workers_seen),
             "replies": hub.tracker.stats.replies,
             "reply_timeouts": hub.tracker.stats.timeouts,
             "replies_pending_at_end": pending,

@@ -39,6 +39,7 @@ from simulator.config import (
 )
 from simulator.platform.campaigns import load_flows
 from simulator.platform.flows import FlowDef, QuizQuestion
+from simulator.platform.model import MsgStatus
 from simulator.platform.runtime import PlatformRuntime
 from simulator.smsc.server import SmscServer
 from simulator.subscribers.behaviour import is_stop, parse_number
@@ -636,3 +637,49 @@ async def test_one_bind_per_operator_and_prefixes_route_numbers_to_binds(
             assert all(b.stats.receipts_unmatched == 0 for b in rt.binds)
         finally:
             await rt.stop()
+
+
+# ----------------------------------------------------------------------------- reconnect
+
+
+async def test_after_the_smsc_restarts_the_bind_comes_back_and_nothing_is_stuck(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    slow = SmscConfig(operators=[OperatorConfig(port=port, response_latency=0.3)])
+    smsc = SmscServer(slow)
+    await smsc.start()
+    bind = SmppBindConfig(port=port, window=10, response_timeout=1.0)
+    rt = PlatformRuntime(
+        PlatformConfig(api_port=0, tps=0, retry_delay=0.1, binds=[bind]),
+        TOKEN,
+        reset=True,
+        database=tmp_path / "p",
+    )
+    await rt.start()
+    second: SmscServer | None = None
+    try:
+        msgs = []
+        for i in range(40):
+            c, _ = rt.store.get_or_create_contact(f"tel:+2010{i:08d}", time.time())
+            msgs.append(rt.service.queue_msg(c, "reconnect check"))
+        await asyncio.sleep(0.1)  # a window's worth is in flight, unanswered
+        await smsc.stop(drain_timeout=0.1)
+        second = SmscServer(SmscConfig(operators=[OperatorConfig(port=port)]))
+        await second.start()
+        final = (MsgStatus.DELIVERED, MsgStatus.FAILED)
+        await until(lambda: all(m.status in final for m in msgs[10:]), 20, "the rest")
+        await asyncio.sleep(1.5)  # the response timeout of anything still in flight
+        # Nothing waits forever: every message was answered by one SMSC or the other, or
+        # timed out and went again; the window was not leaked by the lost connection.
+        assert all(m.status in (*final, MsgStatus.WIRED) for m in msgs), Counter(
+            m.status for m in msgs
+        )
+        assert second.stats().accepted >= 30
+        assert rt.binds[0].bound
+        # The window in flight at the drop was answered by the first SMSC or timed out.
+        assert rt.binds[0].stats.timeouts + smsc.stats().accepted >= 10
+    finally:
+        await rt.stop()
+        if second is not None:
+            await second.stop()

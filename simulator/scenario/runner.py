@@ -341,7 +341,8 @@ def _start_locust(
     if not opts.ui:
         cmd += ["--headless", "--only-summary"]
     else:
-        cmd += ["--web-host", "127.0.0.1", "--autostart"]
+        # The UI on 127.0.0.1:8089 follows the run; it stays up 30 s after the shape ends.
+        cmd += ["--web-host", "127.0.0.1", "--autostart", "--autoquit", "30"]
     if sc.load.processes > 1:
         cmd += ["--processes", str(sc.load.processes)]
     env = {**os.environ, ENV: str(out / "run.json")}

@@ -12,14 +12,14 @@ $(BIN)/smsim: pyproject.toml
 	touch $(BIN)/smsim
 
 demo: $(BIN)/smsim
-	$(BIN)/smsim demo
+	$(BIN)/smsim run covid-quiz --duration 60s
 
 smsc: $(BIN)/smsim
 	$(BIN)/smsim smsc
 
 lint: $(BIN)/smsim
-	$(BIN)/ruff check simulator tests benchmarks
-	$(BIN)/ruff format --check simulator tests benchmarks
+	$(BIN)/ruff check simulator tests benchmarks loadtests
+	$(BIN)/ruff format --check simulator tests benchmarks loadtests
 	$(BIN)/mypy
 
 test: lint

@@ -1,4 +1,4 @@
-"""``smsim demo``: the main job until the scenario runner lands.
+"""``smsim demo``: the fake SMSC alone, with a short built-in client run (no Locust).
 
 Starts the fake SMSC on its defaults, binds the built-in client as the 1442 platform
 would (transceiver, rapidpro/secret), sends a quiz question in Arabic (three UCS-2

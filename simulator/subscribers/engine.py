@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,6 +47,18 @@ Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
 #: What the MO kind counters call texts sent unprompted.
 SPONTANEOUS = "spontaneous"
+
+
+@dataclass(slots=True)
+class _DueSlot:
+    """The replies due in one slot, in columns: MSISDNs as int64 (-1: the address is in
+    ``others`` by position), shared texts, kinds, destinations."""
+
+    numbers: array[int]
+    texts: list[str]
+    kinds: list[str]
+    tos: list[str]
+    others: dict[int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +127,10 @@ class SubscriberEngine:
         mean = sum(hourly) / len(hourly)
         #: The spontaneous rate's factor for each Cairo hour (mean 1 over the day).
         self._shape = tuple(h / mean for h in hourly)
-        self._send_reply_fn = self._send_reply
+        #: Replies waiting, by slot (see ``_plan``).
+        self._due: dict[int, _DueSlot] = {}
+        self._slot = min(1.0, max(0.001, 1.0 / clock.time_scale))
+        self._send_due_fn = self._send_due
         self._schedule: Schedule | None = None
         self._loop_time: Callable[[], float] | None = None
         self._inject: Inject | None = None
@@ -202,27 +218,45 @@ class SubscriberEngine:
                 self._plan(msisdn, reply, done + reply.delay, to)
 
     def _plan(self, msisdn: str, reply: Reply, sim_at: float, to: str) -> None:
+        """Keep a reply until due. A quiz to millions leaves millions of replies waiting
+        for hours, so they wait in columns, per slot of one simulated second (at least
+        1 ms and at most 1 s of real time) with one timer per slot: the number as an int
+        (the profile is derived again when due), the text shared with equal replies,
+        the kind's value and the destination as shared strings. A slot runs at its end,
+        so a reply goes out at most one slot late, never early."""
         assert self._schedule is not None and self._loop_time is not None
         real_due = self._loop_time() + max(0.0, self.clock.to_real(sim_at - self.clock.now()))
         self._pending_replies += 1
-        # What waits on the heap until due is kept small (a quiz to millions leaves
-        # millions of replies waiting): the number as an int when it is one (the profile
-        # is derived again when due), the text shared with equal replies, the kind's
-        # value and the destination as shared strings, one bound method for all.
-        plain = msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0"
-        number: int | str = int(msisdn) if plain else msisdn
+        width = self._slot
+        key = math.ceil(real_due / width)
+        due = self._due.get(key)
+        if due is None:
+            due = self._due[key] = _DueSlot(array("q"), [], [], [], {})
+            self._schedule(key * width, self._send_due_fn, key)
+        if msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0":
+            due.numbers.append(int(msisdn))
+        else:
+            due.others[len(due.numbers)] = msisdn
+            due.numbers.append(-1)
         texts = self._reply_texts
         shared = texts.get(reply.text)
         if shared is None:
             if len(texts) >= _REPLY_TEXT_CACHE:
                 texts.clear()
             texts[reply.text] = shared = reply.text
-        self._schedule(real_due, self._send_reply_fn, (number, shared, reply.kind.value, to))
+        due.texts.append(shared)
+        due.kinds.append(reply.kind.value)
+        due.tos.append(to)
 
-    def _send_reply(self, item: tuple[int | str, str, str, str]) -> None:
-        number, text, kind, to = item
-        self._pending_replies -= 1
-        self._send(self.population.profile(str(number)), text, kind, to)
+    def _send_due(self, key: int) -> None:
+        due = self._due.pop(key, None)
+        if due is None:
+            return
+        profile, others = self.population.profile, due.others
+        for i, number in enumerate(due.numbers):
+            self._pending_replies -= 1
+            msisdn = others[i] if number < 0 else str(number)
+            self._send(profile(msisdn), due.texts[i], due.kinds[i], due.tos[i])
 
     def _send(self, sub: Subscriber, text: str, kind: str, to: str = SHORT_CODE) -> None:
         now = self.clock.now()

@@ -30,6 +30,7 @@ from simulator.smpp.pdu import DeliverSm, SubmitSm
 from simulator.smpp.segmentation import Concat, parse_udh, split_message
 from simulator.smpp.text import alphabet_of, choose_coding, decode_text
 from simulator.smsc.server import SmscServer
+from simulator.smsc.store import Message
 from simulator.subscribers.behaviour import Reply, ReplyKind, is_stop
 from simulator.subscribers.delivery import handset_on, local_hour
 from simulator.subscribers.engine import SPONTANEOUS, SubscriberEngine
@@ -669,3 +670,41 @@ async def test_every_number_form_a_gateway_sends_reaches_the_same_person() -> No
     # Each receipt names the handset as the submit did.
     assert sorted(r.source_addr for r in receipts) == sorted(a for a, _ in forms)
     assert engine.summary().touched == 1
+
+
+def test_waiting_replies_share_a_timer_per_slot_and_never_go_early() -> None:
+    mono = FakeMonotonic()
+    cfg = SmscConfig(population=PopulationConfig(enabled=True, size=10_000, seed=1, **EAGER))
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=NOON_CAIRO, monotonic=mono))
+    engine.behaviour = EchoLength()  # every message: one reply 2.0 simulated s later
+    timers: list[tuple[float, Callable[[Any], None], Any]] = []
+    sent: list[tuple[str, str]] = []
+    engine.attach(
+        schedule=lambda due, fn, arg: timers.append((due, fn, arg)),
+        loop_time=mono,
+        inject=lambda source, text, **kw: sent.append((source, text)),
+        operators=["egypt"],
+    )
+    numbers = [engine.population.msisdn(i) for i in range(6)]
+    wanted = []
+    for i, number in enumerate(numbers):
+        mono.t = 0.3 * i  # submits 0.3 s apart; reply due network delay + 2 s later
+        msg = Message(str(i + 1), "rapidpro", "1442", 3, 0, number, 1, 1, 0, 0, b"q?",
+                      1, engine.clock.now())  # fmt: skip
+        out = engine.outcome(msg)
+        msg.planned_state, msg.planned_time = out.state, msg.submit_time + out.delay
+        engine.on_mt(msg)
+        wanted.append(mono.t + out.delay + 2.0)  # when each reply is due, real seconds
+    assert engine.summary().pending_replies == len(numbers)
+    # One timer per one-second slot, at the slot's end: never before a reply in it.
+    assert sorted(due for due, _, _ in timers) == sorted({float(math.ceil(w)) for w in wanted})
+    for due, fn, key in sorted(timers, key=lambda t: t[0]):
+        before = len(sent)
+        mono.t = due
+        fn(key)
+        in_slot = [w for w in wanted if due - 1 < w <= due]
+        assert len(sent) - before == len(in_slot)
+        assert all(w <= due < w + 1 for w in in_slot)
+    assert sorted(s for s, _ in sent) == sorted(numbers)
+    assert engine.summary().pending_replies == 0
+    assert {t for _, t in sent} == {"len 2 #0"}

@@ -19,6 +19,14 @@ and deliver_sm_resp; what it gets wrong is replaced here (see ../shared/FINDINGS
   codec (``simulator.smpp.pdu``) and ``Reassembler`` instead, and lets aiosmpplib send
   the deliver_sm_resp (this overrides its private ``_handle_request``: aiosmpplib is
   pinned at 0.7.4 for that reason);
+- a command_status or command_id outside its enums (vendor statuses 0x400-0x4FF, vendor
+  commands) raises in its header parser and drops the session: ``_Esme._get_pdu`` reads
+  the header first, maps an unknown status to ESME_RUNKNOWNERR (the submit counts as
+  refused, and is re-sent) and answers an unknown request with generic_nack
+  ESME_RINVCMDID itself;
+- it answers data_sm and alert_notification with a generic_nack of status 0: data_sm
+  (MO or a receipt, as some SMSCs send them) is handled like deliver_sm and answered with
+  data_sm_resp, alert_notification (which has no response) is ignored;
 - a submit_sm_resp can be read before aiosmpplib records the request (it stores the
   correlation after ``drain()``): in-flight submits are tracked by sequence number in the
   ``sending`` hook, which runs before the write.
@@ -30,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -59,6 +68,7 @@ from simulator.config import PlatformConfig, SmppBindConfig
 from simulator.platform.model import Msg, MsgStatus
 from simulator.smpp.constants import EsmClass, Tag
 from simulator.smpp.errors import SmppError
+from simulator.smpp.pdu import DataSm as RawDataSm
 from simulator.smpp.pdu import DeliverSm as RawDeliverSm
 from simulator.smpp.pdu import decode_pdu
 from simulator.smpp.segmentation import Reassembler, SegmentError, UdhError, parse_udh
@@ -112,6 +122,9 @@ class BindStats:
     receipts_unmatched: int = 0
     mo: int = 0
     mo_parts: int = 0
+    #: PDUs aiosmpplib could not have parsed (see _Esme._get_pdu).
+    unknown_statuses: int = 0
+    unknown_commands: int = 0
 
 
 def national(msisdn: str, country_code: str = "20") -> str:
@@ -224,19 +237,57 @@ class _Hook(AbstractHook):  # type: ignore[misc]
             self.bind._on_send_error(smpp_message, error)
 
 
+_KNOWN_STATUSES = frozenset(int(s) for s in SmppCommandStatus)
+_KNOWN_COMMANDS = frozenset(int(c) for c in SmppCommand)
+_UNKNOWN_ERROR = struct.pack("!I", int(SmppCommandStatus.ESME_RUNKNOWNERR))
+_DATA_SM_RESP = 0x80000103
+_ESME_RINVCMDID = 0x00000003
+
+
 class _Esme(ESME):  # type: ignore[misc]
-    """aiosmpplib's ESME with deliver_sm decoded by our codec (see the module docstring)."""
+    """aiosmpplib's ESME with deliver_sm decoded by our codec and a header reader that
+    survives what its parser can't take (see the module docstring)."""
 
     bind: SmppBind
 
+    async def _get_pdu(self) -> tuple[bytes, Any]:
+        reader = self._reader
+        while True:
+            header = await reader.readexactly(16)
+            length, command_id, status, seq = struct.unpack("!IIII", header)
+            if length < 16:
+                raise ValueError(f"command_length {length}")
+            if command_id not in _KNOWN_COMMANDS:
+                await reader.readexactly(length - 16)
+                self.bind.stats.unknown_commands += 1
+                log.warning("unknown_command channel=%s id=0x%08x", self.bind.name, command_id)
+                if not command_id & 0x80000000:
+                    nack = struct.pack("!IIII", 16, 0x80000000, _ESME_RINVCMDID, seq)
+                    self._writer.write(nack)
+                continue
+            if status not in _KNOWN_STATUSES:
+                self.bind.stats.unknown_statuses += 1
+                log.warning("unknown_status channel=%s status=0x%08x", self.bind.name, status)
+                header = header[:8] + _UNKNOWN_ERROR + header[12:]
+            parsed = SmppMessage.parse_header(header)
+            body = await reader.readexactly(length - 16)
+            return header + body, parsed
+
     async def _handle_request(self, pdu: bytes, header: Any) -> Any:
-        if header.smpp_command == SmppCommand.DELIVER_SM:
+        command = header.smpp_command
+        if command == SmppCommand.DELIVER_SM or command == SmppCommand.DATA_SM:
             try:
                 self.bind._on_deliver_bytes(pdu)
             except Exception:  # never let one PDU break the session
-                log.exception("deliver_sm_failed channel=%s pdu=%s", self.bind.name, pdu.hex())
+                log.exception("deliver_failed channel=%s pdu=%s", self.bind.name, pdu.hex())
+            if command == SmppCommand.DATA_SM:  # aiosmpplib has no data_sm_resp class
+                resp = struct.pack("!IIII", 17, _DATA_SM_RESP, 0, header.sequence_num)
+                self._writer.write(resp + b"\x00")
+                return None
             # any message object: the caller answers the request with deliver_sm_resp
             return DeliverSmResp(header.sequence_num)
+        if command == SmppCommand.ALERT_NOTIFICATION:
+            return None  # no response exists
         return await super()._handle_request(pdu, header)
 
 
@@ -410,12 +461,13 @@ class SmppBind:
         except SmppError as exc:
             log.warning("deliver_sm_undecodable channel=%s error=%s", self.name, exc)
             return
-        if not isinstance(pdu, RawDeliverSm):
+        if not isinstance(pdu, RawDeliverSm | RawDataSm):
             return
+        short_message = pdu.short_message if isinstance(pdu, RawDeliverSm) else b""
         if pdu.esm_class & EsmClass.DELIVERY_RECEIPT:
-            self._on_receipt(pdu)
+            self._on_receipt(pdu, short_message)
             return
-        payload = pdu.tlv_bytes(Tag.MESSAGE_PAYLOAD) or pdu.short_message
+        payload = pdu.tlv_bytes(Tag.MESSAGE_PAYLOAD) or short_message
         source = pdu.source_addr
         concat: tuple[int, int, int] | None = None
         try:
@@ -442,16 +494,16 @@ class SmppBind:
         self.stats.mo += 1
         self.receive(source, text, self.name)
 
-    def _on_receipt(self, pdu: RawDeliverSm) -> None:
+    def _on_receipt(self, pdu: RawDeliverSm | RawDataSm, text: bytes) -> None:
         self.stats.receipts += 1
         msg_id = pdu.tlv_str(Tag.RECEIPTED_MESSAGE_ID)
         state = pdu.tlv_int(Tag.MESSAGE_STATE)
         status = _STATE_STATUS.get(state) if state is not None else None
         if msg_id is None:
-            m = _RECEIPT_ID.search(pdu.short_message)
+            m = _RECEIPT_ID.search(text)
             msg_id = m.group(1).decode("ascii", "replace") if m else None
         if status is None:
-            m = _RECEIPT_STAT.search(pdu.short_message)
+            m = _RECEIPT_STAT.search(text)
             status = _STAT_STATUS.get(m.group(1).decode("ascii", "replace").upper()) if m else None
         msg = self.lookup(msg_id, self.name) if msg_id else None
         if msg is None or status is None:

@@ -453,6 +453,12 @@ async def test_stop_stops_further_messages_and_writing_again_opts_back_in(
     async with topology(tmp_path, cfg, clock) as t:
         assert t.smsc.subscribers is not None
         a, b, c = t.smsc.subscribers.population.sample(3, random.Random(1))
+        # flows.json: the seed campaigns, each result with its categories.
+        flows = {f["uuid"]: f for f in await t.get_all("/api/v2/flows.json")}
+        assert len(flows) == len(FLOWS)
+        quiz = flows[QUIZ.uuid]
+        assert [r["key"] for r in quiz["results"]] == [q.result for q in QUIZ.questions]
+        assert quiz["results"][0]["categories"] == ["correct", "wrong", "other"]
         await broadcast_and_wait(t, "رسالة أولى", [a, b, c], 3)
         # a writes STOP, c writes إلغاء: each gets the one confirmation, nothing else.
         t.smsc.inject_mo(a, "STOP")

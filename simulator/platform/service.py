@@ -284,20 +284,26 @@ class PlatformService:
 
 
 def _summary(flow: FlowDef, now: float) -> FlowSummary:
-    results = [
-        {
-            "key": q.result,
-            "name": q.result.upper(),
-            "categories": ["correct", "wrong", "other"],
-            "node_uuids": [],
-        }
-        for q in flow.questions
-    ]
+    """What flows.json shows: every result a router saves, with its categories."""
+    results: dict[str, dict[str, Any]] = {}
+    for node in flow.nodes.values():
+        router = node.router
+        if router is None or router.result is None:
+            continue
+        entry = results.setdefault(
+            router.result,
+            {"key": router.result, "name": router.result, "categories": [], "node_uuids": []},
+        )
+        categories: list[str] = entry["categories"]
+        for category in [c.category for c in router.cases] + [router.other_category]:
+            if category not in categories:
+                categories.append(category)
+        entry["node_uuids"].append(node.id)
     return FlowSummary(
         uuid=flow.uuid,
         name=flow.name,
         expires=round(flow.expire_after_minutes),
-        results=results,
+        results=list(results.values()),
         created_on=now,
         modified_on=now,
     )

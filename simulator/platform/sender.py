@@ -214,6 +214,7 @@ class Sender:
         msg.status = status
         msg.modified_on = self.now()
         self.store.upsert_msg(msg)
+        log.debug("status msg=%d status=%s", msg.id, status.value)
         if status is MsgStatus.DELIVERED:
             self.stats.delivered += 1
             if self._on_final is not None:
@@ -230,6 +231,7 @@ class Sender:
         if msg.attempts >= self.config.max_attempts:
             msg.status = MsgStatus.FAILED
             self.store.upsert_msg(msg)
+            log.info("failed msg=%d urn=%s attempts=%d", msg.id, msg.urn, msg.attempts)
             self.stats.failed += 1
             if self._on_final is not None:
                 self._on_final(msg)

@@ -154,6 +154,14 @@ class PlatformService:
                 if effect.handling is Handling.OPTED_OUT:
                     self.stats.opt_outs += 1
                     log.info("opt_out urn=%s", incoming.urn)
+                else:
+                    log.debug(
+                        "mo id=%d urn=%s handling=%s flow=%s",
+                        incoming.id,
+                        incoming.urn,
+                        effect.handling.value,
+                        effect.flow_uuid,
+                    )
 
     def _send(self, effect: SendMsg) -> None:
         contact = self.store.contact(effect.contact_id)

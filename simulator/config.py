@@ -307,6 +307,26 @@ class BehaviourConfig(_Model):
         return self
 
 
+DEFAULT_CONTROL_PORT = 8775
+
+
+class ControlConfig(_Model):
+    """The control API and Prometheus metrics, served from the SMSC process itself.
+
+    Off for an ``SmscServer`` built in code (tests, the scenario runner); ``smsim smsc``
+    turns it on unless the file says ``enabled = false`` or ``--control-port 0``.
+    """
+
+    enabled: bool = False
+    host: str = DEFAULT_HOST
+    port: Annotated[int, Field(ge=0, le=65535)] = DEFAULT_CONTROL_PORT
+    #: Required as ``Authorization: Token <token>`` when set; when empty, env
+    #: SMSIM_CONTROL_TOKEN, or one generated at start when ``host`` is not loopback.
+    token: str = ""
+    #: Serve /metrics (Prometheus text exposition).
+    metrics: bool = True
+
+
 class SmscConfig(_Model):
     """The whole simulator's configuration: one TOML file, one typed tree."""
 
@@ -324,6 +344,8 @@ class SmscConfig(_Model):
     reassembly_timeout: Annotated[float, Field(gt=0)] = 300.0
     #: Use uvloop when it is installed.
     uvloop: bool = True
+    #: The control API (inject, look up, steer) and /metrics.
+    control: ControlConfig = Field(default_factory=ControlConfig)
 
     @model_validator(mode="after")
     def _unique_operators(self) -> SmscConfig:

@@ -47,6 +47,14 @@ class Account:
         #: Called by ``pump`` when deliveries wait and no receiver is bound (outbind).
         self.wants_receiver: Callable[[Account], None] | None = None
 
+    def set_tps(self, tps: float, now: float) -> None:
+        """A new TPS limit from now on (0: none); the bucket starts full."""
+        self.bucket = TokenBucket(tps, now=now) if tps else None
+
+    @property
+    def tps(self) -> float:
+        return self.bucket.rate if self.bucket is not None else 0.0
+
     def attach(self, conn: SmppConnection) -> None:
         self.binds.append(conn)
         if conn.session.can_receive:

@@ -25,6 +25,7 @@ class SmppConnection(asyncio.Protocol):
     __slots__ = (
         "_flush_pending",
         "_loop",
+        "_sent",
         "account",
         "operator",
         "outbind_for",
@@ -54,6 +55,8 @@ class SmppConnection(asyncio.Protocol):
         self.peer = "?"
         self.writable = True
         self._flush_pending = False
+        #: The operator's sent-PDU counter (command_id | status << 32 -> count).
+        self._sent = operator.pdus_out
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -93,10 +96,14 @@ class SmppConnection(asyncio.Protocol):
     def send(self, pdu: Pdu) -> None:
         """Queue a response (or any PDU); it leaves at the end of this loop iteration."""
         self.session.send(pdu)
+        key = pdu.command_id | pdu.command_status << 32
+        self._sent[key] = self._sent.get(key, 0) + 1
         self._schedule_flush()
 
     def send_request(self, pdu: Pdu) -> None:
         self.session.send(pdu)
+        key = pdu.command_id
+        self._sent[key] = self._sent.get(key, 0) + 1
         self._schedule_flush()
 
     def send_raw(self, data: bytes) -> None:

@@ -39,6 +39,7 @@ from simulator.smpp.pdu import (
     ReplaceSm,
     SubmitMulti,
     SubmitSm,
+    Unbind,
     UnsuccessSme,
 )
 from simulator.smpp.segmentation import Concat, split_message
@@ -50,6 +51,7 @@ from simulator.smpp.session import (
     RequestRejected,
     ResponseReceived,
     ResponseTimeout,
+    SessionStateError,
     Unbound,
 )
 from simulator.smpp.text import alphabet_of, choose_coding, encode_text
@@ -58,7 +60,7 @@ from simulator.smpp.times import SmppTimeError, format_smpp_time, parse_smpp_tim
 from .accounts import Account
 from .ids import MessageIds
 from .receipts import RECEIPT_STAT_TEXT, FixedPolicy, ReceiptBuilder, ReceiptPolicy
-from .stats import SmscStats
+from .stats import LatencyHistogram, SmscStats
 from .store import Message, MessageStore
 
 if TYPE_CHECKING:
@@ -130,6 +132,15 @@ class OperatorSmsc:
             config.receipt.stat, config.receipt.delay, config.receipt.err
         )
         self.stats = SmscStats()
+        #: PDUs by ``command_id | command_status << 32``, received and sent: one dict
+        #: increment per PDU, names resolved at scrape time (``metrics.py``).
+        self.pdus_in: dict[int, int] = {}
+        self.pdus_out: dict[int, int] = {}
+        #: Seconds from each deliver_sm/data_sm to the client's answer.
+        self.delivery_rtt = LatencyHistogram()
+        #: While set, receipts come due as usual but wait in ``held_receipts``.
+        self.receipts_paused = False
+        self.held_receipts: list[tuple[Account, Pdu]] = []
         self.clock = clock
         self.sink = sink
         self._scheduler = scheduler
@@ -201,10 +212,13 @@ class OperatorSmsc:
     def handle_events(self, conn: SmppConnection, events: list[Event]) -> None:
         handlers = self._handlers
         latency = self.config.response_latency
+        counts = self.pdus_in
         for ev in events:
             if type(ev) is PduReceived:
                 pdu = ev.pdu
-                handler = handlers.get(pdu.command_id)
+                cid = pdu.command_id
+                counts[cid] = counts.get(cid, 0) + 1
+                handler = handlers.get(cid)
                 if handler is None:
                     # alert_notification/outbind never reach here (bind-state table); the
                     # rest have no meaning from an ESME: refuse politely.
@@ -258,9 +272,12 @@ class OperatorSmsc:
 
     def _on_response(self, conn: SmppConnection, ev: ResponseReceived) -> None:
         request = ev.request
+        status = ev.pdu.command_status
+        key = ev.pdu.command_id | status << 32
+        self.pdus_in[key] = self.pdus_in.get(key, 0) + 1
         if request.command_id not in (CommandId.DELIVER_SM, CommandId.DATA_SM):
             return
-        status = ev.pdu.command_status
+        self.delivery_rtt.observe(ev.rtt)
         acct = conn.account
         if status == 0:
             if isinstance(request, DeliverSm) and request.esm_class & EsmClass.DELIVERY_RECEIPT:
@@ -513,8 +530,66 @@ class OperatorSmsc:
             return
         self.stats.receipts_due += 1
         self.stats.receipts_by_stat[RECEIPT_STAT_TEXT[state]] += 1
+        if self.receipts_paused:
+            self.held_receipts.append((acct, self.receipts.build(msg)))
+            return
         acct.outbox.append(self.receipts.build(msg))
         acct.pump()
+
+    # --- steering (the control API) ---------------------------------------------------------
+
+    def pause_receipts(self) -> None:
+        """Receipts that come due wait (in order) until ``resume_receipts``; MO still flows."""
+        if not self.receipts_paused:
+            log.info("receipts_paused operator=%s", self.name)
+        self.receipts_paused = True
+
+    def resume_receipts(self) -> int:
+        """Queue the held receipts, oldest first, and deliver again; returns how many."""
+        held, self.held_receipts = self.held_receipts, []
+        was_paused, self.receipts_paused = self.receipts_paused, False
+        for acct, pdu in held:
+            acct.outbox.append(pdu)
+        for acct in {id(a): a for a, _ in held}.values():
+            acct.pump()
+        if was_paused:
+            log.info("receipts_resumed operator=%s released=%d", self.name, len(held))
+        return len(held)
+
+    def set_tps(self, system_id: str, tps: float) -> None:
+        """Change an account's TPS limit now (0: unlimited); raises KeyError."""
+        self.accounts[system_id].set_tps(tps, self._loop.time())
+        log.info("tps_changed operator=%s account=%s tps=%g", self.name, system_id, tps)
+
+    def drop_binds(
+        self, account: str | None = None, peer: str | None = None, *, unbind: bool = False
+    ) -> int:
+        """Drop the bound connections of ``account`` and/or from ``peer`` (all when
+        neither): aborted like a network failure, or ended with an unbind. Their
+        unanswered deliveries go back to the queue as on any drop. Returns how many."""
+        chosen = [
+            c
+            for c in self.connections
+            if c.account is not None
+            and (account is None or c.account.system_id == account)
+            and (peer is None or c.peer == peer)
+        ]
+        for conn in chosen:
+            log.info(
+                "bind_drop operator=%s account=%s peer=%s unbind=%s",
+                self.name,
+                conn.account.system_id if conn.account else "-",
+                conn.peer,
+                unbind,
+            )
+            if unbind and conn.session.is_bound:
+                try:
+                    conn.send_request(Unbind())
+                except SessionStateError:
+                    conn.abort()
+            else:
+                conn.abort()
+        return len(chosen)
 
     def _settle(self, msg: Message) -> None:
         """A message reached a final state: out of the pending set (a submit_multi leaves

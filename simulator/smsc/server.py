@@ -30,6 +30,9 @@ from .store import Message
 if TYPE_CHECKING:
     from simulator.subscribers.engine import SubscriberEngine
 
+    from .control import ControlServer
+    from .metrics import ReplyTimer
+
 log = logging.getLogger("smsim.smsc")
 
 
@@ -83,6 +86,14 @@ class SmscServer:
             self.recorder = self.subscribers.recorder
             sink = policy = self.subscribers
         self.sink: MtSink = sink or self.recorder
+        #: The control API (``config.control``), started with the server when enabled.
+        self.control: ControlServer | None = None
+        self.replies: ReplyTimer | None = None
+        if self.config.control.enabled and self.config.control.metrics:
+            from .metrics import ReplyTimer
+
+            self.replies = ReplyTimer()
+            observers = (*observers, self.replies)
         self._observers = tuple(observers)
         if self._observers:
             self.sink = _Tee(self.sink, self._observers)
@@ -130,6 +141,11 @@ class SmscServer:
                 operators=list(self.operators),
             )
         self._tick_task = asyncio.create_task(self._tick_loop())
+        if self.config.control.enabled:
+            from .control import ControlServer
+
+            self.control = ControlServer(self, self.config.control)
+            await self.control.start()
 
     def address(self, operator: str | None = None) -> tuple[str, int]:
         """(host, port) an operator listens on (the real port when configured as 0)."""
@@ -144,6 +160,8 @@ class SmscServer:
 
     async def stop(self, drain_timeout: float = 2.0) -> None:
         """Stop listening, unbind every client (waiting up to ``drain_timeout``), close."""
+        if self.control is not None:
+            await self.control.stop()
         for server in self._servers:
             server.close()
         for op in self.operators.values():
@@ -257,6 +275,10 @@ class SmscServer:
 
     def pending_deliveries(self) -> int:
         return sum(op.pending_deliveries() for op in self.operators.values())
+
+    def scheduled(self) -> int:
+        """Timed work on the heap (receipts, replies, redeliveries)."""
+        return len(self._timers)
 
 
 def new_event_loop(use_uvloop: bool = True) -> asyncio.AbstractEventLoop:

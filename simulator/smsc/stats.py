@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
@@ -40,3 +41,63 @@ class SmscStats:
                 mine.update(getattr(other, f.name))
             else:
                 setattr(self, f.name, mine + getattr(other, f.name))
+
+
+#: Upper bounds (seconds) of the latency histograms: sub-millisecond loopback answers up
+#: to a platform that takes seconds.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+class LatencyHistogram:
+    """Counts per bucket (Prometheus ``le`` semantics, the last one +Inf) and the sum:
+    one bisect and two additions per observation."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def add(self, other: LatencyHistogram) -> None:
+        for i, n in enumerate(other.counts):
+            self.counts[i] += n
+        self.total += other.total
+
+    def quantile(self, q: float) -> float | None:
+        """The bucket bound below which a fraction ``q`` of observations fall (an upper
+        estimate, as histogram_quantile gives without interpolation); None when empty."""
+        n = self.count
+        if not n:
+            return None
+        rank = q * n
+        seen = 0
+        for bound, c in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            seen += c
+            if seen >= rank:
+                return bound if bound != float("inf") else self.bounds[-1]
+        return self.bounds[-1]

@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         pending = kept["pending"]
         per_reply = (kept["rss_delta"] - silent["rss_delta"]) / pending if pending else 0.0
         table.add_row(
-            f"engine: bytes per reply waiting on the timer heap ({pending:,.0f} pending)",
+            f"engine: bytes per reply waiting until due ({pending:,.0f} waiting)",
             f"{per_reply:.0f} RSS",
             "",
         )

@@ -19,6 +19,8 @@ from rich.table import Table
 
 from simulator.config import ConfigError, PlatformConfig, SmscConfig, load_config
 from simulator.logs import setup_logging
+from simulator.smsc.control_cli import add_parsers as add_control_parsers
+from simulator.smsc.control_cli import with_control
 
 
 def _with_subscribers(config: SmscConfig, args: argparse.Namespace) -> SmscConfig:
@@ -76,6 +78,8 @@ async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
                 f"{pop.size:,} subscribers (seed {pop.seed}), time x{config.time_scale:g}: "
                 "they receive, answer 1442, and their handsets decide each receipt."
             )
+        if server.control is not None:
+            console.print(f"Control API and /metrics: {server.control.url} (smsim top)")
         console.print("Bind any SMPP 3.4 client to it. Ctrl-C stops.")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,6 +119,7 @@ def cmd_smsc(args: argparse.Namespace) -> int:
     try:
         config = _with_address(load_config(args.config), args.host, args.port)
         config = _with_subscribers(config, args)
+        config = with_control(config, args)
         # model_copy skips validation: validate the overrides like the file was.
         config = SmscConfig.model_validate(config.model_dump())
     except ConfigError as exc:
@@ -277,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no simulated people: every message gets the fixed receipt policy",
     )
+    p.add_argument(
+        "--control-port", type=int, help="control API and /metrics port (default 8775, 0: off)"
+    )
     p.set_defaults(func=cmd_smsc)
 
     p = sub.add_parser("demo", help="SMSC plus a short built-in client run, shown with rich")
@@ -298,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.scenario.command import add_parser as add_run_parser
 
     add_run_parser(sub)
+    add_control_parsers(sub)
     return parser
 
 

@@ -232,7 +232,10 @@ class ControlServer:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _json({"error": exc.reason}, exc.status)
+            resp = _json({"error": exc.reason}, exc.status)
+            if "Allow" in exc.headers:  # 405 names the methods the path takes
+                resp.headers["Allow"] = exc.headers["Allow"]
+            return resp
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -12,7 +12,7 @@ _ADDRESS = r"^[0-9]{1,21}$"
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _utf16(text: str) -> str:

@@ -4,6 +4,7 @@
     python benchmarks/smsc_throughput.py --target ours --smsc-procs 2
     python benchmarks/smsc_throughput.py --quick               # a smoke run of a few seconds
     python benchmarks/smsc_throughput.py --subscribers         # ours without / with the population
+    python benchmarks/smsc_throughput.py --control             # control API + metrics off / on
 
 The driver is a pipelined ESME on the project's sans-IO core (window 10 per bind,
 several transceiver binds, in its own processes, uvloop), so the same driver loads every
@@ -219,9 +220,20 @@ SILENT_BEHAVIOUR = (
 
 
 def smsc_config(
-    port: int, population: int | None, seed: int, time_scale: float, silent: bool = False
+    port: int,
+    population: int | None,
+    seed: int,
+    time_scale: float,
+    silent: bool = False,
+    control_port: int | None = None,
 ) -> str:
-    """``smsim smsc``'s file: receipts due at once; the population off, or on (size)."""
+    """``smsim smsc``'s file: receipts due at once; the population off, or on (size); the
+    control API and metrics off, or on at ``control_port``."""
+    control = (
+        "[control]\nenabled = false\n"
+        if control_port is None
+        else f"[control]\nenabled = true\nport = {control_port}\n"
+    )
     text = (
         f"time_scale = {time_scale}\n"
         "[[operators]]\n"
@@ -232,9 +244,10 @@ def smsc_config(
         "max_binds = 64\nwindow = 100\n"
     )
     if population is None:
-        return text + "[population]\nenabled = false\n"
+        return text + "[population]\nenabled = false\n" + control
     return (
         text
+        + control
         + f"[population]\nenabled = true\nsize = {population}\nseed = {seed}\n"
         + AT_ONCE_DELIVERY
         + (SILENT_BEHAVIOUR if silent else "")
@@ -296,15 +309,55 @@ def population_numbers(size: int, seed: int, k: int) -> list[str]:
     return pop.sample(min(k, size), random.Random(seed))
 
 
+class Scraper:
+    """Reads /metrics and /stats of the control API every ``interval`` s, as Prometheus
+    and ``smsim top`` would, and times each scrape."""
+
+    def __init__(self, port: int, interval: float) -> None:
+        import threading
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.interval = interval
+        self.times: list[float] = []
+        self.bytes = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.wait(self.interval):
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+                    self.bytes = len(r.read())
+                with urllib.request.urlopen(self.url + "/stats", timeout=5) as r:
+                    r.read()
+            except OSError as exc:
+                self.errors.append(repr(exc))
+            self.times.append(time.perf_counter() - t0)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def run_one(
     name: str,
     args: argparse.Namespace,
     conf_text: str | None = None,
     numbers: list[str] | None = None,
+    control_port: int | None = None,
 ) -> dict[str, float | str]:
     port = free_port()
     if conf_text is not None:
         conf_text = conf_text.replace("port = 0\n", f"port = {port}\n", 1)
+    scraper = Scraper(control_port, args.scrape_interval) if control_port else None
     with tempfile.TemporaryDirectory() as tmp:
         procs = args.smsc_procs if name.startswith("ours") else 1
         proc = start_target(name, port, procs, Path(tmp), conf_text)
@@ -324,7 +377,11 @@ def run_one(
             time.sleep(args.warmup + 0.5)  # spawn + bind + warmup, roughly
             cpu0 = cpu_seconds(proc.pid)
             t0 = time.monotonic()
-            results = [q.get(timeout=args.warmup + args.duration + 60) for _ in drivers]
+            if scraper is not None:
+                with scraper:
+                    results = [q.get(timeout=args.warmup + args.duration + 60) for _ in drivers]
+            else:
+                results = [q.get(timeout=args.warmup + args.duration + 60) for _ in drivers]
             wall = time.monotonic() - t0
             cpu = cpu_seconds(proc.pid) - cpu0
             for d in drivers:
@@ -336,6 +393,10 @@ def run_one(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
     errors = [e for r in results for e in r.errors]
+    if scraper is not None:
+        errors += scraper.errors[:1]
+        if not scraper.times:
+            errors.append("no scrape completed")
     rtts = sorted(x for r in results for x in r.rtts)
     accepted = sum(r.accepted for r in results)
     receipts = sum(r.receipts for r in results)
@@ -355,6 +416,9 @@ def run_one(
         "cpu_pct": 100 * cpu / max(wall, 1e-9),
         "per_cpu_s": accepted / cpu * (wall / args.duration) if cpu else float("nan"),
         "errors": "; ".join(errors[:2]),
+        "scrapes": len(scraper.times) if scraper else 0,
+        "scrape_ms": 1000 * max(scraper.times) if scraper and scraper.times else float("nan"),
+        "metrics_bytes": scraper.bytes if scraper else 0,
     }
 
 
@@ -384,12 +448,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--numbers", type=int, default=1_000_000, help="distinct destinations (--subscribers)"
     )
-    p.add_argument("--repeat", type=int, default=1, help="with --subscribers: runs of each")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="with --subscribers/--control: runs of each"
+    )
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="ours twice: control API + metrics off, then on and scraped",
+    )
+    p.add_argument(
+        "--scrape-interval", type=float, default=1.0, help="with --control: s between scrapes"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
     if args.subscribers:
         return subscribers_main(args)
+    if args.control:
+        return control_main(args)
     targets = ["ours", "smpp34", "npm"] if args.target == "all" else [args.target]
     console = Console(width=160)
     rows = []
@@ -511,6 +587,71 @@ def subscribers_main(args: argparse.Namespace) -> int:
             f"{us:.1f}",
             f"{us / base_us:.2f}",
             f"{float(r['receipts_s']) / float(base['receipts_s']):.2f}",
+            str(r["errors"]),
+        )
+    console.print(table)
+    for label, results in runs.items():
+        figures = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in results if "receipts_s" in r)
+        console.print(f"[dim]{label}: receipts/s per run {figures}[/]")
+    return 0 if all(not r.get("errors") for r in best.values()) else 1
+
+
+def control_main(args: argparse.Namespace) -> int:
+    """The SMSC with the control API and metrics off, then on with /metrics and /stats
+    read every ``--scrape-interval`` s; runs alternate, best of ``--repeat`` each."""
+    console = Console(width=160)
+    labels = ("ours, control off", "ours, control + metrics on, scraped")
+    runs: dict[str, list[dict[str, float | str]]] = {label: [] for label in labels}
+    for rep in range(args.repeat):
+        for label in labels:
+            on = label != labels[0]
+            cport = free_port() if on else None
+            conf = smsc_config(0, None, 0, 1.0, control_port=cport)
+            with console.status(f"run {rep + 1}/{args.repeat}: {label}"):
+                try:
+                    runs[label].append(run_one("ours", args, conf, control_port=cport))
+                except Exception as exc:
+                    runs[label].append({"target": label, "errors": str(exc)})
+    table = Table(
+        title=f"SMSC with and without the control API: {args.binds} trx binds × window "
+        f"{args.window}, {args.duration:.0f} s, scrape every {args.scrape_interval:g} s, "
+        f"best of {args.repeat}"
+    )
+    cols = (
+        "variant",
+        "submit_sm/s",
+        "receipts/s",
+        "p50 resp ms",
+        "p99 resp ms",
+        "SMSC CPU µs/msg",
+        "receipts/s ÷ off",
+        "scrapes",
+        "slowest scrape ms",
+        "/metrics bytes",
+        "errors",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("variant", "errors") else "right")
+    best: dict[str, dict[str, float | str]] = {}
+    for label, results in runs.items():
+        good = [r for r in results if "submit_s" in r and not r.get("errors")]
+        best[label] = max(good, key=lambda r: float(r["receipts_s"])) if good else results[0]
+    base = best[labels[0]]
+    for label, r in best.items():
+        if "submit_s" not in r or "receipts_s" not in base:
+            table.add_row(label, *["-"] * 9, str(r.get("errors", "")))
+            continue
+        table.add_row(
+            label,
+            f"{r['submit_s']:,.0f}",
+            f"{r['receipts_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{1e6 / float(r['per_cpu_s']):.1f}",
+            f"{float(r['receipts_s']) / float(base['receipts_s']):.3f}",
+            str(r["scrapes"]),
+            f"{r['scrape_ms']:.1f}",
+            f"{r['metrics_bytes']:,}",
             str(r["errors"]),
         )
     console.print(table)

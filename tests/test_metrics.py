@@ -185,3 +185,29 @@ async def test_metrics_can_be_off() -> None:
         assert smsc.control is not None and smsc.replies is None
         async with aiohttp.ClientSession() as http, http.get(smsc.control.url + "/metrics") as r:
             assert r.status == 404
+
+
+async def test_grafana_dashboard_queries_only_served_metrics() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from simulator.config import PopulationConfig
+
+    dash = json.loads(Path("docs/grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    wanted = {name for e in exprs for name in re.findall(r"smsim_[a-z_]+", e)}
+    cfg = config().model_copy(update={"population": PopulationConfig(enabled=True, size=1000)})
+    async with SmscServer(cfg) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        assert smsc.control is not None
+        async with aiohttp.ClientSession() as http, http.get(smsc.control.url + "/metrics") as r:
+            text = await r.text()
+        client.close()
+    # Every family is described (HELP/TYPE) even before it has samples.
+    served = set()
+    for family in text_string_to_metric_families(text):
+        base = family.name
+        served |= {base, f"{base}_total", f"{base}_bucket", f"{base}_count", f"{base}_sum"}
+    assert len(wanted) >= 15
+    assert wanted <= served, wanted - served

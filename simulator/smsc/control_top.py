@@ -53,18 +53,18 @@ def _bar(used: int, size: int, width: int = 10) -> Text:
 
 
 def _operators_table(now: Snapshot, before: Snapshot | None) -> Table:
-    t = Table(title="operators", expand=True)
+    t = Table(title="operators (resp: the platform's deliver_sm_resp)", expand=True)
     for col in (
         "operator",
         "submit/s",
-        "accepted/s",
-        "throttled/s",
-        "receipts/s",
+        "ok/s",
+        "thr/s",
+        "rcpt/s",
         "MO/s",
         "queued",
         "held",
         "binds",
-        "deliver_sm_resp p50 ms",
+        "resp p50 ms",
         "p99 ms",
     ):
         t.add_column(col, justify="left" if col == "operator" else "right")

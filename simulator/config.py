@@ -116,6 +116,69 @@ class AccountConfig(_Model):
         return host.strip("[]"), int(port)
 
 
+class UssdEndBy(StrEnum):
+    """How the platform's submit_sm says "last screen": operators differ."""
+
+    #: ussd_service_op PSSR response (17) or PSSD response (16) ends; USSR request (2)
+    #: continues (the 3GPP mapping most SMSCs follow).
+    SERVICE_OP = "service_op"
+    #: The end-of-session bit of its_session_info ends, whatever the service op.
+    SESSION_INFO = "session_info"
+    #: Either says so.
+    EITHER = "either"
+
+
+class UssdDialIn(StrEnum):
+    """Where the PSSR indication carries what the subscriber dialled."""
+
+    #: short_message holds "*1442#", destination_addr the short code (1442).
+    SHORT_MESSAGE = "short_message"
+    #: short_message is empty; destination_addr is "*1442#" as dialled.
+    DESTINATION = "destination"
+
+
+class UssdConfig(_Model):
+    """USSD over SMPP on one operator: the network's limits and its TLV conventions.
+
+    The timers are the network's, in real seconds (like the SMPP keep-alive timers): a
+    simulated person's think time is on the simulated clock and is converted.
+    """
+
+    enabled: bool = True
+    #: Service codes this operator routes to the accounts' binds (as dialled).
+    service_codes: list[str] = Field(default_factory=lambda: ["*1442#"])
+    #: The whole dialogue may last this long, then the network releases it (GSM: 180 s).
+    session_timeout: Annotated[float, Field(gt=0)] = 180.0
+    #: The platform must answer each indication / confirm within this, else the network
+    #: releases the session ("platform too slow").
+    app_timeout: Annotated[float, Field(gt=0)] = 10.0
+    #: The handset must answer each screen within this, else the session is released.
+    screen_timeout: Annotated[float, Field(gt=0)] = 60.0
+    #: Characters on one screen in GSM 7-bit (160 octets: 182 septets; an extension
+    #: character counts two) and in UCS-2 (160 octets: 80 characters, Arabic).
+    max_screen_chars: Annotated[int, Field(ge=1, le=182)] = 182
+    max_screen_ucs2_chars: Annotated[int, Field(ge=1, le=80)] = 80
+    #: What the subscriber's input comes back as: USSR confirm (18), or PSSR indication
+    #: (1) again on SMSCs that send every step as an indication.
+    reply_op: Annotated[int, Field(ge=0, le=19)] = 18
+    end_by: UssdEndBy = UssdEndBy.SERVICE_OP
+    dial_in: UssdDialIn = UssdDialIn.SHORT_MESSAGE
+    #: Send its_session_info on deliver_sm and require it on submit_sm; off, sessions are
+    #: told apart by the handset alone.
+    session_info: bool = True
+    #: service_type on deliver_sm (some SMSCs say "USSD").
+    service_type: Annotated[str, Field(max_length=5)] = "USSD"
+    #: A release (timeout, abandon) is told to the platform as a PSSR indication with the
+    #: end bit set and empty text; off, the platform is not told.
+    notify_release: bool = True
+
+    @model_validator(mode="after")
+    def _reply_op(self) -> UssdConfig:
+        if self.reply_op not in (1, 18):
+            raise ValueError("reply_op must be 18 (USSR confirm) or 1 (PSSR indication)")
+        return self
+
+
 class OperatorConfig(_Model):
     name: str = "egypt"
     host: str = DEFAULT_HOST
@@ -140,6 +203,8 @@ class OperatorConfig(_Model):
     redelivery_delay: Annotated[float, Field(ge=0)] = 1.0
     #: Concatenation for long MO: udh8, udh16, sar or payload.
     mo_concat: str = "udh8"
+    #: USSD over SMPP: limits and TLV conventions (``*1442#``).
+    ussd: UssdConfig = Field(default_factory=UssdConfig)
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> OperatorConfig:

@@ -29,6 +29,8 @@ from .store import Message
 
 if TYPE_CHECKING:
     from simulator.subscribers.engine import SubscriberEngine
+    from simulator.ussd.network import UssdHandset, UssdNetwork
+    from simulator.ussd.session import UssdSession
 
     from .control import ControlServer
     from .metrics import ReplyTimer
@@ -99,6 +101,8 @@ class SmscServer:
             self.sink = _Tee(self.sink, self._observers)
         self._policy = policy
         self._reuse_port = reuse_port
+        #: Who sees USSD screens (None: each operator's ``UssdRecorder``); set before start.
+        self.ussd_handset: UssdHandset | None = None
         self.operators: dict[str, OperatorSmsc] = {}
         self._servers: list[asyncio.Server] = []
         self._timers = TimerQueue()
@@ -121,6 +125,16 @@ class SmscServer:
                 policy=self._policy,
             )
             self.operators[op.name] = op
+            if op_cfg.ussd.enabled:
+                from simulator.ussd.network import UssdNetwork
+
+                op.ussd = UssdNetwork(
+                    op,
+                    op_cfg.ussd,
+                    schedule=self.schedule,
+                    loop_time=self._loop.time,
+                    handset=self.ussd_handset,
+                )
             server = await self._loop.create_server(
                 lambda op=op: SmppConnection(op),
                 op_cfg.host,
@@ -253,6 +267,21 @@ class SmscServer:
         for o in self._observers:
             o.on_mo(source)
         return pdus
+
+    def ussd(self, operator: str | None = None) -> UssdNetwork:
+        """An operator's USSD network; KeyError when ``config.ussd`` is off there."""
+        network = self.operator(operator).ussd
+        if network is None:
+            raise KeyError(f"USSD is off on operator {self.operator(operator).name}")
+        return network
+
+    def ussd_dial(
+        self, msisdn: str, service_code: str | None = None, *, operator: str | None = None
+    ) -> UssdSession | None:
+        """``msisdn`` dials a USSD code on its serving operator (or ``operator``)."""
+        if operator is None and self.subscribers is not None:
+            operator = self.subscribers.listener_for(msisdn)
+        return self.ussd(operator).dial(msisdn, service_code)
 
     async def outbind(
         self, system_id: str, *, operator: str | None = None, address: tuple[str, int] | None = None

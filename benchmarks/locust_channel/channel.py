@@ -163,69 +163,7 @@ class NumberSpace:
 
 # --- latency -------------------------------------------------------------------------------
 
+# The product's histogram (simulator/harness): the same buckets the gates are judged on.
+from simulator.harness.histogram import LatencyHistogram  # noqa: E402
 
-class LatencyHistogram:
-    """Log-bucketed latencies: ~1 % relative resolution from 1 µs to ~1,000 s, mergeable.
-
-    Fixed size (a dict of the buckets used), so workers ship it to whoever merges as is.
-    """
-
-    __slots__ = ("buckets", "count", "max", "min", "total")
-    _LOG = math.log(1.01)
-
-    def __init__(self) -> None:
-        self.buckets: dict[int, int] = {}
-        self.count = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = 0.0
-
-    def add(self, seconds: float) -> None:
-        us = seconds * 1e6
-        b = int(math.log(us) / self._LOG) if us > 1.0 else 0
-        self.buckets[b] = self.buckets.get(b, 0) + 1
-        self.count += 1
-        self.total += seconds
-        if seconds < self.min:
-            self.min = seconds
-        if seconds > self.max:
-            self.max = seconds
-
-    def merge(self, other: LatencyHistogram) -> None:
-        for b, n in other.buckets.items():
-            self.buckets[b] = self.buckets.get(b, 0) + n
-        self.count += other.count
-        self.total += other.total
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
-    def percentile(self, q: float) -> float:
-        """Seconds (bucket midpoint) at quantile q in [0, 1]; nan when empty."""
-        if not self.count:
-            return math.nan
-        rank = q * self.count
-        seen = 0
-        for b in sorted(self.buckets):
-            seen += self.buckets[b]
-            if seen >= rank:
-                return 1.01 ** (b + 0.5) / 1e6
-        return self.max
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "buckets": {str(k): v for k, v in self.buckets.items()},
-            "count": self.count,
-            "total": self.total,
-            "min": self.min if self.count else None,
-            "max": self.max,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, object]) -> LatencyHistogram:
-        h = cls()
-        h.buckets = {int(k): int(v) for k, v in d["buckets"].items()}  # type: ignore[union-attr]
-        h.count = int(d["count"])  # type: ignore[arg-type]
-        h.total = float(d["total"])  # type: ignore[arg-type]
-        h.min = float(d["min"]) if d["min"] is not None else math.inf  # type: ignore[arg-type]
-        h.max = float(d["max"])  # type: ignore[arg-type]
-        return h
+__all__ = ["LatencyHistogram"]

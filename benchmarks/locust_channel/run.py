@@ -118,8 +118,8 @@ def merge_results(d: Path) -> dict[str, Any]:
     return total
 
 
-def ms(x: float) -> float:
-    return round(x * 1000, 3)
+def ms(x: float | None) -> float | None:
+    return round(x * 1000, 3) if x is not None else None
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ class ChannelHub:
         self.frames_in = 0
         self.frames_out = 0
 
-    def on_complete(self, mt: ReceivedMt, msg: Message) -> None:
+    def on_complete(self, mt: ReceivedMt, msg: Message, *_: object) -> None:
         t = _now()
         try:
             number = int(mt.destination_addr)

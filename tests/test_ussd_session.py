@@ -24,7 +24,7 @@ CFG = UssdConfig(session_timeout=180, app_timeout=10, screen_timeout=60)
 def test_a_dialogue_alternates_turns_and_completes() -> None:
     s = UssdSessions(CFG)
     session = s.dial(A, "*1442#", 0.0)
-    assert session is not None and session.turn is Turn.APP
+    assert session is not None and session.turn == "app"
     assert s.screen(A, "1 status\n2 payment", False, 1.0)[0] is ScreenStatus.SHOWN
     assert session.turn is Turn.USER
     assert s.answer(A, "2", 5.0) is session and session.turn is Turn.APP

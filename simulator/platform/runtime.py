@@ -25,6 +25,7 @@ from simulator.platform.model import Msg, MsgStatus
 from simulator.platform.sender import Channel, Sender
 from simulator.platform.service import PlatformService
 from simulator.platform.store import PlatformStore
+from simulator.platform.ussd import UssdApp
 
 log = logging.getLogger("smsim.platform")
 
@@ -88,6 +89,11 @@ class PlatformRuntime:
         self.sender = Sender(config, self.store, channels, route, now=now)
         self.service.attach(self.sender)
         self.app = create_api(self.store, self.service, token)
+        #: *1442#: over the binds (USSD deliver_sm) and at ``ussd.HTTP_PATH``.
+        self.ussd = UssdApp(self.store, now=now)
+        self.ussd.add_routes(self.app)
+        for bind in self.binds:
+            bind.ussd = self.ussd.on_deliver
         if self.kannel is not None:
             self.kannel.add_routes(self.app)
         self._runner: web.AppRunner | None = None

@@ -101,7 +101,8 @@ class UssdNetwork:
         self._schedule = schedule
         self._now = loop_time
         self._armed = float("inf")
-        self._codes = frozenset(config.service_codes)
+        #: *1442# routes *1442*2# too (a shortcut into the menu), as networks do.
+        self._codes = frozenset(short_code_of(c) for c in config.service_codes)
 
     # --- the handset's side ------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class UssdNetwork:
         indication goes to the account that owns the short code. None: refused (busy, or
         a code this operator does not route)."""
         code = service_code or self.config.service_codes[0]
-        if code not in self._codes:
+        if short_code_of(code) not in self._codes:
             log.info(
                 "ussd_unknown_code operator=%s msisdn=%s code=%s", self.operator.name, msisdn, code
             )

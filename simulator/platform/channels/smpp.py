@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import struct
@@ -70,6 +71,7 @@ from simulator.smpp.constants import EsmClass, Tag
 from simulator.smpp.errors import SmppError
 from simulator.smpp.pdu import DataSm as RawDataSm
 from simulator.smpp.pdu import DeliverSm as RawDeliverSm
+from simulator.smpp.pdu import SubmitSm as RawSubmitSm
 from simulator.smpp.pdu import decode_pdu
 from simulator.smpp.segmentation import Reassembler, SegmentError, UdhError, parse_udh
 from simulator.smpp.text import decode_text
@@ -336,6 +338,10 @@ class SmppBind:
         self.esme.bind = self
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: Where deliver_sm carrying ussd_service_op go (``platform.ussd.UssdApp``).
+        self.ussd: Callable[[SmppBind, RawDeliverSm | RawDataSm], None] | None = None
+        #: Sequence numbers of our own PDUs (``send_raw``), far from aiosmpplib's.
+        self._raw_seq = itertools.count(0x70000000)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -453,6 +459,17 @@ class SmppBind:
                     self.stats.timeouts += 1
                     self.events.failed_submit(msg, "response timeout")
 
+    def send_raw(self, pdu: RawSubmitSm) -> bool:
+        """Write a submit_sm encoded by our codec (USSD: aiosmpplib 0.7.4 encodes
+        ussd_service_op with length 0); False when not connected. Its submit_sm_resp is
+        not correlated: the SMSC's session timers are the USSD outcome."""
+        writer = self.esme._writer
+        if writer is None or writer.is_closing():
+            return False
+        pdu.sequence_number = next(self._raw_seq) & 0x7FFFFFFF
+        writer.write(pdu.encode())
+        return True
+
     # ------------------------------------------------------------------ deliver_sm
 
     def _on_deliver_bytes(self, data: bytes) -> None:
@@ -462,6 +479,9 @@ class SmppBind:
             log.warning("deliver_sm_undecodable channel=%s error=%s", self.name, exc)
             return
         if not isinstance(pdu, RawDeliverSm | RawDataSm):
+            return
+        if self.ussd is not None and Tag.USSD_SERVICE_OP in pdu.tlvs:
+            self.ussd(self, pdu)
             return
         short_message = pdu.short_message if isinstance(pdu, RawDeliverSm) else b""
         if pdu.esm_class & EsmClass.DELIVERY_RECEIPT:

@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--duration", type=float, default=20)
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=140)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for workers in args.workers:

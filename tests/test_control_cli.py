@@ -184,3 +184,12 @@ def test_smsc_turns_the_control_api_on_by_default() -> None:
     assert not with_control(base, smsc_args("--processes", "2")).control.enabled
     off_in_file = SmscConfig(control=ControlConfig(enabled=False))
     assert not with_control(off_in_file, smsc_args()).control.enabled
+
+
+def test_the_cli_does_not_load_the_server_side_to_parse_arguments() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, simulator.cli; print(sorted({'aiohttp', 'prometheus_client'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -16,14 +16,17 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from simulator.config import ControlConfig
+from simulator.subscribers.numbering import normalize
 
 from .control_schema import (
+    TOKEN_ENV,
     DropRequest,
     MoBatch,
     MoRequest,
@@ -40,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smsim.control")
 
-TOKEN_ENV = "SMSIM_CONTROL_TOKEN"
 VERSION = "1"
 _M = TypeVar("_M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -155,8 +157,6 @@ def stats_snapshot(server: SmscServer, started: float) -> dict[str, Any]:
 
 
 def _plain(obj: object) -> dict[str, Any]:
-    from dataclasses import asdict, is_dataclass
-
     assert is_dataclass(obj) and not isinstance(obj, type)
     return asdict(obj)
 
@@ -339,8 +339,6 @@ class ControlServer:
         return _json({"queued": len(batch.messages), "parts": parts})
 
     async def subscriber(self, request: web.Request) -> web.Response:
-        from simulator.subscribers.numbering import normalize
-
         engine = self.smsc.subscribers
         raw_limit = request.query.get("limit", "20")
         try:

@@ -2,7 +2,8 @@
 ``top``, plus the ``smsim smsc`` side (``with_control``: --control-port and defaults).
 
 They speak HTTP to the running SMSC (``--control URL``, env SMSIM_CONTROL_URL; token
-from --token or env SMSIM_CONTROL_TOKEN) and hold no state of their own."""
+from --token or env SMSIM_CONTROL_TOKEN) and hold no state of their own. Importing this
+module must stay cheap (``smsim`` imports it to build its parser): no aiohttp here."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from rich.table import Table
 
 from simulator.config import DEFAULT_CONTROL_PORT, SmscConfig
 
-from .control import TOKEN_ENV
+from .control_schema import TOKEN_ENV
 from .control_top import Snapshot, render
 
 URL_ENV = "SMSIM_CONTROL_URL"

@@ -7,6 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+#: The environment variable a token may come from (server and CLI alike).
+TOKEN_ENV = "SMSIM_CONTROL_TOKEN"
+
 _NUMBER = r"^\+?[0-9]{1,20}$"
 _ADDRESS = r"^[0-9]{1,21}$"
 

@@ -935,8 +935,8 @@ class OperatorSmsc:
             task.cancel()
 
     def pending_deliveries(self) -> int:
-        """deliver_sm queued or in flight, across accounts."""
-        queued = sum(len(a.outbox) for a in self.accounts.values())
+        """deliver_sm queued (or held while receipts are paused) or in flight."""
+        queued = sum(len(a.outbox) for a in self.accounts.values()) + len(self.held_receipts)
         in_flight = sum(
             1
             for c in self.connections

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import calendar
+import random
+from collections import Counter
 
 import pytest
 
-from simulator.config import DeliveryConfig
+from simulator.config import DeliveryConfig, PopulationConfig
 from simulator.smpp.constants import MessageState
 from simulator.smpp.times import SmppTimeError, format_smpp_time, parse_smpp_time
-from simulator.subscribers.delivery import DeliveryModel, handset_on, local_hour
+from simulator.subscribers.delivery import DeliveryModel, handset_on, local_hour, next_on
+from simulator.subscribers.population import Population
 from simulator.subscribers.profile import (
     Availability,
     DelayProfile,
@@ -129,3 +132,20 @@ def test_smpp_times() -> None:
     with pytest.raises(SmppTimeError):
         parse_smpp_time("261399120000008+", 0)
     assert parse_smpp_time(format_smpp_time(NOON_CAIRO + 0.5), 0) == NOON_CAIRO + 0.5
+
+
+def test_next_on_is_the_first_minute_the_handset_is_on_again() -> None:
+    pop = Population(PopulationConfig(enabled=True, size=5_000, seed=4))
+    rng = random.Random(2)
+    checked = Counter[str]()
+    for i in range(pop.size):
+        sub = pop.profile_at(i)
+        ts = 1_795_000_000.0 + rng.uniform(0, 86400)
+        back = next_on(sub, ts)
+        if not sub.assigned or sub.availability is Availability.DEAD:
+            assert back is None
+            continue
+        assert back is not None and back >= ts and handset_on(sub, back)
+        assert all(not handset_on(sub, t) for t in range(int(ts), int(back) - 1, 60))
+        checked[sub.availability.value] += 1
+    assert min(checked.values()) > 100 and len(checked) == 3

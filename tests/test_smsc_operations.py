@@ -466,7 +466,7 @@ async def test_mt_parts_out_of_order_are_joined_and_incomplete_ones_dropped_afte
         await client.request(_part(9, 2, 1, "ض"))
         await until(lambda: smsc.recorder.incomplete_dropped == 3, timeout=3)
         assert smsc.recorder.completed == 2
-        assert smsc.recorder._ids == {}  # the dropped parts' message ids are forgotten too
+        assert smsc.recorder._parts == {}  # the dropped parts are forgotten too
         await client.unbind()
 
 

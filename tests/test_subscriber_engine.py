@@ -26,7 +26,7 @@ from simulator.config import (
 )
 from simulator.esme.client import EsmeClient
 from simulator.smpp.constants import RECEIPT_STAT, EsmClass, MessageState, Tag
-from simulator.smpp.pdu import DeliverSm, SubmitSm
+from simulator.smpp.pdu import CancelSm, DeliverSm, ReplaceSm, SubmitSm
 from simulator.smpp.segmentation import Concat, parse_udh, split_message
 from simulator.smpp.text import alphabet_of, choose_coding, decode_text
 from simulator.smsc.server import SmscServer
@@ -687,6 +687,7 @@ def test_waiting_replies_share_a_timer_per_slot_and_never_go_early() -> None:
     )
     numbers = [engine.population.msisdn(i) for i in range(6)]
     wanted = []
+    delivered = []
     for i, number in enumerate(numbers):
         mono.t = 0.3 * i  # submits 0.3 s apart; reply due network delay + 2 s later
         msg = Message(str(i + 1), "rapidpro", "1442", 3, 0, number, 1, 1, 0, 0, b"q?",
@@ -694,7 +695,19 @@ def test_waiting_replies_share_a_timer_per_slot_and_never_go_early() -> None:
         out = engine.outcome(msg)
         msg.planned_state, msg.planned_time = out.state, msg.submit_time + out.delay
         engine.on_mt(msg)
+        delivered.append(mono.t + out.delay)  # when each reaches the handset
         wanted.append(mono.t + out.delay + 2.0)  # when each reply is due, real seconds
+    # Nothing is read before it reaches the handset: the messages wait, per slot too.
+    assert engine.summary().pending_replies == 0
+    assert sorted(due for due, _, _ in timers) == sorted({float(math.ceil(d)) for d in delivered})
+    arrivals = sorted(timers, key=lambda t: t[0])
+    timers.clear()
+    for due, fn, key in arrivals:
+        before = engine.summary().pending_replies
+        mono.t = due
+        fn(key)
+        in_slot = [d for d in delivered if due - 1 < d <= due]
+        assert engine.summary().pending_replies - before == len(in_slot)
     assert engine.summary().pending_replies == len(numbers)
     # One timer per one-second slot, at the slot's end: never before a reply in it.
     assert sorted(due for due, _, _ in timers) == sorted({float(math.ceil(w)) for w in wanted})
@@ -708,3 +721,181 @@ def test_waiting_replies_share_a_timer_per_slot_and_never_go_early() -> None:
     assert sorted(s for s, _ in sent) == sorted(numbers)
     assert engine.summary().pending_replies == 0
     assert {t for _, t in sent} == {"len 2 #0"}
+
+
+# --- cancel_sm, replace_sm and alert_notification with the subscribers on -------------------
+
+#: The question as replace_sm rewrites it (same data_coding as the original: UCS-2).
+NEW_QUESTION = "تصحيح: هل استلمت دعم كرامة هذا الشهر؟ ١) نعم ٢) لا"
+
+
+async def test_a_cancelled_message_is_never_read_and_a_replaced_one_is_read_anew() -> None:
+    # 600 simulated seconds to each handset at x600: one real second to cancel or replace.
+    scale = 600.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=20_000, seed=8, **EAGER),
+        delivery=DeliveryConfig(network_delay=600.0, network_delay_sigma=0.0),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    model = EchoLength()
+    engine.behaviour = model
+    kept, cancelled, replaced, long_cancelled = engine.population.sample(4, random.Random(9))
+    receipts: dict[str, list[DeliverSm]] = {}
+    mo: list[DeliverSm] = []
+
+    def on_deliver(pdu: DeliverSm) -> int:
+        if is_receipt(pdu):
+            receipts.setdefault(pdu.source_addr, []).append(pdu)
+        else:
+            mo.append(pdu)
+        return 0
+
+    client = await EsmeClient.connect("127.0.0.1", smsc.port, on_deliver=on_deliver)
+    coding, payload = choose_coding(QUESTION * 3)
+    parts = split_message(payload, alphabet_of(coding), Concat.UDH8, 41)
+    assert len(parts) > 1
+    try:
+        ids = await send_all(client, [submit(kept), submit(cancelled), submit(replaced)])
+        await send_all(
+            client,
+            [
+                SubmitSm(
+                    source_addr="1442",
+                    source_addr_ton=3,
+                    destination_addr=long_cancelled,
+                    dest_addr_ton=1,
+                    dest_addr_npi=1,
+                    esm_class=EsmClass.UDHI,
+                    data_coding=coding,
+                    short_message=part.body,
+                    registered_delivery=1,
+                )
+                for part in parts
+            ],
+        )
+        resp = await client.request(CancelSm(message_id=ids[1], source_addr="1442"))
+        assert resp.command_status == 0
+        resp = await client.request(
+            ReplaceSm(
+                message_id=ids[2],
+                source_addr="1442",
+                registered_delivery=1,
+                short_message=NEW_QUESTION.encode("utf-16-be"),
+            )
+        )
+        assert resp.command_status == 0
+        # Without a message_id: every pending part from 1442 to that handset.
+        resp = await client.request(
+            CancelSm(source_addr="1442", destination_addr=long_cancelled, dest_addr_ton=1)
+        )
+        assert resp.command_status == 0
+        await until(lambda: len(mo) >= 2, 10)
+        # Well past every planned delivery (and a reply 2 s after it): nothing more comes.
+        await asyncio.sleep(1.5)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+    # Read: the kept message as sent, the replaced one with its new text, each once.
+    assert sorted(model.seen) == sorted([(QUESTION, 0), (NEW_QUESTION, 0)])
+    answers = {p.source_addr: decode_text(p.short_message, p.data_coding) for p in mo}
+    assert len(mo) == 2
+    assert answers == {kept: f"len {len(QUESTION)} #0", replaced: f"len {len(NEW_QUESTION)} #0"}
+    # The SMSC's side: no receipt after cancel_sm; the replaced text quoted in its receipt.
+    assert set(receipts) == {kept, replaced}
+    assert b"stat:DELIVRD" in receipts[replaced][0].short_message
+    quoted = NEW_QUESTION[:20].encode("ascii", "replace")  # Appendix B's text: ASCII
+    assert receipts[replaced][0].short_message.endswith(b" text:" + quoted)
+    # What the engine recorded: the cancelled ones DELETED, the replaced one's new text.
+    (mt,) = engine.received_by(cancelled)
+    assert (mt.text, mt.outcome) == (QUESTION, "DELETED")
+    assert mt.done_time is not None and mt.done_time < mt.time + 600
+    (mt,) = engine.received_by(long_cancelled)
+    assert (mt.text, mt.outcome) == (QUESTION * 3, "DELETED")
+    (mt,) = engine.received_by(replaced)
+    assert (mt.text, mt.outcome) == (NEW_QUESTION, "DELIVRD")
+    assert engine.sent_by(cancelled) == [] and engine.sent_by(long_cancelled) == []
+    summary = engine.summary()
+    assert summary.outcome_total("DELIVRD") == 2
+    assert summary.outcome_total("DELETED") == 1 + len(parts)
+    assert summary.pending_replies == 0
+
+
+async def test_an_alert_notification_follows_a_failed_set_dpf_message_when_the_handset_is_on() -> (
+    None
+):
+    scale = 10_000.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=200_000, seed=21),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=THREE_AM_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    pop = engine.population
+    validity = "000000001000000R"  # 10 minutes: every retry by then finds the handset off
+
+    def off_until_failure(s: Subscriber) -> bool:
+        # Off for the first hour, whenever in it the submit lands.
+        return (
+            s.assigned
+            and not s.barred
+            and all(not handset_on(s, THREE_AM_CAIRO + t) for t in range(0, 3600, 60))
+        )
+
+    night = _find(pop, lambda s: s.availability is Availability.NIGHT_OFF and off_until_failure(s))
+    often = _find(pop, lambda s: s.availability is Availability.OFTEN_OFF and off_until_failure(s))
+    dead = _find(pop, lambda s: s.availability is Availability.DEAD and off_until_failure(s))
+    quiet = _find(
+        pop,
+        lambda s: s.availability is Availability.NIGHT_OFF and off_until_failure(s) and s != night,
+    )
+    dpf = {Tag.SET_DPF: 1}
+    seen: dict[str, float] = {}
+    client = await EsmeClient.connect("127.0.0.1", smsc.port)
+    try:
+        await send_all(
+            client,
+            [
+                submit(night.msisdn, validity_period=validity, tlvs=dpf),
+                submit(often.msisdn, validity_period=validity, tlvs=dpf),
+                submit(dead.msisdn, validity_period=validity, tlvs=dpf),
+                submit(quiet.msisdn, validity_period=validity),  # no set_dpf: no alert
+            ],
+        )
+
+        def arrived() -> bool:
+            for alert in client.alerts:
+                seen.setdefault(alert.source_addr, smsc.clock.now())
+            return len(seen) >= 2
+
+        await until(arrived, 15)
+        await until(lambda: smsc.clock.now() > THREE_AM_CAIRO + 9 * 3600, 10)  # all are on
+    finally:
+        await client.unbind()
+        await smsc.stop()
+    assert sorted(seen) == sorted([night.msisdn, often.msisdn])
+    assert len(client.alerts) == 2
+    for sub in (night, often):
+        (alert,) = [a for a in client.alerts if a.source_addr == sub.msisdn]
+        assert alert.esme_addr == "1442" and alert.esme_addr_ton == 3
+        assert alert.tlvs[Tag.MS_AVAILABILITY_STATUS] == 0
+        (mt,) = engine.received_by(sub.msisdn)
+        failed_at = int(mt.time + 600)
+        assert mt.outcome == "EXPIRED" and mt.done_time == mt.time + 600
+        # Sent when the handset came back on: on then, off every minute from the failure
+        # until shortly before (the loop's latency, times the scale, is the slack).
+        at = seen[sub.msisdn]
+        assert handset_on(sub, at)
+        slack = 0.25 * scale
+        assert all(not handset_on(sub, t) for t in range(failed_at, int(at - slack), 60))
+        assert at - failed_at > 1800, "the handset was off for a while"
+    # The dead SIM's flag stays pending: its handset never comes back.
+    assert smsc.operator().delivery_pending_flags() == {dead.msisdn: ["rapidpro"]}
+    assert engine.alerts_planned == 2

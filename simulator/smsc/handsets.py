@@ -40,6 +40,36 @@ class ReceivedMt:
         return decode_text(self.payload, self.data_coding)
 
 
+def mt_part(msg: Message) -> tuple[tuple[int, int, int] | None, bytes]:
+    """One MT part as the handset takes it: (ref, total, seq) when it is a part of a
+    concatenated message (UDH or SAR), and its payload without the UDH."""
+    payload = msg.short_message
+    tlvs = msg.tlvs
+    if not payload and tlvs:
+        whole = tlvs.get(Tag.MESSAGE_PAYLOAD)
+        if isinstance(whole, bytes):
+            payload = whole
+    concat = None
+    if msg.esm_class & EsmClass.UDHI:
+        try:
+            info, _udh, body = parse_udh(payload)
+        except UdhError as exc:
+            log.info("mt_bad_udh id=%s error=%s", msg.message_id, exc)
+            info, body = None, payload
+        payload = body
+        if info is not None:
+            concat = (info.ref, info.total, info.seq)
+    elif tlvs and Tag.SAR_MSG_REF_NUM in tlvs:
+        ref, total, seq = (
+            tlvs.get(Tag.SAR_MSG_REF_NUM),
+            tlvs.get(Tag.SAR_TOTAL_SEGMENTS),
+            tlvs.get(Tag.SAR_SEGMENT_SEQNUM),
+        )
+        if isinstance(ref, int) and isinstance(total, int) and isinstance(seq, int):
+            concat = (ref, total, seq)
+    return concat, payload
+
+
 class MtSink(Protocol):
     def on_mt(self, msg: Message) -> None: ...
 
@@ -47,65 +77,43 @@ class MtSink(Protocol):
 class MtRecorder:
     """Reassembles MT parts per (source, destination) and logs whole messages."""
 
-    __slots__ = ("_ids", "_log", "_reassembler", "completed", "incomplete_dropped", "on_complete")
+    __slots__ = ("_log", "_parts", "_reassembler", "completed", "incomplete_dropped", "on_complete")
 
     def __init__(
         self,
         size: int = 10_000,
         reassembly_timeout: float = 300.0,
-        on_complete: Callable[[ReceivedMt, Message], None] | None = None,
+        on_complete: Callable[[ReceivedMt, Message, tuple[Message, ...]], None] | None = None,
     ) -> None:
-        #: Called with each whole message and its last part (the subscriber engine reacts).
+        #: Called with each whole message, its last part and, for a concatenated message,
+        #: all its parts in the order they came (empty for a one-part message).
         self.on_complete = on_complete
         self._log: deque[ReceivedMt] = deque(maxlen=size or None)
         self._reassembler = Reassembler(timeout=reassembly_timeout)
-        self._ids: dict[tuple[str, str, int], list[str]] = {}
+        self._parts: dict[tuple[str, str, int], list[Message]] = {}
         self.completed = 0
         self.incomplete_dropped = 0
 
     def on_mt(self, msg: Message) -> None:
-        payload = msg.short_message
-        tlvs = msg.tlvs
-        if not payload and tlvs:
-            whole = tlvs.get(Tag.MESSAGE_PAYLOAD)
-            if isinstance(whole, bytes):
-                payload = whole
-        concat = None
-        if msg.esm_class & EsmClass.UDHI:
-            try:
-                info, _udh, body = parse_udh(payload)
-            except UdhError as exc:
-                log.info("mt_bad_udh id=%s error=%s", msg.message_id, exc)
-                info, body = None, payload
-            payload = body
-            if info is not None:
-                concat = (info.ref, info.total, info.seq)
-        elif tlvs and Tag.SAR_MSG_REF_NUM in tlvs:
-            ref, total, seq = (
-                tlvs.get(Tag.SAR_MSG_REF_NUM),
-                tlvs.get(Tag.SAR_TOTAL_SEGMENTS),
-                tlvs.get(Tag.SAR_SEGMENT_SEQNUM),
-            )
-            if isinstance(ref, int) and isinstance(total, int) and isinstance(seq, int):
-                concat = (ref, total, seq)
+        concat, payload = mt_part(msg)
         if concat is None or concat[1] == 1:
-            self._record(msg, payload, (msg.message_id,), 1)
+            self._record(msg, payload, (msg.message_id,), 1, ())
             if len(self._reassembler):
                 self.expire(msg.submit_time)
             return
         ref, total, seq = concat
         key = (msg.source_addr, msg.destination_addr)
-        id_key = (msg.source_addr, msg.destination_addr, ref)
-        self._ids.setdefault(id_key, []).append(msg.message_id)
+        parts_key = (msg.source_addr, msg.destination_addr, ref)
+        self._parts.setdefault(parts_key, []).append(msg)
         try:
             whole = self._reassembler.add(key, ref, total, seq, payload, msg.submit_time)
         except ValueError as exc:
             log.info("mt_bad_segment id=%s error=%s", msg.message_id, exc)
-            self._ids.pop(id_key, None)
+            self._parts.pop(parts_key, None)
             return
         if whole is not None:
-            ids = tuple(self._ids.pop(id_key, ()))
-            self._record(msg, whole, ids, total)
+            parts = tuple(self._parts.pop(parts_key, ()))
+            self._record(msg, whole, tuple(m.message_id for m in parts), total, parts)
         self.expire(msg.submit_time)
 
     def expire(self, now: float) -> int:
@@ -119,15 +127,22 @@ class MtRecorder:
             src, dst = cast(tuple[str, str], dropped.key)
             dropped_key = (src, dst, dropped.ref)
             if dropped.reason == "replaced":
-                # Same key and ref, another total: only the newest part's id lives on.
-                kept = self._ids.get(dropped_key)
+                # Same key and ref, another total: only the newest part lives on.
+                kept = self._parts.get(dropped_key)
                 if kept:
                     del kept[:-1]
             else:
-                self._ids.pop(dropped_key, None)
+                self._parts.pop(dropped_key, None)
         return n
 
-    def _record(self, msg: Message, payload: bytes, ids: tuple[str, ...], parts: int) -> None:
+    def _record(
+        self,
+        msg: Message,
+        payload: bytes,
+        ids: tuple[str, ...],
+        total: int,
+        parts: tuple[Message, ...],
+    ) -> None:
         self.completed += 1
         mt = ReceivedMt(
             msg.source_addr,
@@ -135,12 +150,12 @@ class MtRecorder:
             msg.data_coding,
             payload,
             ids,
-            parts,
+            total,
             msg.submit_time,
         )
         self._log.append(mt)
         if self.on_complete is not None:
-            self.on_complete(mt, msg)
+            self.on_complete(mt, msg, parts)
 
     def messages(self, destination: str | None = None) -> list[ReceivedMt]:
         """Whole messages received, oldest first, optionally for one handset."""

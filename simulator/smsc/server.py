@@ -153,6 +153,7 @@ class SmscServer:
                 loop_time=self._loop.time,
                 inject=self.inject_mo,
                 operators=list(self.operators),
+                alert=self.handset_available,
             )
         self._tick_task = asyncio.create_task(self._tick_loop())
         if self.config.control.enabled:

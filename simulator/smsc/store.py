@@ -38,6 +38,9 @@ class Message:
     #: handset side reacts to a message only once it is delivered.
     planned_state: int = 0
     planned_time: float = 0.0
+    #: The handset sink's own note while the message is on its way (the subscriber
+    #: engine: where it stands, so cancel_sm and replace_sm reach what the handset sees).
+    handset: object = None
     #: submit_multi: every destination's Message, in order, sharing one message_id (the
     #: first is the one the store holds); None for a single-destination submit.
     group: list[Message] | None = None

@@ -59,6 +59,32 @@ def handset_on(sub: Subscriber, ts: float) -> bool:
     return unit(mix64(sub.entropy ^ (block * 0x2545F4914F6CDD1D))) >= 0.6
 
 
+def next_on(sub: Subscriber, ts: float, horizon: float = 7 * 86400) -> float | None:
+    """The first simulated time at or after ``ts`` when the handset is on (it is back in
+    service, say, after a failed delivery), or None if not within ``horizon`` seconds:
+    never for an unassigned number or a dead SIM."""
+    kind = sub.availability
+    if not sub.assigned or kind is Availability.DEAD:
+        return None
+    if kind is Availability.ALWAYS or handset_on(sub, ts):
+        return ts
+    if kind is Availability.NIGHT_OFF:
+        # Off now, so on again at the subscriber's morning edge (see handset_on).
+        on_at = 7.0 + (unit(sub.entropy) - 0.5) * 3.0
+        back = ts + ((on_at - local_hour(ts)) % 24) * 3600
+        for _ in range(4):  # the edge to the float, then a millisecond at a time
+            if handset_on(sub, back):
+                return back if back - ts <= horizon else None
+            back += 0.001
+        return None
+    # OFTEN_OFF: on again at the start of the next two-hour block that is on.
+    block = int(ts // 7200) + 1
+    for b in range(block, block + int(horizon // 7200) + 1):
+        if handset_on(sub, b * 7200.0):
+            return b * 7200.0 if b * 7200.0 - ts <= horizon else None
+    return None
+
+
 @dataclass(slots=True, frozen=True)
 class Fate:
     """What happens to one MT: final state, after how long (simulated s), error code."""

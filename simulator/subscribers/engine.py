@@ -2,10 +2,15 @@
 
 ``SubscriberEngine`` is both the SMSC's receipt policy (``outcome``: the fate of a
 message from its recipient's handset and the retry schedule) and its handset sink
-(``on_mt``: a whole, delivered message reaches a person, who may answer later). Replies
-and spontaneous texts are scheduled on the SMSC's timer heap, on the simulated clock,
-and injected as MO through the listener of the subscriber's serving operator (a ported
-number's new one; ``population.listeners`` maps other listener names).
+(``on_mt``: a whole message is recorded when submitted and reaches the person when its
+planned delivery time comes, who may answer later). A message cancelled before then is
+never seen (``on_cancel``); a replaced one is seen with its new text, when its new plan
+says (``on_replace``). Replies and spontaneous texts are scheduled on the SMSC's timer
+heap, on the simulated clock, and injected as MO through the listener of the
+subscriber's serving operator (a ported number's new one; ``population.listeners`` maps
+other listener names). A set_dpf message that fails for want of the handset has the
+SMSC's alert_notification sent when the handset is next on (``SmscServer.
+handset_available``, at that real time).
 
 What a scenario asks (``SmscServer.subscribers`` is the engine): ``received_by`` and
 ``sent_by`` (one subscriber's messages, bounded by ``population.history_per_subscriber``
@@ -26,13 +31,14 @@ from typing import Any
 
 from simulator.clock import SimClock
 from simulator.config import SHORT_CODE, SmscConfig
-from simulator.smpp.constants import RECEIPT_STAT, MessageState
-from simulator.smsc.handsets import MtRecorder, ReceivedMt
+from simulator.smpp.constants import RECEIPT_STAT, MessageState, Tag
+from simulator.smpp.text import decode_text
+from simulator.smsc.handsets import MtRecorder, ReceivedMt, mt_part
 from simulator.smsc.receipts import Outcome
 from simulator.smsc.store import Message
 
 from .behaviour import BehaviourModel, Reply, ReplyModel, is_stop
-from .delivery import DeliveryModel, handset_on, local_hour
+from .delivery import DeliveryModel, handset_on, local_hour, next_on
 from .numbering import TON_NATIONAL, normalize
 from .population import Population
 from .profile import Availability, Operator, Responsiveness, Subscriber
@@ -41,7 +47,13 @@ from .state import HistoryEntry, TouchedStore
 log = logging.getLogger("smsim.subscribers")
 
 _DELIVERED = MessageState.DELIVERED
+_DELETED = MessageState.DELETED
+#: Final states for want of the handset: a set_dpf message ending so gets an alert.
+_ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)})
 _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
+#: Arrivals due within this many real seconds keep the profile derived at submission
+#: (a handset that is on: the common case, few at a time); later ones derive it again.
+_KEEP_PROFILE = 2.0
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
@@ -61,14 +73,54 @@ class _DueSlot:
     others: dict[int, str]
 
 
+@dataclass(slots=True)
+class _Whole:
+    """A concatenated message on its way: its parts (in the order they came), its text
+    as reassembled, and the subscriber's message number; replace_sm rebuilds ``payload``
+    from the parts."""
+
+    parts: tuple[Message, ...]
+    payload: bytes
+    seq: int
+    msisdn: str
+
+    def version(self) -> int:
+        return sum(p.version for p in self.parts)
+
+    def done(self) -> float:
+        return max(p.planned_time for p in self.parts)
+
+    def fate(self) -> int:
+        """The whole's planned state: delivered when every part is (and none cancelled)."""
+        for p in self.parts:
+            if p.state == _DELETED:
+                return _DELETED
+            if p.planned_state != _DELIVERED:
+                return p.planned_state
+        return _DELIVERED
+
+
+@dataclass(slots=True)
+class _ArrivalSlot:
+    """Messages reaching handsets in one slot, in columns: the message (its last part),
+    its version when planned (a changed one: cancelled or replaced since), the profile
+    when kept, the whole for a concatenated message."""
+
+    msgs: list[Message]
+    versions: array[int]
+    subs: list[Subscriber | None]
+    wholes: dict[int, _Whole]
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     """Totals since the engine started (not bounded by the history ring).
 
-    ``outcomes``: serving operator -> receipt stat -> MT parts, as decided at submission
-    (the receipt may still be due). ``replies``: serving operator -> reply kind (or
-    ``spontaneous``) -> MO texts sent. ``replies_by_responsiveness``: the senders'
-    responsiveness -> MO texts sent. ``received``: whole (reassembled) MT messages.
+    ``outcomes``: serving operator -> receipt stat -> MT parts, as planned (the receipt
+    may still be due; replace_sm plans again, cancel_sm makes it DELETED). ``replies``:
+    serving operator -> reply kind (or ``spontaneous``) -> MO texts sent.
+    ``replies_by_responsiveness``: the senders' responsiveness -> MO texts sent.
+    ``received``: whole (reassembled) MT messages.
     ``pending_replies``: replies decided but not yet due.
     """
 
@@ -129,11 +181,18 @@ class SubscriberEngine:
         self._shape = tuple(h / mean for h in hourly)
         #: Replies waiting, by slot (see ``_plan``).
         self._due: dict[int, _DueSlot] = {}
+        #: Messages on their way to handsets, by slot (see ``_arrival``).
+        self._arriving: dict[int, _ArrivalSlot] = {}
         self._slot = min(1.0, max(0.001, 1.0 / clock.time_scale))
         self._send_due_fn = self._send_due
+        self._arrive_fn = self._arrive
+        self._dpf_fn = self._dpf_due
         self._schedule: Schedule | None = None
         self._loop_time: Callable[[], float] | None = None
         self._inject: Inject | None = None
+        self._alert: Callable[[str], object] | None = None
+        #: Alerts scheduled for set_dpf messages failing for want of the handset.
+        self.alerts_planned = 0
         self._rng = random.Random(config.population.seed ^ 0x5EED)
         self._last_spontaneous: float | None = None
 
@@ -144,11 +203,14 @@ class SubscriberEngine:
         loop_time: Callable[[], float],
         inject: Inject,
         operators: list[str],
+        alert: Callable[[str], object] | None = None,
     ) -> None:
-        """Connect to a running SMSC: its timer heap, loop clock, MO injector, operators."""
+        """Connect to a running SMSC: its timer heap, loop clock, MO injector, operators,
+        and what to call when a handset with a delivery pending flag is on again."""
         self._schedule = schedule
         self._loop_time = loop_time
         self._inject = inject
+        self._alert = alert
         self._operators = operators
         listeners = self.config.population.listeners
         for op in Operator:
@@ -180,42 +242,176 @@ class SubscriberEngine:
         # part of one concatenated message shares one fate.
         salt = self.store.mt_count(sub.msisdn)
         state, delay, err, _ = self.delivery.decide(sub, msg.submit_time, msg.validity_period, salt)
-        self.outcomes[(sub.operator, RECEIPT_STAT[state])] += 1
+        outcomes = self.outcomes
+        if msg.version:  # replace_sm plans it again: the old plan no longer counts
+            outcomes[(sub.operator, RECEIPT_STAT[MessageState(msg.planned_state)])] -= 1
+        outcomes[(sub.operator, RECEIPT_STAT[state])] += 1
+        if state is not _DELIVERED and msg.tlvs and msg.tlvs.get(Tag.SET_DPF) == 1:
+            self._plan_alert(msg, sub, msg.submit_time + delay)
         return Outcome(state, delay, err)
+
+    def _plan_alert(self, msg: Message, sub: Subscriber, failed_at: float) -> None:
+        """The SMSC sets a delivery pending flag when this set_dpf message fails for want
+        of the handset (at ``failed_at``): call ``alert`` when the handset is next on,
+        at that real time (never for a dead SIM or an unassigned number)."""
+        if self._schedule is None or self._loop_time is None or self._alert is None:
+            return
+        back = next_on(sub, failed_at)
+        if back is None:
+            return
+        self.alerts_planned += 1
+        real = self._loop_time() + max(0.0, self.clock.to_real(back - self.clock.now()))
+        self._schedule(real, self._dpf_fn, (msg, msg.version))
+
+    def _dpf_due(self, item: tuple[Message, int]) -> None:
+        msg, version = item
+        if msg.version != version or self._alert is None:
+            return  # replaced (planned again) or cancelled since
+        if not msg.final:
+            # Due the instant the message fails: let the SMSC finish it (and flag) first.
+            assert self._schedule is not None and self._loop_time is not None
+            self._schedule(self._loop_time() + 0.001, self._dpf_fn, item)
+            return
+        if msg.state in _ABSENT:
+            self._alert(msg.destination_addr)
 
     # --- MtSink ------------------------------------------------------------------------------
 
     def on_mt(self, msg: Message) -> None:
         self.recorder.on_mt(msg)
 
-    def _on_whole(self, mt: ReceivedMt, last: Message) -> None:
+    def _on_whole(self, mt: ReceivedMt, last: Message, parts: tuple[Message, ...]) -> None:
+        """A whole message reached the SMSC: recorded now, seen by the person when its
+        planned delivery time comes (``_arrival``)."""
         cached_msg, sub = self._last
         if cached_msg is not last:
             sub = self.subscriber(mt.destination_addr, last.dest_ton)
-        store = self.store
-        text = mt.text
         self.received += 1
-        done = last.planned_time
-        state = last.planned_state
+        msisdn = sub.msisdn
+        whole = None
+        if parts:
+            whole = _Whole(parts, mt.payload, 0, msisdn)
+            done, state = whole.done(), whole.fate()
+        else:
+            done, state = last.planned_time, last.planned_state
         delivered = state == _DELIVERED
         stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
-        msisdn = sub.msisdn
-        seq = store.record_mt(msisdn, last.submit_time, text, mt.message_ids[0], stat, done)
-        if not delivered or self._schedule is None:
+        seq = self.store.record_mt(msisdn, last.submit_time, mt.text, mt.message_ids[0], stat, done)
+        if whole is None:
+            last.handset = seq
+        else:
+            whole.seq = seq
+            for p in parts:
+                p.handset = whole
+        if delivered and self._schedule is not None:
+            self._arrival(last, sub, done, whole)
+
+    def _arrival(self, msg: Message, sub: Subscriber, done: float, whole: _Whole | None) -> None:
+        """Keep a message until it reaches the handset at ``done`` (simulated), in
+        columns per slot with one timer per slot as replies wait (``_plan``); the
+        version then tells whether cancel_sm or replace_sm changed it meanwhile."""
+        assert self._schedule is not None and self._loop_time is not None
+        wait = max(0.0, self.clock.to_real(done - self.clock.now()))
+        width = self._slot
+        key = math.ceil((self._loop_time() + wait) / width)
+        slot = self._arriving.get(key)
+        if slot is None:
+            slot = self._arriving[key] = _ArrivalSlot([], array("q"), [], {})
+            self._schedule(key * width, self._arrive_fn, key)
+        if whole is not None:
+            slot.wholes[len(slot.msgs)] = whole
+            slot.versions.append(whole.version())
+        else:
+            slot.versions.append(msg.version)
+        slot.msgs.append(msg)
+        slot.subs.append(sub if wait < _KEEP_PROFILE else None)
+
+    def _arrive(self, key: int) -> None:
+        slot = self._arriving.pop(key, None)
+        if slot is None:
             return
+        wholes = slot.wholes
+        for i, msg in enumerate(slot.msgs):
+            whole = wholes.get(i) if wholes else None
+            if whole is None:
+                seq = msg.handset
+                if msg.version != slot.versions[i] or not isinstance(seq, int):
+                    continue  # cancelled or replaced (the replacement has its own)
+                text = decode_text(mt_part(msg)[1], msg.data_coding)
+                done = msg.planned_time
+                msg.handset = None  # seen: a late replace_sm no longer reaches it
+            else:
+                if whole.version() != slot.versions[i]:
+                    continue
+                seq, text, done = (
+                    whole.seq,
+                    decode_text(whole.payload, msg.data_coding),
+                    whole.done(),
+                )
+                for p in whole.parts:
+                    p.handset = None
+            sub = slot.subs[i] or self.subscriber(msg.destination_addr, msg.dest_ton)
+            self._react(sub, msg, text, done, seq)
+
+    def _react(self, sub: Subscriber, msg: Message, text: str, done: float, seq: int) -> None:
+        """The person reads ``text`` (delivered at ``done``) and may answer."""
+        store = self.store
+        msisdn = sub.msisdn
         opted = store.is_opted_out(msisdn) if store.opt_decisions else None
         if opted or (opted is None and sub.opted_out):
             return
         replies = self.behaviour.react(sub, text, done, seq)
         if replies:
             # Replies go to whoever sent the message when it came from a short code.
-            source = last.source_addr
+            source = msg.source_addr
             if source == SHORT_CODE:
                 to = SHORT_CODE  # the shared constant, not this PDU's copy
             else:
                 to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
             for reply in replies:
                 self._plan(msisdn, reply, done + reply.delay, to)
+
+    def on_cancel(self, msg: Message) -> None:
+        """cancel_sm took the message before it reached the handset: never seen (its
+        arrival is stale by its version) and recorded as DELETED."""
+        note = msg.handset
+        sub = self.subscriber(msg.destination_addr, msg.dest_ton)
+        planned = RECEIPT_STAT[MessageState(msg.planned_state)] if msg.planned_state else None
+        if planned is not None:
+            self.outcomes[(sub.operator, planned)] -= 1
+        self.outcomes[(sub.operator, RECEIPT_STAT[_DELETED])] += 1
+        if isinstance(note, _Whole):
+            first = note.parts[0].message_id
+        elif isinstance(note, int):
+            first = msg.message_id
+        else:
+            return  # a part of a message still incomplete, or seen already
+        self.store.amend_mt(sub.msisdn, first, outcome="DELETED", done_time=msg.done_time)
+
+    def on_replace(self, msg: Message) -> None:
+        """replace_sm changed the message (and the SMSC planned it again) before it
+        reached the handset: it arrives as planned now, with its new text."""
+        cached_msg, sub = self._last
+        if cached_msg is not msg:
+            sub = self.subscriber(msg.destination_addr, msg.dest_ton)
+        note = msg.handset
+        whole = None
+        if isinstance(note, _Whole):
+            whole = note
+            whole.payload = _reassemble(whole.parts)
+            first, text = whole.parts[0].message_id, decode_text(whole.payload, msg.data_coding)
+            done, state = whole.done(), whole.fate()
+            last = whole.parts[-1]
+        elif isinstance(note, int):
+            first, text = msg.message_id, decode_text(mt_part(msg)[1], msg.data_coding)
+            done, state, last = msg.planned_time, msg.planned_state, msg
+        else:
+            return  # seen already, or a part of a message still incomplete
+        delivered = state == _DELIVERED
+        stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
+        self.store.amend_mt(sub.msisdn, first, text=text, outcome=stat, done_time=done)
+        if delivered and self._schedule is not None:
+            self._arrival(last, sub, done, whole)
 
     def _plan(self, msisdn: str, reply: Reply, sim_at: float, to: str) -> None:
         """Keep a reply until due. A quiz to millions leaves millions of replies waiting
@@ -347,6 +543,16 @@ class SubscriberEngine:
             "counters": asdict(counters) if counters is not None else None,
             "history": [asdict(e) for e in self.store.history(sub.msisdn)],
         }
+
+
+def _reassemble(parts: tuple[Message, ...]) -> bytes:
+    """A concatenated message's text from its parts as they are now, in their order."""
+    numbered = []
+    for i, part in enumerate(parts):
+        concat, body = mt_part(part)
+        numbered.append((concat[2] if concat is not None else i, body))
+    numbered.sort(key=lambda item: item[0])
+    return b"".join(body for _, body in numbered)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

@@ -309,6 +309,57 @@ class TouchedStore:
                 return
             seq = prevs[slot]
 
+    def amend_mt(
+        self,
+        msisdn: str,
+        message_id: str,
+        *,
+        text: str | None = None,
+        outcome: str | None = None,
+        done_time: float | None = None,
+    ) -> bool:
+        """Correct what was recorded of the subscriber's MT ``message_id`` (cancel_sm:
+        DELETED; replace_sm: the new text and outcome), looked for among their last
+        ``per_subscriber`` events; False when it is no longer there."""
+        row = self._row(msisdn)
+        capacity = self._capacity
+        if row is None or not capacity:
+            return False
+        oldest = self._seq - capacity
+        seq = self._head[row]
+        for _ in range(self._per_subscriber):
+            if seq < 0 or seq < oldest:
+                return False
+            slot = seq % capacity
+            kind, mid = self._ev_kind[slot], self._ev_id[slot]
+            same = (
+                self._ev_id_text.get(slot) == message_id
+                if mid == _ID_TEXT
+                else str(mid) == message_id
+            )
+            if not kind & 1 and mid != _NO_ID and same:
+                break
+            seq = self._ev_prev[slot]
+        else:
+            return False
+        if text is not None:
+            texts = self._texts
+            shared = texts.get(text)
+            if shared is None:
+                if len(texts) >= _TEXT_CACHE:
+                    texts.clear()
+                texts[text] = shared = text
+            self._ev_text[slot] = shared
+        if outcome is not None:
+            old = self._stat_names[kind >> 1] if kind >> 1 else None
+            if old is not None and self._outcomes.get(old):
+                self._outcomes[old] -= 1
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+            self._ev_kind[slot] = self._code(outcome) << 1
+        if done_time is not None:
+            self._ev_done[slot] = done_time
+        return True
+
     def opt_out(self, msisdn: str, time: float) -> None:
         """``msisdn`` asked to receive nothing more (STOP / إلغاء)."""
         self._set_opted(msisdn, time, 1)

@@ -137,6 +137,13 @@ class UssdDialIn(StrEnum):
     DESTINATION = "destination"
 
 
+class UssdTransport(StrEnum):
+    """How the network reaches the USSD application."""
+
+    SMPP = "smpp"  # deliver_sm / submit_sm on the accounts' binds
+    HTTP = "http"  # an aggregator's callback POSTs to ``url`` (CON / END answers)
+
+
 class UssdConfig(_Model):
     """USSD over SMPP on one operator: the network's limits and its TLV conventions.
 
@@ -171,11 +178,21 @@ class UssdConfig(_Model):
     #: A release (timeout, abandon) is told to the platform as a PSSR indication with the
     #: end bit set and empty text; off, the platform is not told.
     notify_release: bool = True
+    transport: UssdTransport = UssdTransport.SMPP
+    #: HTTP transport: the application's callback URL (Africa's Talking style).
+    url: str = ""
+    #: HTTP transport: ``networkCode`` sent (MCC+MNC; Egypt 602: 01 Orange, 02 Vodafone,
+    #: 03 Etisalat, 04 WE).
+    network_code: str = "60202"
 
     @model_validator(mode="after")
     def _reply_op(self) -> UssdConfig:
         if self.reply_op not in (1, 18):
             raise ValueError("reply_op must be 18 (USSR confirm) or 1 (PSSR indication)")
+        if self.transport is UssdTransport.HTTP and not self.url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("transport http needs url = http(s)://...")
         return self
 
 

@@ -11,10 +11,8 @@ No asyncio here: the SMSC's loop calls in, and time comes from ``loop_time``.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from simulator.config import UssdConfig
 from simulator.smpp.constants import Status, UssdServiceOp
@@ -23,7 +21,10 @@ from simulator.smpp.pdu import SubmitSm
 from simulator.smsc.stats import LatencyHistogram
 
 from .mapping import network_pdu, read_submit, short_code_of
+from .ports import ScreenEvent, UssdHandset, UssdRecorder
 from .session import Release, ScreenStatus, UssdSession, UssdSessions
+
+__all__ = ["ScreenEvent", "UssdHandset", "UssdNetwork", "UssdRecorder"]
 
 if TYPE_CHECKING:
     from simulator.smsc.connection import SmppConnection
@@ -40,44 +41,6 @@ _REFUSAL = {
     ScreenStatus.NOT_AWAITED: Status.ESME_RSUBMITFAIL,
     ScreenStatus.TOO_LONG: Status.ESME_RINVMSGLEN,
 }
-
-
-class UssdHandset(Protocol):
-    """The subscriber's side of USSD: what the handset shows."""
-
-    def on_screen(self, network: UssdNetwork, session: UssdSession, final: bool) -> None:
-        """A screen (``session.screen``) is shown; ``final``: the session is over."""
-
-    def on_release(self, network: UssdNetwork, session: UssdSession) -> None:
-        """The network released the session (``session.release`` says why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScreenEvent:
-    msisdn: str
-    text: str
-    final: bool
-    release: str | None
-
-
-class UssdRecorder:
-    """The default handset: keeps the last events (tests, inspection); answers nothing."""
-
-    __slots__ = ("events",)
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.events: deque[ScreenEvent] = deque(maxlen=size)
-
-    def on_screen(self, network: UssdNetwork, session: UssdSession, final: bool) -> None:
-        release = session.release.value if session.release else None
-        self.events.append(ScreenEvent(session.msisdn, session.screen, final, release))
-
-    def on_release(self, network: UssdNetwork, session: UssdSession) -> None:
-        release = session.release.value if session.release else None
-        self.events.append(ScreenEvent(session.msisdn, "", True, release))
-
-    def of(self, msisdn: str) -> list[ScreenEvent]:
-        return [e for e in self.events if e.msisdn == msisdn]
 
 
 class UssdNetwork:

@@ -34,6 +34,7 @@ class Release(StrEnum):
     SESSION_TIMEOUT = "session_timeout"  # the whole dialogue ran out of time
     APP_TIMEOUT = "app_timeout"  # the platform was too slow: the network released it
     SCREEN_TIMEOUT = "screen_timeout"  # the subscriber did not answer a screen in time
+    APP_ERROR = "app_error"  # the application answered what can't be shown (HTTP)
 
 
 class ScreenStatus(StrEnum):
@@ -195,6 +196,14 @@ class UssdSessions:
         if s is None:
             return None
         self._close(s, Release.ABANDONED)
+        return s
+
+    def fail(self, msisdn: str) -> UssdSession | None:
+        """The application's answer can't be shown (HTTP error, no CON/END, too long)."""
+        s = self.sessions.get(msisdn)
+        if s is None:
+            return None
+        self._close(s, Release.APP_ERROR)
         return s
 
     # --- timers -----------------------------------------------------------------------------

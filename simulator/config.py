@@ -11,6 +11,7 @@ import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -202,6 +203,9 @@ class OperatorConfig(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = DEFAULT_SMPP_PORT
     #: The system_id the SMSC names itself with in bind responses.
     smsc_system_id: Annotated[str, Field(max_length=15)] = "smsim"
+    #: The SMSC's local time zone (IANA name): receipts' submit and done dates are in it
+    #: (SMPP 3.4 Appendix B), daylight saving time included.
+    timezone: str = "Africa/Cairo"
     accounts: list[AccountConfig] = Field(default_factory=lambda: [AccountConfig()])
     message_id_format: MessageIdFormat = MessageIdFormat.DECIMAL
     receipt_id_format: ReceiptIdFormat = ReceiptIdFormat.SAME
@@ -230,6 +234,10 @@ class OperatorConfig(_Model):
             raise ValueError(f"operator {self.name}: duplicate system_id in accounts")
         if self.mo_concat not in ("udh8", "udh16", "sar", "payload"):
             raise ValueError("mo_concat must be one of udh8, udh16, sar, payload")
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from None
         return self
 
 
@@ -351,6 +359,26 @@ _DAILY_SHAPE = (
 )  # fmt: skip
 
 
+class UssdBehaviourConfig(_Model):
+    """How simulated people use a USSD menu (``simulator.ussd.people``), per screen."""
+
+    #: Reading a screen and typing, simulated seconds: lognormal median and sigma; people
+    #: who barely read take ``illiterate_factor`` times longer.
+    think_median: Annotated[float, Field(gt=0)] = 7.0
+    think_sigma: Annotated[float, Field(ge=0)] = 0.6
+    illiterate_factor: Annotated[float, Field(ge=1)] = 1.8
+    #: Shares of screens on which the subscriber cancels, walks away without answering
+    #: (the network's screen timer releases it), goes back (when 0 is offered), or
+    #: presses a key that is not an option.
+    abandon_share: Annotated[float, Field(ge=0, le=1)] = 0.03
+    silent_share: Annotated[float, Field(ge=0, le=1)] = 0.02
+    back_share: Annotated[float, Field(ge=0, le=1)] = 0.06
+    wrong_key_share: Annotated[float, Field(ge=0, le=1)] = 0.03
+    #: Relative weights of the first menu's options (status, payment date,
+    #: conditionality, volunteer, talk to us); options beyond the list weigh 1.
+    first_choice: list[float] = Field(default_factory=lambda: [0.35, 0.35, 0.12, 0.08, 0.10])
+
+
 class BehaviourConfig(_Model):
     """How subscribers answer; scenarios tune this (see simulator.subscribers.behaviour)."""
 
@@ -380,6 +408,8 @@ class BehaviourConfig(_Model):
     #: Relative unprompted activity for each Cairo hour 0..23 (only ratios matter): quiet
     #: at night, a peak after the evening TV slots.
     spontaneous_shape: list[float] = Field(default_factory=lambda: list(_DAILY_SHAPE))
+    #: How people navigate USSD menus.
+    ussd: UssdBehaviourConfig = Field(default_factory=UssdBehaviourConfig)
 
     @model_validator(mode="after")
     def _check_shape(self) -> BehaviourConfig:

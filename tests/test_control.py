@@ -167,6 +167,14 @@ async def test_binds_list_windows_and_drop(smsc: SmscServer, http: aiohttp.Clien
     async with http.get("/stats") as r:
         stats = await r.json()
     assert stats["operators"]["vodafone"]["accounts"]["rapidpro"]["queued"] == 5
+    assert stats["operators"]["vodafone"]["accounts"]["rapidpro"]["counters"] == {
+        "submits": 15,
+        "accepted": 15,
+        "throttled": 0,
+        "receipts_due": 15,
+        "mo_queued": 0,
+    }
+    assert stats["operators"]["orange"]["accounts"]["rapidpro"]["counters"]["submits"] == 0
     assert stats["operators"]["vodafone"]["counters"]["accepted"] == 15
     async with http.post("/binds/drop", json={"operator": "vodafone"}) as r:
         assert await r.json() == {"dropped": 1}

@@ -137,6 +137,10 @@ async def test_metrics_are_the_smscs_counters() -> None:
         assert get(m, "smsim_receipts_total", stat="DELIVRD", **op) >= 6
         assert get(m, "smsim_mo_total", state="delivered", **op) == 1
         assert get(m, "smsim_account_tps_limit", account="rapidpro", **op) == 1
+        acct = {"account": "rapidpro", **op}
+        assert get(m, "smsim_account_messages_total", kind="throttled", **acct) == throttled
+        assert get(m, "smsim_account_messages_total", kind="submits", **acct) == 12
+        assert get(m, "smsim_account_messages_total", kind="mo_queued", **acct) == 1
         assert get(m, "smsim_queue_depth", account="rapidpro", **op) >= 0
         assert get(m, "smsim_binds", account="rapidpro", mode="bound_trx", **op) == 1
         peer = next(iter(smsc.operator().connections)).peer

@@ -16,6 +16,7 @@ from simulator.config import AccountConfig
 from simulator.smpp.constants import CommandId
 from simulator.smpp.pdu import Pdu
 
+from .stats import AccountStats
 from .throttle import TokenBucket
 
 _DELIVERIES = (CommandId.DELIVER_SM, CommandId.DATA_SM)
@@ -32,6 +33,7 @@ class Account:
         "config",
         "outbox",
         "receivers",
+        "stats",
         "system_id",
         "wants_receiver",
     )
@@ -43,6 +45,7 @@ class Account:
         self.receivers: list[SmppConnection] = []
         self.outbox: deque[Pdu] = deque()
         self.bucket = TokenBucket(config.tps) if config.tps else None
+        self.stats = AccountStats()
         self._rr = 0
         #: Called by ``pump`` when deliveries wait and no receiver is bound (outbind).
         self.wants_receiver: Callable[[Account], None] | None = None

@@ -138,6 +138,7 @@ def _operator_snapshot(op: OperatorSmsc) -> dict[str, Any]:
                 "receivers": len(acct.receivers),
                 "queued": len(acct.outbox),
                 "held": held.get(sid, 0),
+                "counters": acct.stats.as_dict(),
             }
             for sid, acct in op.accounts.items()
         },

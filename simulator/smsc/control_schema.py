@@ -91,6 +91,15 @@ _ACCOUNT = _schema(
         "receivers": _INT,
         "queued": _INT,
         "held": _INT,
+        "counters": _schema(
+            {
+                "submits": _INT,
+                "accepted": _INT,
+                "throttled": _INT,
+                "receipts_due": _INT,
+                "mo_queued": _INT,
+            }
+        ),
     }
 )
 _OPERATOR = _schema(

@@ -141,6 +141,11 @@ class SmscCollector:
             "receipts held while receipts are paused",
             labels=[*op_l, "account"],
         )
+        per_account = CounterMetricFamily(
+            "smsim_account_messages",
+            "per account: submits, accepted, throttled, receipts due, MO queued",
+            labels=[*op_l, "account", "kind"],
+        )
         tps = GaugeMetricFamily(
             "smsim_account_tps_limit",
             "the account's TPS limit (0: none)",
@@ -200,6 +205,8 @@ class SmscCollector:
                 queue.add_metric([name, sid], len(acct.outbox))
                 held.add_metric([name, sid], held_by.get(sid, 0))
                 tps.add_metric([name, sid], acct.tps)
+                for kind, n in acct.stats.as_dict().items():
+                    per_account.add_metric([name, sid, kind], n)
                 modes: dict[str, int] = {}
                 for conn in acct.binds:
                     mode = conn.session.state.value
@@ -214,7 +221,7 @@ class SmscCollector:
                     binds.add_metric([name, sid, mode], n)
             _add_histogram(rtt, labels, op.delivery_rtt)
         yield from (pdus, submits, accepted, throttled, queue_full, rejected, receipts)
-        yield from (receipts_done, mo, retries, binds_total, queue, held, tps, binds)
+        yield from (receipts_done, mo, retries, binds_total, queue, held, tps, binds, per_account)
         yield from (dw_used, dw_size, sw_used, sw_size, paused, rtt)
         yield GaugeMetricFamily(
             "smsim_scheduled_timers", "timed work waiting on the heap", value=server.scheduled()

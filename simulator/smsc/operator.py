@@ -374,8 +374,12 @@ class OperatorSmsc:
         """TPS check shared by every submitting command; answers when it refuses."""
         self.stats.submits += 1
         acct = conn.account
-        if acct is not None and acct.bucket is not None and not acct.bucket.take(self._loop.time()):
+        if acct is None:
+            return True
+        acct.stats.submits += 1
+        if acct.bucket is not None and not acct.bucket.take(self._loop.time()):
             self.stats.throttled += 1
+            acct.stats.throttled += 1
             conn.send(pdu.response(Status.ESME_RTHROTTLED))
             return False
         return True
@@ -470,6 +474,8 @@ class OperatorSmsc:
         """Store, plan and hand over one accepted message; ``group``: submit_multi's list
         of the destinations accepted so far (the first is the one stored by id)."""
         self.stats.accepted += 1
+        if conn.account is not None:
+            conn.account.stats.accepted += 1
         short = pdu.short_message if not isinstance(pdu, DataSm) else b""
         msg = Message(
             message_id,
@@ -529,6 +535,7 @@ class OperatorSmsc:
         if acct is None:
             return
         self.stats.receipts_due += 1
+        acct.stats.receipts_due += 1
         self.stats.receipts_by_stat[RECEIPT_STAT_TEXT[state]] += 1
         if self.receipts_paused:
             self.held_receipts.append((acct, self.receipts.build(msg)))
@@ -824,6 +831,7 @@ class OperatorSmsc:
             )
         acct.outbox.extend(pdus)
         self.stats.mo_queued += len(pdus)
+        acct.stats.mo_queued += len(pdus)
         acct.pump()
         return pdus
 

@@ -43,6 +43,20 @@ class SmscStats:
                 setattr(self, f.name, mine + getattr(other, f.name))
 
 
+@dataclass(slots=True)
+class AccountStats:
+    """What one account (system_id) did on one operator: its share of SmscStats."""
+
+    submits: int = 0
+    accepted: int = 0
+    throttled: int = 0
+    receipts_due: int = 0
+    mo_queued: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 #: Upper bounds (seconds) of the latency histograms: sub-millisecond loopback answers up
 #: to a platform that takes seconds.
 LATENCY_BUCKETS = (

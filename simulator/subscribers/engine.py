@@ -52,8 +52,9 @@ _DELETED = MessageState.DELETED
 _ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)})
 _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
 #: Arrivals due within this many real seconds keep the profile derived at submission
-#: (a handset that is on: the common case, few at a time); later ones derive it again.
-_KEEP_PROFILE = 2.0
+#: (a handset that is on: the common case, a few seconds of traffic at a time); later
+#: ones (handsets off, waiting hours in numbers) derive it again.
+_KEEP_PROFILE = 10.0
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
@@ -103,11 +104,12 @@ class _Whole:
 @dataclass(slots=True)
 class _ArrivalSlot:
     """Messages reaching handsets in one slot, in columns: the message (its last part),
-    its version when planned (a changed one: cancelled or replaced since), the profile
-    when kept, the whole for a concatenated message."""
+    its version when planned (a changed one: cancelled or replaced since), its text
+    (shared with equal ones), the profile when kept, the whole for a concatenated one."""
 
     msgs: list[Message]
     versions: array[int]
+    texts: list[str]
     subs: list[Subscriber | None]
     wholes: dict[int, _Whole]
 
@@ -175,6 +177,7 @@ class SubscriberEngine:
         self._operators: list[str] = []
         self._routes: dict[Operator, str | None] = {}
         self._reply_texts: dict[str, str] = {}
+        self._mt_texts: dict[str, str] = {}
         hourly = config.behaviour.spontaneous_shape
         mean = sum(hourly) / len(hourly)
         #: The spontaneous rate's factor for each Cairo hour (mean 1 over the day).
@@ -288,15 +291,21 @@ class SubscriberEngine:
             sub = self.subscriber(mt.destination_addr, last.dest_ton)
         self.received += 1
         msisdn = sub.msisdn
+        text = mt.text
         whole = None
         if parts:
-            whole = _Whole(parts, mt.payload, 0, msisdn)
+            payload = mt.payload
+            if any(p.version for p in parts):
+                # A part replaced before the last one came: shown as it is now.
+                payload = _reassemble(parts)
+                text = decode_text(payload, mt.data_coding)
+            whole = _Whole(parts, payload, 0, msisdn)
             done, state = whole.done(), whole.fate()
         else:
             done, state = last.planned_time, last.planned_state
         delivered = state == _DELIVERED
         stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
-        seq = self.store.record_mt(msisdn, last.submit_time, mt.text, mt.message_ids[0], stat, done)
+        seq = self.store.record_mt(msisdn, last.submit_time, text, mt.message_ids[0], stat, done)
         if whole is None:
             last.handset = seq
         else:
@@ -304,9 +313,11 @@ class SubscriberEngine:
             for p in parts:
                 p.handset = whole
         if delivered and self._schedule is not None:
-            self._arrival(last, sub, done, whole)
+            self._arrival(last, sub, done, whole, text)
 
-    def _arrival(self, msg: Message, sub: Subscriber, done: float, whole: _Whole | None) -> None:
+    def _arrival(
+        self, msg: Message, sub: Subscriber, done: float, whole: _Whole | None, text: str
+    ) -> None:
         """Keep a message until it reaches the handset at ``done`` (simulated), in
         columns per slot with one timer per slot as replies wait (``_plan``); the
         version then tells whether cancel_sm or replace_sm changed it meanwhile."""
@@ -316,7 +327,7 @@ class SubscriberEngine:
         key = math.ceil((self._loop_time() + wait) / width)
         slot = self._arriving.get(key)
         if slot is None:
-            slot = self._arriving[key] = _ArrivalSlot([], array("q"), [], {})
+            slot = self._arriving[key] = _ArrivalSlot([], array("q"), [], [], {})
             self._schedule(key * width, self._arrive_fn, key)
         if whole is not None:
             slot.wholes[len(slot.msgs)] = whole
@@ -324,34 +335,36 @@ class SubscriberEngine:
         else:
             slot.versions.append(msg.version)
         slot.msgs.append(msg)
+        texts = self._mt_texts
+        shared = texts.get(text)
+        if shared is None:
+            if len(texts) >= _REPLY_TEXT_CACHE:
+                texts.clear()
+            texts[text] = shared = text
+        slot.texts.append(shared)
         slot.subs.append(sub if wait < _KEEP_PROFILE else None)
 
     def _arrive(self, key: int) -> None:
         slot = self._arriving.pop(key, None)
         if slot is None:
             return
-        wholes = slot.wholes
+        wholes, versions, texts, subs = slot.wholes, slot.versions, slot.texts, slot.subs
         for i, msg in enumerate(slot.msgs):
             whole = wholes.get(i) if wholes else None
             if whole is None:
                 seq = msg.handset
-                if msg.version != slot.versions[i] or not isinstance(seq, int):
+                if msg.version != versions[i] or not isinstance(seq, int):
                     continue  # cancelled or replaced (the replacement has its own)
-                text = decode_text(mt_part(msg)[1], msg.data_coding)
                 done = msg.planned_time
                 msg.handset = None  # seen: a late replace_sm no longer reaches it
             else:
-                if whole.version() != slot.versions[i]:
+                if whole.version() != versions[i]:
                     continue
-                seq, text, done = (
-                    whole.seq,
-                    decode_text(whole.payload, msg.data_coding),
-                    whole.done(),
-                )
+                seq, done = whole.seq, whole.done()
                 for p in whole.parts:
                     p.handset = None
-            sub = slot.subs[i] or self.subscriber(msg.destination_addr, msg.dest_ton)
-            self._react(sub, msg, text, done, seq)
+            sub = subs[i] or self.subscriber(msg.destination_addr, msg.dest_ton)
+            self._react(sub, msg, texts[i], done, seq)
 
     def _react(self, sub: Subscriber, msg: Message, text: str, done: float, seq: int) -> None:
         """The person reads ``text`` (delivered at ``done``) and may answer."""
@@ -411,7 +424,7 @@ class SubscriberEngine:
         stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
         self.store.amend_mt(sub.msisdn, first, text=text, outcome=stat, done_time=done)
         if delivered and self._schedule is not None:
-            self._arrival(last, sub, done, whole)
+            self._arrival(last, sub, done, whole, text)
 
     def _plan(self, msisdn: str, reply: Reply, sim_at: float, to: str) -> None:
         """Keep a reply until due. A quiz to millions leaves millions of replies waiting

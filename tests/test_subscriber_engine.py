@@ -12,7 +12,9 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -38,6 +40,8 @@ from simulator.subscribers.population import Population
 from simulator.subscribers.profile import Availability, Subscriber
 
 pytestmark = pytest.mark.timeout(60)
+
+CAIRO = ZoneInfo("Africa/Cairo")
 
 NOON_CAIRO = calendar.timegm((2026, 11, 23, 10, 0, 0, 0, 0, 0))
 THREE_AM_CAIRO = calendar.timegm((2026, 11, 23, 1, 0, 0, 0, 0, 0))
@@ -220,7 +224,8 @@ def _receipt_fields(pdu: DeliverSm) -> dict[str, str]:
 
 
 def _date(text: str) -> float:
-    return time.mktime(time.strptime(text, "%y%m%d%H%M"))
+    """A receipt date: the SMSC's local time, Cairo's by default."""
+    return datetime.strptime(text, "%y%m%d%H%M").replace(tzinfo=CAIRO).timestamp()
 
 
 async def test_every_fate_gives_its_receipt_stat_err_and_dates_on_the_simulated_clock() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import calendar
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 
 class SmppTimeError(ValueError):
@@ -44,3 +46,35 @@ def format_smpp_time(ts: float, utc_offset_quarters: int = 8) -> str:
     tenths = min(9, int((ts % 1) * 10 + 1e-6))
     sign = "+" if utc_offset_quarters >= 0 else "-"
     return time.strftime("%y%m%d%H%M%S", local) + f"{tenths}{abs(utc_offset_quarters):02d}{sign}"
+
+
+class LocalClock:
+    """UTC offsets of one time zone, for times on the hot path: the offset is kept per
+    UTC hour when it is the same at both ends of the hour (so a DST change inside an
+    hour, at any minute, is looked up exactly instead)."""
+
+    __slots__ = ("_hour", "_offset", "zone")
+
+    def __init__(self, zone: str) -> None:
+        self.zone = ZoneInfo(zone)
+        self._hour = -(1 << 62)
+        self._offset = 0
+
+    def _at(self, ts: float) -> int:
+        delta = datetime.fromtimestamp(ts, self.zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    def offset(self, ts: float) -> int:
+        """Seconds east of UTC at Unix time ``ts``."""
+        hour = int(ts // 3600)
+        if hour == self._hour:
+            return self._offset
+        start, end = self._at(hour * 3600.0), self._at(hour * 3600.0 + 3599.999)
+        if start != end:
+            return self._at(ts)
+        self._hour, self._offset = hour, start
+        return start
+
+    def strftime(self, fmt: str, ts: float) -> str:
+        """``time.strftime`` of ``ts`` as the zone's wall clock shows it."""
+        return time.strftime(fmt, time.gmtime(ts + self.offset(ts)))

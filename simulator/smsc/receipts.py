@@ -3,7 +3,6 @@ that says so, in SMPP 3.4 Appendix B text plus the TLVs gateways prefer."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +10,7 @@ from simulator.config import MessageIdFormat, OperatorConfig, ReceiptIdFormat
 from simulator.smpp.constants import RECEIPT_STAT, STAT_STATE, EsmClass, MessageState, Tag
 from simulator.smpp.pdu import DeliverSm
 from simulator.smpp.text import decode_text
+from simulator.smpp.times import LocalClock
 
 from .ids import receipt_id
 from .store import Message
@@ -52,7 +52,7 @@ _PRINTABLE = bytes(c if 32 <= c < 127 else ord("?") for c in range(256))
 class ReceiptBuilder:
     """Builds receipt deliver_sm PDUs for one operator's addressing and id formats."""
 
-    __slots__ = ("_addr", "_date_key", "_date_text", "_id_fmt", "_receipt_fmt", "_tlvs")
+    __slots__ = ("_addr", "_date_key", "_date_text", "_id_fmt", "_local", "_receipt_fmt", "_tlvs")
 
     def __init__(self, operator: OperatorConfig) -> None:
         self._addr = operator.addressing
@@ -61,12 +61,14 @@ class ReceiptBuilder:
         self._tlvs = operator.receipt.tlvs
         self._date_key = -1
         self._date_text = ""
+        #: Appendix B dates are the SMSC's local time: the operator's time zone.
+        self._local = LocalClock(operator.timezone)
 
     def _date(self, ts: float) -> str:
         key = int(ts // 60)
         if key == self._date_key:
             return self._date_text
-        text = time.strftime("%y%m%d%H%M", time.localtime(ts))
+        text = self._local.strftime("%y%m%d%H%M", ts)
         self._date_key, self._date_text = key, text
         return text
 

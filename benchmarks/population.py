@@ -22,8 +22,8 @@ shown beside the figures.
   ring holding the 1 M MTs.
 * **engine**: the same 1 M subscribers each get one MT through ``SubscriberEngine`` as
   the SMSC calls it (``outcome`` then ``on_mt``: profile, fate, reassembly, history;
-  then the arrival at the handset, taken from the heap at once: behaviour), a one-part
-  quiz question (numbered options), default population (3.5 M)
+  then the arrival at the handset, taken from the heap every 1,000 messages as if due:
+  behaviour), a one-part quiz question (numbered options), default population (3.5 M)
   and models, at noon Cairo time, one thread, the SMSC's ``TimerQueue`` as the timer
   heap: µs per message and RSS bytes per touched subscriber once with a behaviour that
   answers nothing, once with the default one (about half decide to answer; the replies
@@ -131,9 +131,19 @@ def child_engine(n: int, replies: bool) -> dict[str, float]:
     config = SmscConfig(population=PopulationConfig(enabled=True), behaviour=behaviour)
     noon = 1_795_000_000.0 - 1_795_000_000.0 % 86400 + 10 * 3600
     engine = SubscriberEngine(config, SimClock(1.0, start=noon))
-    timers = TimerQueue()
+    timers = TimerQueue()  # replies waiting
+    arrivals = TimerQueue()  # messages on their way to the handsets
+
+    def schedule(due: float, fn: Callable[[Any], None], arg: Any) -> None:
+        (arrivals if fn == engine._arrive_fn else timers).push(due, fn, arg)
+
+    def deliver() -> None:
+        """The messages reach their handsets (at once here): people read and decide."""
+        for _due, fn, arg in arrivals.drain():
+            fn(arg)
+
     engine.attach(
-        schedule=timers.push,
+        schedule=schedule,
         loop_time=time.monotonic,
         inject=lambda *a, **kw: None,
         operators=["egypt"],
@@ -153,10 +163,9 @@ def child_engine(n: int, replies: bool) -> dict[str, float]:
         msg.planned_state = out.state
         msg.planned_time = msg.submit_time + out.delay
         engine.on_mt(msg)
-    # Each message reaches its handset when planned: people read it then and decide.
-    # Nothing else is on the heap yet, so every entry is an arrival; run them all now.
-    for _due, fn, arg in timers.drain():
-        fn(arg)
+        if i % 1000 == 999:
+            deliver()  # as in the SMSC, a message lives until it reaches the handset
+    deliver()
     seconds = time.perf_counter() - t
     trim()  # ``numbers`` stays alive: it was counted in ``before``
     assert len(engine.store) == n

@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -655,9 +656,23 @@ def control_main(args: argparse.Namespace) -> int:
             str(r["errors"]),
         )
     console.print(table)
+    medians: dict[str, tuple[float, float]] = {}
     for label, results in runs.items():
-        figures = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in results if "receipts_s" in r)
-        console.print(f"[dim]{label}: receipts/s per run {figures}[/]")
+        good = [r for r in results if "receipts_s" in r and not r.get("errors")]
+        rates = [float(r["receipts_s"]) for r in good]
+        cpu_us = [1e6 / float(r["per_cpu_s"]) for r in good]
+        console.print(
+            f"[dim]{label}: receipts/s per run {', '.join(f'{x:,.0f}' for x in rates)}; "
+            f"SMSC CPU µs/msg {', '.join(f'{x:.1f}' for x in cpu_us)}[/]"
+        )
+        if good:
+            medians[label] = (statistics.median(rates), statistics.median(cpu_us))
+    if len(medians) == 2:
+        (r0, c0), (r1, c1) = medians[labels[0]], medians[labels[1]]
+        console.print(
+            f"medians: receipts/s {r0:,.0f} -> {r1:,.0f} ({r1 / r0:.3f}), "
+            f"SMSC CPU µs/msg {c0:.1f} -> {c1:.1f} ({c1 / c0:.3f})"
+        )
     return 0 if all(not r.get("errors") for r in best.values()) else 1
 
 

@@ -193,3 +193,26 @@ def test_the_cli_does_not_load_the_server_side_to_parse_arguments() -> None:
     code = "import sys, simulator.cli; print(sorted({'aiohttp', 'prometheus_client'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_steer_changes_the_running_smsc(capsys) -> None:  # type: ignore[no-untyped-def]
+    with thread() as smsc:
+        assert smsc.server is not None
+        op = smsc.server.operator()
+        ctl = ["--control", url(smsc)]
+        assert main(["steer", "tps", "vodafone", "rapidpro", "7.5", *ctl]) == 0
+        assert smsc.call(lambda: op.accounts["rapidpro"].tps) == 7.5
+        assert main(["steer", "pause", *ctl]) == 0
+        assert smsc.call(lambda: op.receipts_paused)
+        assert main(["steer", "resume", "--operator", "vodafone", *ctl]) == 0
+        assert not smsc.call(lambda: op.receipts_paused)
+        client = bind(smsc.port)
+        try:
+            wait(lambda: smsc.call(lambda: len(op.accounts["rapidpro"].binds)) == 1)
+            assert main(["steer", "drop", "--account", "rapidpro", *ctl]) == 0
+            assert "dropped 1 binds" in capsys.readouterr().out
+            wait(lambda: smsc.call(lambda: len(op.accounts["rapidpro"].binds)) == 0)
+        finally:
+            client.disconnect()
+        assert main(["steer", "tps", "vodafone", "nobody", "1", *ctl]) == 1
+        assert "404" in capsys.readouterr().err

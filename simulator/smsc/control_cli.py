@@ -1,5 +1,6 @@
-"""The control API's command-line faces: ``smsim inject``, ``subscriber``, ``binds`` and
-``top``, plus the ``smsim smsc`` side (``with_control``: --control-port and defaults).
+"""The control API's command-line faces: ``smsim inject``, ``subscriber``, ``binds``,
+``steer`` (TPS, receipts pause/resume, bind drop) and ``top``, plus the ``smsim smsc``
+side (``with_control``: --control-port and defaults).
 
 They speak HTTP to the running SMSC (``--control URL``, env SMSIM_CONTROL_URL; token
 from --token or env SMSIM_CONTROL_TOKEN) and hold no state of their own. Importing this
@@ -197,6 +198,41 @@ def cmd_binds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_steer(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        if args.action == "tps":
+            got = client.call(
+                "PUT",
+                f"/operators/{args.operator}/accounts/{args.account}/tps",
+                {"tps": args.value},
+            )
+            print(f"{got['operator']}/{got['system_id']}: tps {got['tps']:g}")
+        elif args.action in ("pause", "resume"):
+            body = {"operator": args.operator} if args.operator else {}
+            got = client.post(f"/receipts/{args.action}", body)
+            if args.action == "pause":
+                print(f"receipts paused ({got['held']} held)")
+            else:
+                print(f"receipts resumed ({got['released']} released)")
+        else:
+            body = {
+                k: v
+                for k, v in (
+                    ("operator", args.operator),
+                    ("account", args.account),
+                    ("peer", args.peer),
+                )
+                if v
+            }
+            got = client.post("/binds/drop", {**body, "unbind": args.unbind})
+            print(f"dropped {got['dropped']} binds")
+        return 0
+    except ControlError as exc:
+        print(f"smsim steer: {exc}", file=sys.stderr)
+        return 1
+
+
 def snapshot(client: ControlClient) -> Snapshot:
     return Snapshot(client.get("/stats"), client.get("/binds")["binds"], time.monotonic())
 
@@ -246,6 +282,25 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--json", action="store_true")
     _add_common(p)
     p.set_defaults(func=cmd_binds)
+
+    p = sub.add_parser("steer", help="steer a running SMSC: TPS, receipts, bind drops")
+    steer = p.add_subparsers(dest="action", required=True)
+    s = steer.add_parser("tps", help="change an account's TPS limit now (0: unlimited)")
+    s.add_argument("operator")
+    s.add_argument("account")
+    s.add_argument("value", type=float)
+    _add_common(s)
+    for action, what in (("pause", "hold receipts as they come due"), ("resume", "release them")):
+        s = steer.add_parser(action, help=what)
+        s.add_argument("--operator", help="one operator (default: all)")
+        _add_common(s)
+    s = steer.add_parser("drop", help="drop binds (all, or those matching)")
+    s.add_argument("--operator")
+    s.add_argument("--account")
+    s.add_argument("--peer", help="HOST:PORT as smsim binds shows it")
+    s.add_argument("--unbind", action="store_true", help="send unbind instead of cutting TCP")
+    _add_common(s)
+    p.set_defaults(func=cmd_steer)
 
     p = sub.add_parser("top", help="live dashboard of a running SMSC")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")

@@ -315,3 +315,19 @@ async def test_control_is_off_unless_enabled() -> None:
     async with SmscServer(SmscConfig(operators=[OperatorConfig(port=0)])) as smsc:
         assert smsc.control is None
         assert smsc.replies is None
+
+
+async def test_a_busy_control_port_leaves_the_smsc_running(caplog) -> None:  # type: ignore[no-untyped-def]
+    cfg = config()
+    async with SmscServer(cfg) as first:
+        assert first.control is not None
+        async with SmscServer(
+            cfg.model_copy(update={"operators": [OperatorConfig(port=0)]})
+        ) as second:
+            assert second.control is None
+            assert any("control_unavailable" in r.getMessage() for r in caplog.records)
+            client = await EsmeClient.connect("127.0.0.1", second.port)
+            assert (await client.request(sm())).command_status == 0
+            client.close()
+        async with aiohttp.ClientSession(first.control.url) as http, http.get("/status") as r:
+            assert r.status == 200

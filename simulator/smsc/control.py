@@ -199,7 +199,11 @@ class ControlServer:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except BaseException:
+            await self.stop()
+            raise
         log.info("control_listening url=%s auth=%s", self.url, "token" if self.token else "none")
         if self.token_generated:
             log.warning("control_token_generated url=%s token=%s", self.url, self.token)

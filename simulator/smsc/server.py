@@ -159,8 +159,19 @@ class SmscServer:
         if self.config.control.enabled:
             from .control import ControlServer
 
-            self.control = ControlServer(self, self.config.control)
-            await self.control.start()
+            control = ControlServer(self, self.config.control)
+            try:
+                await control.start()
+                self.control = control
+            except OSError as exc:
+                # The SMSC is the job; its side API must not stop it (a second smsim smsc
+                # on the default port): say so and run without.
+                log.warning(
+                    "control_unavailable address=%s:%d error=%s (set --control-port)",
+                    self.config.control.host,
+                    self.config.control.port,
+                    exc.strerror or exc,
+                )
 
     def address(self, operator: str | None = None) -> tuple[str, int]:
         """(host, port) an operator listens on (the real port when configured as 0)."""

@@ -94,7 +94,7 @@ class ThreadedSmsc:
         await self._stop.wait()
         await self.server.stop(drain_timeout=0.2)
 
-    def _on_mt(self, mt: ReceivedMt, msg: Message) -> None:
+    def _on_mt(self, mt: ReceivedMt, msg: Message, *_: object) -> None:
         self.mts.append((int(mt.destination_addr), monotonic()))
         self._async.send()  # wakes the gevent hub (thread-safe)
 

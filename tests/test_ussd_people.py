@@ -26,7 +26,7 @@ from simulator.platform.ussd_menu import MENU
 from simulator.smsc.server import SmscServer
 from simulator.subscribers.population import Population
 from simulator.subscribers.profile import Digits
-from simulator.ussd.people import Act, UssdPeople, decide, read_screen
+from simulator.ussd.people import Act, attach_people, decide, read_screen
 from simulator.ussd.session import UssdSession
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,6 +99,7 @@ async def test_a_crowd_dials_and_navigates_the_reference_menu(tmp_path: Path) ->
     smsc_cfg = SmscConfig(
         operators=[OperatorConfig(port=0, receipt=ReceiptConfig(delay=0.01), ussd=ussd)],
         time_scale=100,  # think times of ~7 simulated seconds take ~70 ms
+        population=PopulationConfig(enabled=True, size=20_000, seed=1442),
     )
     smsc = SmscServer(smsc_cfg)
     await smsc.start()
@@ -109,20 +110,14 @@ async def test_a_crowd_dials_and_navigates_the_reference_menu(tmp_path: Path) ->
         database=tmp_path / "p.sqlite3",
     )
     await rt.start()
-    loop = asyncio.get_running_loop()
-    people = UssdPeople(
-        UssdBehaviourConfig(),
-        profile=POP.profile,
-        clock=smsc.clock,
-        schedule=smsc.schedule,
-        loop_time=loop.time,
-    )
+    people = attach_people(smsc, asyncio.get_running_loop().time)
     network = smsc.ussd()
-    network.handset = people
+    assert network.handset is people and smsc.subscribers is not None
+    numbers = smsc.subscribers.population
     try:
         n = 300
         for i in range(n):
-            assert network.dial(POP.msisdn(i)) is not None
+            assert smsc.ussd_dial(numbers.msisdn(i)) is not None
         deadline = time.monotonic() + 20
         while network.sessions.counters.open_total and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -217,3 +217,41 @@ def test_silent_subscriber_released_at_screen_timeout() -> None:
         assert int(p.delivered[1].its_session_info) & 1 == 1
         assert recorder(smsc).of(A)[-1].release == "screen_timeout"
         assert not smsc.call(network(smsc).answer, A, "1")
+
+
+def test_another_operators_convention_end_bit_destination_dial_pssr_replies() -> None:
+    """An SMSC that puts the dialled code in destination_addr, sends every input as a
+    PSSR indication, and reads the end of a session from its_session_info only."""
+    cfg = config(dial_in="destination", reply_op=1, end_by="session_info", service_type="")
+    with SmscThread(cfg) as smsc, platform(smsc) as p:
+        server: SmscServer = smsc.server  # type: ignore[assignment]
+        session = smsc.call(server.ussd_dial, A)
+        p.read_until(lambda: p.delivered)
+        dial = p.delivered[0]
+        assert dial.destination_addr == b"*1442#" and dial.short_message in (b"", None)
+        assert dial.service_type in (b"", None)
+        n = session.number
+        # PSSR response without the end bit continues under this convention
+        assert p.screen(A, "1 status", PSSR_RESPONSE, n << 8) == 0
+        assert smsc.call(network(smsc).answer, A, "1")
+        p.read_until(lambda: len(p.delivered) == 2)
+        assert int(p.delivered[1].ussd_service_op) == PSSR_INDICATION
+        # USSR request with the end bit ends it
+        assert p.screen(A, "bye", USSR_REQUEST, n << 8 | 1 << 1 | 1) == 0
+        wait = time.monotonic() + 2
+        while len(recorder(smsc).of(A)) < 2 and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert recorder(smsc).of(A)[-1].release == "completed"
+
+
+def test_ussn_notification_is_acknowledged_by_the_handset() -> None:
+    with SmscThread(config()) as smsc, platform(smsc) as p:
+        server: SmscServer = smsc.server  # type: ignore[assignment]
+        session = smsc.call(server.ussd_dial, A)
+        p.read_until(lambda: p.delivered)
+        assert p.screen(A, "Payment sent today", 3, session.number << 8) == 0  # USSN request
+        p.read_until(lambda: len(p.delivered) == 2)
+        ack = p.delivered[1]
+        assert int(ack.ussd_service_op) == 19 and ack.short_message in (b"", None)  # confirm
+        # the platform's turn again: it may end the session
+        assert p.screen(A, "Bye", PSSR_RESPONSE, session.number << 8 | 1 << 1) == 0

@@ -89,12 +89,13 @@ class UssdNetwork:
         self._arm()
         return s
 
-    def answer(self, msisdn: str, text: str) -> bool:
-        """The subscriber typed ``text`` on the screen shown; False if none awaits input."""
+    def answer(self, msisdn: str, text: str, *, op: int | None = None) -> bool:
+        """The subscriber typed ``text`` on the screen shown; False if none awaits input.
+        ``op``: the ussd_service_op to carry it (the convention's ``reply_op``)."""
         s = self.sessions.answer(msisdn, text, self._now())
         if s is None:
             return False
-        self._deliver(s, self.config.reply_op, text)
+        self._deliver(s, self.config.reply_op if op is None else op, text)
         self._arm()
         return True
 
@@ -135,7 +136,8 @@ class UssdNetwork:
             )
         self.handset.on_screen(self, s, final)
         if not final and screen.op == UssdServiceOp.USSN_REQUEST:
-            self.answer(msisdn, "")  # a notification is acknowledged, not answered
+            # a notification is acknowledged by the handset, not answered by the person
+            self.answer(msisdn, "", op=UssdServiceOp.USSN_CONFIRM)
         self._arm()
 
     def _refuse(self, conn: SmppConnection, pdu: SubmitSm, status: int, why: str) -> None:

@@ -194,3 +194,25 @@ class UssdPeople:
             network.abandon(session.msisdn)
         elif not network.answer(session.msisdn, choice.text):
             self.counters.answers_late += 1
+
+
+def attach_people(
+    server: Any, loop_time: Callable[[], float], config: UssdBehaviourConfig | None = None
+) -> UssdPeople:
+    """Put a started ``SmscServer``'s population behind every operator's USSD network
+    (``loop_time``: its loop's clock, as its ``schedule`` takes). Needs
+    ``population.enabled``; returns the people, for their counters."""
+    engine = server.subscribers
+    if engine is None:
+        raise ValueError("the SMSC has no subscribers (population.enabled is off)")
+    people = UssdPeople(
+        config or server.config.behaviour.ussd,
+        profile=engine.population.profile,
+        clock=server.clock,
+        schedule=server.schedule,
+        loop_time=loop_time,
+    )
+    for op in server.operators.values():
+        if op.ussd is not None:
+            op.ussd.handset = people
+    return people

@@ -64,6 +64,8 @@ from .stats import LatencyHistogram, SmscStats
 from .store import Message, MessageStore
 
 if TYPE_CHECKING:
+    from simulator.ussd.network import UssdNetwork
+
     from .connection import SmppConnection
     from .handsets import MtSink
     from .scheduler import TimerQueue
@@ -153,6 +155,8 @@ class OperatorSmsc:
         #: Accounts with an outbind under way (connecting, or waiting for the bind).
         self._outbinding: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: USSD sessions (``simulator.ussd``), set by the server when ``config.ussd`` is on.
+        self.ussd: UssdNetwork | None = None
         for acct in self.accounts.values():
             if acct.config.outbind:
                 acct.wants_receiver = self._want_receiver
@@ -399,6 +403,9 @@ class OperatorSmsc:
 
     def _on_submit_sm(self, conn: SmppConnection, pdu: SubmitSm) -> None:
         if not self._admit(conn, pdu):
+            return
+        if self.ussd is not None and pdu.tlvs and Tag.USSD_SERVICE_OP in pdu.tlvs:
+            self.ussd.on_submit(conn, pdu)  # a USSD screen, not an SMS
             return
         status, why = self._check_submit(pdu)
         if status:

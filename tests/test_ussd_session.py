@@ -199,3 +199,35 @@ def test_ussd_service_op_of_two_octets_is_rinvparlen_in_the_codec() -> None:
     with pytest.raises(SmppError) as err:
         decode_pdu(bytes(raw))
     assert err.value.status == Status.ESME_RINVPARLEN
+
+
+def test_figures_from_two_snapshots() -> None:
+    from dataclasses import dataclass, field
+
+    from simulator.smsc.stats import LatencyHistogram
+    from simulator.ussd.figures import figures, screen_latency, snapshot
+
+    @dataclass
+    class Net:
+        sessions: UssdSessions
+        screen_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    net = Net(UssdSessions(CFG))
+    s = net.sessions
+    s.dial("old", "*1442#", 0.0)
+    s.screen("old", "bye", True, 0.5)  # ended before the window: not counted
+    start = snapshot([net], 1.0)
+    for i in range(10):
+        s.dial(f"n{i}", "*1442#", 1.0)
+        s.screen(f"n{i}", "menu", False, 1.5)
+    for i in range(6):
+        s.answer(f"n{i}", "1", 2.0)
+        s.screen(f"n{i}", "done", True, 2.5)
+    s.abandon("n6", 3.0)
+    s.expire(1.5 + 60)  # n7..n9 never answered
+    net.screen_latency.observe(0.2)
+    f = figures(start, snapshot([net], 11.0))
+    assert f.sessions_per_s == 1.0 and f.steps_per_s == 1.6
+    assert f.completion_ratio == 0.6 and f.abandoned == 1 and f.timed_out == 3
+    assert f.platform_failed == 0 and f.open == 0
+    assert screen_latency([net, net]).count == 2

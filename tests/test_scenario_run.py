@@ -8,6 +8,9 @@ and says which gate in the JUnit file. The figures are checked against what was 
 from __future__ import annotations
 
 import json
+import threading
+import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from rich.console import Console
 from simulator.scenario.loader import parse_scenario
 from simulator.scenario.rates import expected_mo
 from simulator.scenario.runner import EXIT_ERROR, EXIT_FAILED, EXIT_PASSED, RunOptions, run
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -52,11 +56,31 @@ def write_scenario(tmp_path: Path) -> Path:
 
 
 def test_a_short_run_passes_its_gates_and_reports(tmp_path: Path) -> None:
-    """With two Locust worker processes (Locust's distributed mode, master + workers)."""
+    """With two Locust worker processes (Locust's distributed mode, master + workers),
+    and the SMSC's control API answering during the run (what `smsim top` reads)."""
     path = write_scenario(tmp_path)
     out = tmp_path / "run"
     console = Console(record=True, width=120)
-    rc = run(RunOptions(scenario=str(path), out=out, live=False, processes=2), console)
+    control = free_port()
+    seen: list[dict[str, object]] = []
+
+    def poll() -> None:
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{control}/stats", timeout=2) as r:
+                    seen.append(json.loads(r.read()))
+            except OSError:
+                time.sleep(0.2)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    rc = run(
+        RunOptions(scenario=str(path), out=out, live=False, processes=2, control_port=control),
+        console,
+    )
+    poller.join(5)
+    assert seen, "the control API never answered during the run"
     text = console.export_text()
     assert rc == EXIT_PASSED, text + (out / "locust.log").read_text()
     summary = json.loads((out / "summary.json").read_text())

@@ -51,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--tolerance", type=float, default=0.10, help="allowed regression vs --baseline (0.10)"
     )
     p.add_argument("--no-live", action="store_true", help="no live dashboard (CI logs)")
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=8775,
+        help="the SMSC's control API during the run, for smsim top (0: off; default 8775)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -71,5 +77,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             tolerance=args.tolerance,
             live=not args.no_live,
+            control_port=args.control_port,
         )
     )

@@ -33,6 +33,7 @@ from rich.live import Live
 
 from simulator.clock import SimClock
 from simulator.config import (
+    ControlConfig,
     OperatorConfig,
     PlatformConfig,
     SmppBindConfig,
@@ -80,6 +81,8 @@ class RunOptions:
     baseline: Path | None = None
     tolerance: float = 0.10
     live: bool = True
+    #: The SMSC's control API during the run (``smsim top`` reads it); 0: off.
+    control_port: int = 8775
 
 
 def prepare(opts: RunOptions) -> tuple[Scenario, dict[str, float]]:
@@ -113,9 +116,10 @@ def _free_port() -> int:
         return port
 
 
-def _smsc_config(sc: Scenario, external_port: int | None) -> SmscConfig:
+def _smsc_config(sc: Scenario, external_port: int | None, control_port: int) -> SmscConfig:
     operators = sc.operators or [OperatorConfig(port=external_port or 0)]
     return SmscConfig(
+        control=ControlConfig(enabled=control_port > 0, port=control_port or 8775),
         operators=operators,
         population=sc.population,
         behaviour=sc.behaviour,
@@ -182,7 +186,7 @@ async def _run(
 ) -> int:
     loop = asyncio.get_running_loop()
     start = sc.time.start.timestamp() if sc.time.start else None
-    cfg = _smsc_config(sc, opts.smsc_port if opts.target else None)
+    cfg = _smsc_config(sc, opts.smsc_port if opts.target else None, opts.control_port)
 
     def send_mo(msisdn: str, text: str) -> None:
         engine = smsc.subscribers

@@ -144,3 +144,27 @@ async def test_silent_subscriber_and_bad_answers_release_the_session() -> None:
             assert recorder.of(A)[-1].release == "app_error" and net.http_errors == 1
     finally:
         await runner.cleanup()
+
+
+async def test_an_operator_configured_for_http_dials_through_the_callback(
+    platform: PlatformRuntime,
+) -> None:
+    from simulator.config import OperatorConfig, SmscConfig
+    from simulator.smsc.server import SmscServer
+
+    ussd = UssdConfig(transport=UssdTransport.HTTP, url=platform.url + HTTP_PATH)
+    smsc = SmscServer(SmscConfig(operators=[OperatorConfig(port=0, ussd=ussd)]))
+    await smsc.start()
+    try:
+        net = smsc.ussd_port()
+        assert isinstance(net, HttpUssdNetwork) and smsc.ussd_networks() == [net]
+        recorder = net.handset
+        assert isinstance(recorder, UssdRecorder)
+        assert smsc.ussd_dial(A, "*1442*2#") is not None  # straight to the payment date
+        await _until(lambda: recorder.of(A))
+        (payment,) = recorder.of(A)
+        assert payment.final and payment.text.startswith("موعد الصرف القادم")
+        with pytest.raises(KeyError):
+            smsc.ussd()  # no USSD over SMPP on this operator
+    finally:
+        await smsc.stop()

@@ -29,7 +29,9 @@ from .store import Message
 
 if TYPE_CHECKING:
     from simulator.subscribers.engine import SubscriberEngine
+    from simulator.ussd.http_gateway import HttpUssdNetwork
     from simulator.ussd.network import UssdHandset, UssdNetwork
+    from simulator.ussd.ports import UssdPort
     from simulator.ussd.session import UssdSession
 
     from .control import ControlServer
@@ -103,6 +105,8 @@ class SmscServer:
         self._reuse_port = reuse_port
         #: Who sees USSD screens (None: each operator's ``UssdRecorder``); set before start.
         self.ussd_handset: UssdHandset | None = None
+        #: Operators whose USSD goes to an application's HTTP callback (``transport``).
+        self.ussd_http: dict[str, HttpUssdNetwork] = {}
         self.operators: dict[str, OperatorSmsc] = {}
         self._servers: list[asyncio.Server] = []
         self._timers = TimerQueue()
@@ -125,7 +129,13 @@ class SmscServer:
                 policy=self._policy,
             )
             self.operators[op.name] = op
-            if op_cfg.ussd.enabled:
+            if op_cfg.ussd.enabled and op_cfg.ussd.transport == "http":
+                from simulator.ussd.http_gateway import HttpUssdNetwork
+
+                http = HttpUssdNetwork(op_cfg.ussd, handset=self.ussd_handset, name=op.name)
+                await http.start()
+                self.ussd_http[op.name] = http
+            elif op_cfg.ussd.enabled:
                 from simulator.ussd.network import UssdNetwork
 
                 op.ussd = UssdNetwork(
@@ -188,6 +198,8 @@ class SmscServer:
         """Stop listening, unbind every client (waiting up to ``drain_timeout``), close."""
         if self.control is not None:
             await self.control.stop()
+        for http in self.ussd_http.values():
+            await http.stop()
         for server in self._servers:
             server.close()
         for op in self.operators.values():
@@ -281,11 +293,21 @@ class SmscServer:
         return pdus
 
     def ussd(self, operator: str | None = None) -> UssdNetwork:
-        """An operator's USSD network; KeyError when ``config.ussd`` is off there."""
+        """An operator's USSD-over-SMPP network; KeyError when it has none."""
         network = self.operator(operator).ussd
         if network is None:
-            raise KeyError(f"USSD is off on operator {self.operator(operator).name}")
+            raise KeyError(f"no USSD over SMPP on operator {self.operator(operator).name}")
         return network
+
+    def ussd_port(self, operator: str | None = None) -> UssdPort:
+        """An operator's USSD network over either transport; KeyError when off."""
+        name = self.operator(operator).name
+        return self.ussd_http[name] if name in self.ussd_http else self.ussd(name)
+
+    def ussd_networks(self) -> list[UssdNetwork | HttpUssdNetwork]:
+        """Every operator's USSD network (for counters and handsets)."""
+        smpp = [op.ussd for op in self.operators.values() if op.ussd is not None]
+        return [*smpp, *self.ussd_http.values()]
 
     def ussd_dial(
         self, msisdn: str, service_code: str | None = None, *, operator: str | None = None
@@ -293,7 +315,7 @@ class SmscServer:
         """``msisdn`` dials a USSD code on its serving operator (or ``operator``)."""
         if operator is None and self.subscribers is not None:
             operator = self.subscribers.listener_for(msisdn)
-        return self.ussd(operator).dial(msisdn, service_code)
+        return self.ussd_port(operator).dial(msisdn, service_code)
 
     async def outbind(
         self, system_id: str, *, operator: str | None = None, address: tuple[str, int] | None = None

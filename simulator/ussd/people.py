@@ -212,7 +212,6 @@ def attach_people(
         schedule=server.schedule,
         loop_time=loop_time,
     )
-    for op in server.operators.values():
-        if op.ussd is not None:
-            op.ussd.handset = people
+    for network in server.ussd_networks():
+        network.handset = people
     return people

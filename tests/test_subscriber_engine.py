@@ -898,9 +898,75 @@ async def test_an_alert_notification_follows_a_failed_set_dpf_message_when_the_h
         # until shortly before (the loop's latency, times the scale, is the slack).
         at = seen[sub.msisdn]
         assert handset_on(sub, at)
-        slack = 0.25 * scale
+        slack = 0.5 * scale
         assert all(not handset_on(sub, t) for t in range(failed_at, int(at - slack), 60))
         assert at - failed_at > 1800, "the handset was off for a while"
     # The dead SIM's flag stays pending: its handset never comes back.
     assert smsc.operator().delivery_pending_flags() == {dead.msisdn: ["rapidpro"]}
     assert engine.alerts_planned == 2
+
+
+async def test_a_replaced_part_of_a_long_message_is_read_in_its_place() -> None:
+    scale = 600.0
+    cfg = SmscConfig(
+        operators=[OperatorConfig(port=0)],
+        population=PopulationConfig(enabled=True, size=20_000, seed=8, **EAGER),
+        delivery=DeliveryConfig(network_delay=600.0, network_delay_sigma=0.0),
+        time_scale=scale,
+    )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=NOON_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    model = EchoLength()
+    engine.behaviour = model
+    (number,) = engine.population.sample(1, random.Random(4))
+    words = ["أ" * 60, "ب" * 60, "ت" * 60]
+    coding, payload = choose_coding("".join(words))
+    parts = split_message(payload, alphabet_of(coding), Concat.UDH8, 9)
+    assert len(parts) == 3
+    mo: list[DeliverSm] = []
+    client = await EsmeClient.connect(
+        "127.0.0.1",
+        smsc.port,
+        on_deliver=lambda p: 0 if is_receipt(p) else mo.append(p) or 0,  # type: ignore[func-returns-value]
+    )
+    try:
+        ids = await send_all(
+            client,
+            [
+                SubmitSm(
+                    source_addr="1442",
+                    source_addr_ton=3,
+                    destination_addr=number,
+                    dest_addr_ton=1,
+                    dest_addr_npi=1,
+                    esm_class=EsmClass.UDHI,
+                    data_coding=coding,
+                    short_message=part.body,
+                    registered_delivery=1,
+                )
+                for part in parts
+            ],
+        )
+        udh = parts[1].body[: 1 + parts[1].body[0]]
+        new_middle = "ث" * 60
+        resp = await client.request(
+            ReplaceSm(
+                message_id=ids[1],
+                source_addr="1442",
+                registered_delivery=1,
+                short_message=udh + new_middle.encode("utf-16-be"),
+            )
+        )
+        assert resp.command_status == 0
+        await until(lambda: len(mo) == 1, 10)
+        await asyncio.sleep(0.3)
+    finally:
+        await client.unbind()
+        await smsc.stop()
+    first, _, last = (decode_text(parse_udh(part.body)[2], coding) for part in parts)
+    text = first + new_middle + last  # the handset joins the parts as they are now
+    assert model.seen == [(text, 0)]
+    (mt,) = engine.received_by(number)
+    assert (mt.text, mt.outcome, mt.message_id) == (text, "DELIVRD", ids[0])

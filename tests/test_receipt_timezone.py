@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from simulator.clock import SimClock
 from simulator.config import OperatorConfig, SmscConfig
 from simulator.esme.client import EsmeClient
-from simulator.smpp.pdu import DeliverSm, SubmitSm
+from simulator.smpp.pdu import DeliverSm, QuerySm, SubmitSm
 from simulator.smpp.times import LocalClock
 from simulator.smsc.server import SmscServer
 
@@ -39,7 +39,7 @@ def machine_in_sao_paulo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         time.tzset()
 
 
-async def _receipt_dates(start: float, **op: object) -> tuple[str, str]:
+async def _receipt_dates(start: float, **op: object) -> tuple[str, str, str]:
     cfg = SmscConfig(operators=[OperatorConfig(port=0, **op)])  # type: ignore[arg-type]
     async with SmscServer(cfg, clock=SimClock(1.0, start=start)) as smsc:
         got: list[DeliverSm] = []
@@ -60,26 +60,37 @@ async def _receipt_dates(start: float, **op: object) -> tuple[str, str]:
         deadline = time.monotonic() + 5
         while not got and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        query = await client.request(
+            QuerySm(message_id=resp.message_id, source_addr="1442")  # type: ignore[attr-defined]
+        )
         await client.unbind()
     (receipt,) = got
     text = receipt.short_message.decode()
     submit = text.split("submit date:")[1].split()[0]
     done = text.split("done date:")[1].split()[0]
-    return submit, done
+    # query_sm's final_date: the same local time, to the second, and the zone's offset.
+    final = query.final_date  # type: ignore[attr-defined]
+    assert final[:10] == done and final[-1] in "+-"
+    return submit, done, final[13:]
 
 
 @pytest.mark.usefixtures("machine_in_sao_paulo")
 async def test_receipt_dates_are_cairo_time_with_its_summer_time_by_default() -> None:
-    assert await _receipt_dates(JULY_0900_UTC) == ("2607011200", "2607011200")
-    assert await _receipt_dates(JANUARY_0900_UTC) == ("2601151100", "2601151100")
+    assert await _receipt_dates(JULY_0900_UTC) == ("2607011200", "2607011200", "12+")
+    assert await _receipt_dates(JANUARY_0900_UTC) == ("2601151100", "2601151100", "08+")
 
 
 @pytest.mark.usefixtures("machine_in_sao_paulo")
 async def test_receipt_dates_follow_the_configured_time_zone() -> None:
-    assert await _receipt_dates(JULY_0900_UTC, timezone="UTC") == ("2607010900", "2607010900")
-    assert await _receipt_dates(JULY_0900_UTC, timezone="Asia/Riyadh") == (
-        "2607011200",
-        "2607011200",
+    assert await _receipt_dates(JULY_0900_UTC, timezone="UTC") == (
+        "2607010900",
+        "2607010900",
+        "00+",
+    )
+    assert await _receipt_dates(JULY_0900_UTC, timezone="America/Sao_Paulo") == (
+        "2607010600",
+        "2607010600",
+        "12-",
     )
 
 

@@ -683,7 +683,8 @@ class OperatorSmsc:
             return
         final_date = ""
         if msg.final:
-            final_date = format_smpp_time(msg.done_time)
+            done = msg.done_time
+            final_date = format_smpp_time(done, self.receipts.utc_offset_quarters(done))
         conn.send(
             pdu.response(
                 message_id=msg.message_id,

@@ -72,6 +72,10 @@ class ReceiptBuilder:
         self._date_key, self._date_text = key, text
         return text
 
+    def utc_offset_quarters(self, ts: float) -> int:
+        """The SMSC's UTC offset at ``ts`` in quarter hours (SMPP absolute times)."""
+        return self._local.offset(ts) // 900
+
     def build(self, msg: Message) -> DeliverSm:
         rid = receipt_id(msg.message_id, self._id_fmt, self._receipt_fmt)
         state = msg.state

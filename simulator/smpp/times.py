@@ -51,14 +51,13 @@ def format_smpp_time(ts: float, utc_offset_quarters: int = 8) -> str:
 class LocalClock:
     """UTC offsets of one time zone, for times on the hot path: the offset is kept per
     UTC hour when it is the same at both ends of the hour (so a DST change inside an
-    hour, at any minute, is looked up exactly instead)."""
+    hour, at any minute, is looked up exactly instead), for the last hours asked."""
 
-    __slots__ = ("_hour", "_offset", "zone")
+    __slots__ = ("_hours", "zone")
 
     def __init__(self, zone: str) -> None:
         self.zone = ZoneInfo(zone)
-        self._hour = -(1 << 62)
-        self._offset = 0
+        self._hours: dict[int, int] = {}
 
     def _at(self, ts: float) -> int:
         delta = datetime.fromtimestamp(ts, self.zone).utcoffset()
@@ -67,14 +66,22 @@ class LocalClock:
     def offset(self, ts: float) -> int:
         """Seconds east of UTC at Unix time ``ts``."""
         hour = int(ts // 3600)
-        if hour == self._hour:
-            return self._offset
+        hours = self._hours
+        offset = hours.get(hour)
+        if offset is not None:
+            return offset
         start, end = self._at(hour * 3600.0), self._at(hour * 3600.0 + 3599.999)
         if start != end:
             return self._at(ts)
-        self._hour, self._offset = hour, start
+        if len(hours) >= _HOURS_KEPT:
+            hours.clear()
+        hours[hour] = start
         return start
 
     def strftime(self, fmt: str, ts: float) -> str:
         """``time.strftime`` of ``ts`` as the zone's wall clock shows it."""
         return time.strftime(fmt, time.gmtime(ts + self.offset(ts)))
+
+
+#: Hours whose offset a LocalClock keeps (a quarter of a year), then it starts again.
+_HOURS_KEPT = 2190

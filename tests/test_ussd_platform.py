@@ -20,6 +20,7 @@ from simulator.config import (
     SmppBindConfig,
     SmscConfig,
     UssdConfig,
+    UssdDialIn,
 )
 from simulator.platform.runtime import PlatformRuntime
 from simulator.platform.ussd import HTTP_PATH, dial_inputs
@@ -174,3 +175,33 @@ async def test_menu_over_the_aggregator_callback(stack: tuple[SmscServer, Platfo
     assert rt.ussd.stats.actions == {"feedback": 1}
     contact = rt.store.contact_by_urn("tel:+" + A)
     assert contact is not None
+
+
+async def test_a_new_dial_resets_a_session_the_platform_was_never_told_about(
+    tmp_path: Path,
+) -> None:
+    ussd = UssdConfig(notify_release=False, dial_in=UssdDialIn.DESTINATION)
+    smsc = SmscServer(SmscConfig(operators=[OperatorConfig(port=0, ussd=ussd)]))
+    await smsc.start()
+    rt = PlatformRuntime(
+        PlatformConfig(api_port=0, tps=0, binds=[SmppBindConfig(port=smsc.port)]),
+        "t",
+        reset=True,
+        database=tmp_path / "p.sqlite3",
+    )
+    await rt.start()
+    try:
+        network = smsc.ussd()
+        handset = network.handset
+        assert isinstance(handset, UssdRecorder)
+        smsc.ussd_dial(A)
+        await _until(lambda: handset.of(A))
+        network.answer(A, "3")
+        await _until(lambda: len(handset.of(A)) == 2)
+        network.abandon(A)  # the platform still holds ["3"]
+        smsc.ussd_dial(A)
+        await _until(lambda: len(handset.of(A)) == 3)
+        assert "1 حالتي" in handset.of(A)[2].text  # the top menu, not conditionality's
+    finally:
+        await rt.stop()
+        await smsc.stop()

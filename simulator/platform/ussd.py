@@ -92,7 +92,14 @@ class UssdApp:
                 self.stats.released += 1
                 log.info("ussd_released channel=%s msisdn=%s", bind.name, msisdn)
             return
-        if op == UssdServiceOp.PSSR_INDICATION and (key not in self._smpp or text.startswith("*")):
+        # A dial: sequence 0 in its_session_info, or the dialled code in the text or the
+        # destination (SMSCs that send inputs as PSSR indications too send neither).
+        dial = (
+            (info is not None and len(info) == 2 and info[1] >> 1 == 0)
+            or text.startswith("*")
+            or pdu.destination_addr.startswith("*")
+        )
+        if op == UssdServiceOp.PSSR_INDICATION and (key not in self._smpp or dial):
             dialled = text or pdu.destination_addr
             inputs = dial_inputs(dialled)
             self._smpp[key] = (number, inputs)

@@ -211,6 +211,8 @@ class SmscServer:
             if conn.session.is_bound:
                 with contextlib.suppress(SessionStateError):
                     conn.send_request(Unbind())
+            # Unbinding: deliveries requeued meanwhile must not be handed to it.
+            conn.writable = False
         deadline = asyncio.get_running_loop().time() + drain_timeout
         while (
             any(not c.session.closed for c in conns)

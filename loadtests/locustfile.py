@@ -7,9 +7,10 @@ after a `smsim run --ui` wrote a run.json:
     SMSIM_RUN=runs/<run>/run.json locust -f loadtests/locustfile.py
 
 Users: `Subscriber` (people texting 1442, open loop; their MO -> reply latency is timed
-at the SMSC and reported here as "SMS" requests) and `Manager` (the campaign manager:
-the scenario's broadcasts and flow starts through RapidPro's API). The load shape is
-the scenario's (ramp, quiz-burst, spike, soak or constant).
+at the SMSC and reported here as "SMS" requests), `Dialler` (people dialling *1442#,
+open loop; each session is played by the SMSC's USSD behaviour model) and `Manager` (the
+campaign manager: the scenario's broadcasts and flow starts through RapidPro's API).
+The load shape is the scenario's (ramp, quiz-burst, spike, soak or constant).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from locust.runners import MasterRunner
 
 from simulator.loadgen.runtime import start_runtime, stop_runtime
 from simulator.loadgen.shapes import shape_for
-from simulator.loadgen.users import CampaignManager, SubscriberUser
+from simulator.loadgen.users import CampaignManager, SubscriberUser, UssdDialler
 from simulator.scenario.run_settings import RunSettings
 
 SETTINGS = RunSettings.from_env()
@@ -29,6 +30,11 @@ SETTINGS = RunSettings.from_env()
 
 class Subscriber(SubscriberUser):
     abstract = False
+    weight = 1
+
+
+class Dialler(UssdDialler):
+    abstract = SETTINGS.scenario.ussd is None
     weight = 1
 
 

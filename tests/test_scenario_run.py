@@ -131,3 +131,42 @@ def test_a_broken_scenario_is_a_clear_error_not_a_run(tmp_path: Path) -> None:
         console.export_text()
     )
     assert not (tmp_path / "r").exists()
+
+
+USSD_SCENARIO = """\
+name: ussd-smoke
+population: {size: 20000, seed: 11}
+platform: {tps: 0}
+time: {scale: 10, duration: 8s, drain: 20s}  # think times are simulated seconds
+ussd:
+  dials: {shape: constant, rate: 10/s}
+load: {users: 2}
+gates:
+  ussd_completion_ratio: 0.5
+  ussd_screen_p95: 2s
+  ussd_sessions_per_s: 5
+  error_ratio: 0
+  lost_messages: 0
+"""
+
+
+def test_ussd_dials_from_locust_become_sessions_the_menu_completes(tmp_path: Path) -> None:
+    """Locust's diallers dial *1442# open loop; simulated people press through the
+    reference platform's menu over SMPP; the ussd_* gates are judged on the SMSC's
+    USSD counters."""
+    path = tmp_path / "ussd-smoke.yaml"
+    path.write_text(USSD_SCENARIO, encoding="utf-8")
+    out = tmp_path / "run"
+    console = Console(record=True, width=120)
+    rc = run(RunOptions(scenario=str(path), out=out, live=False, control_port=0), console)
+    summary = json.loads((out / "summary.json").read_text())
+    assert rc == EXIT_PASSED, console.export_text() + json.dumps(summary["figures"])
+    c, f = summary["counters"], summary["figures"]
+    assert 0.7 * 80 <= c["ussd_dials_from_locust"] <= 1.05 * 80  # 10/s for 8 s, open loop
+    assert c["ussd_dials_refused"] < c["ussd_dials_from_locust"] * 0.1
+    assert f["ussd_completion_ratio"] >= 0.5 and f["ussd_sessions_per_s"] >= 5
+    # Every accepted dial became a session at the SMSC, and the sessions had dialogues:
+    # more screens answered than sessions (the menu is at least two screens deep).
+    assert c["ussd_sessions_dialled"] == c["ussd_dials_from_locust"] - c["ussd_dials_refused"]
+    assert c["ussd_steps"] > c["ussd_sessions_dialled"]
+    assert c["ussd_released_completed"] >= 0.5 * c["ussd_sessions_dialled"]

@@ -22,6 +22,7 @@ SHIPPED = {
     "opt-out-storm",
     "soak",
     "spike",
+    "ussd-menu",
 }
 
 

@@ -8,6 +8,7 @@ stream each way::
     HELLO   <HH    worker_index, workers                               Locust -> SMSC
     MO      <QH    msisdn, text_len, then text_len UTF-8 bytes         Locust -> SMSC
     RESULT  <QBBd  msisdn, kind (reply/timeout), origin, seconds       SMSC -> Locust
+    DIAL    <QH    msisdn, code_len, then the USSD code (``*1442#``)    Locust -> SMSC
 
 An MO is a number (an integer: 12 digits for Egypt) and a text; the SMSC answers per MO
 only with its RESULT: the time until the platform's reply reached the handset, or a
@@ -35,6 +36,7 @@ class FrameType(IntEnum):
     HELLO = 0
     MO = 1
     RESULT = 2
+    DIAL = 3
 
 
 class Outcome(IntEnum):
@@ -67,8 +69,9 @@ def encode_hello(worker_index: int, workers: int) -> bytes:
     )
 
 
-def encode_mo(items: list[tuple[int, str]]) -> list[bytes]:
-    """MO frames for ``[(msisdn, text), ...]``, split at ``MAX_ITEMS`` items."""
+def encode_mo(items: list[tuple[int, str]], ftype: FrameType = FrameType.MO) -> list[bytes]:
+    """MO frames for ``[(msisdn, text), ...]``, split at ``MAX_ITEMS`` items (``ftype``
+    DIAL: USSD dials, ``(msisdn, code)``, in the same layout)."""
     frames = []
     pack = MO_ITEM.pack
     for start in range(0, len(items), MAX_ITEMS):
@@ -79,7 +82,7 @@ def encode_mo(items: list[tuple[int, str]]) -> list[bytes]:
             parts.append(pack(number, len(raw)))
             parts.append(raw)
         size = sum(len(p) for p in parts)
-        parts[0] = HEADER.pack(HEADER.size + size, FrameType.MO, len(chunk))
+        parts[0] = HEADER.pack(HEADER.size + size, ftype, len(chunk))
         frames.append(b"".join(parts))
     return frames
 
@@ -94,13 +97,25 @@ def encode_results(items: list[Result]) -> list[bytes]:
     return frames
 
 
+def encode_dials(items: list[tuple[int, str]]) -> list[bytes]:
+    """DIAL frames for ``[(msisdn, ussd_code), ...]``."""
+    return encode_mo(items, FrameType.DIAL)
+
+
 @dataclass(frozen=True, slots=True)
 class Hello:
     worker_index: int
     workers: int
 
 
-Frame = Hello | list[tuple[int, str]] | list[Result]
+@dataclass(frozen=True, slots=True)
+class Dials:
+    """USSD codes dialled: ``(msisdn, code)`` each."""
+
+    items: list[tuple[int, str]]
+
+
+Frame = Hello | Dials | list[tuple[int, str]] | list[Result]
 
 
 class FrameReader:
@@ -134,7 +149,7 @@ class FrameReader:
 
 
 def _decode(ftype: int, count: int, buf: bytes, pos: int, stop: int) -> Frame:
-    if ftype == FrameType.MO:
+    if ftype == FrameType.MO or ftype == FrameType.DIAL:
         mos: list[tuple[int, str]] = []
         unpack, size = MO_ITEM.unpack_from, MO_ITEM.size
         for _ in range(count):
@@ -144,7 +159,7 @@ def _decode(ftype: int, count: int, buf: bytes, pos: int, stop: int) -> Frame:
                 raise ValueError("text runs past the frame")
             mos.append((number, buf[pos : pos + n].decode()))
             pos += n
-        return mos
+        return mos if ftype == FrameType.MO else Dials(mos)
     if ftype == FrameType.RESULT:
         if pos + count * RESULT_ITEM.size > stop:
             raise ValueError("items run past the frame")

@@ -20,7 +20,7 @@ from itertools import count
 from simulator.smsc.store import Message
 from simulator.subscribers.numbering import normalize
 
-from .frames import FrameError, FrameReader, Hello, Origin, Result, encode_results
+from .frames import Dials, FrameError, FrameReader, Hello, Origin, Result, encode_results
 from .replies import ReplyTracker
 
 log = logging.getLogger("smsim.harness")
@@ -55,7 +55,9 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
             return
         for frame in frames:
-            if isinstance(frame, Hello):
+            if isinstance(frame, Dials):
+                self.hub.dials_from_locust(frame.items)
+            elif isinstance(frame, Hello):
                 self.hello = frame
                 self.hub.workers_seen.add(frame.worker_index)
                 log.info("channel_hello worker=%d of %d", frame.worker_index, frame.workers)
@@ -91,9 +93,14 @@ class ChannelHub:
         send_mo: Callable[[str, str], None],
         reply_timeout: float,
         clock: Callable[[], float] | None = None,
+        dial: Callable[[str, str], object] | None = None,
     ) -> None:
         #: Inject an MO ``(msisdn, text)`` into the SMSC as the subscriber's message.
         self._send_mo = send_mo
+        #: Dial a USSD code ``(msisdn, code)`` on the subscriber's network; None: no USSD.
+        self._dial = dial
+        self.dials_from_workers = 0
+        self.dials_refused = 0
         self.tracker = ReplyTracker(reply_timeout)
         self.conns: dict[int, _Conn] = {}
         self._keys = count()
@@ -141,6 +148,15 @@ class ChannelHub:
         for number, text in items:
             on_mo(number, now, Origin.LOCUST, key)
             send(str(number), text)
+
+    def dials_from_locust(self, items: list[tuple[int, str]]) -> None:
+        self.dials_from_workers += len(items)
+        if self._dial is None:
+            self.dials_refused += len(items)
+            return
+        for number, code in items:
+            if self._dial(str(number), code) is None:
+                self.dials_refused += 1  # busy: that subscriber already has a session
 
     # --- TrafficObserver (the SMSC calls these) ---------------------------------------------
 

@@ -21,6 +21,7 @@ from simulator.harness.frames import (
     Origin,
     Outcome,
     Result,
+    encode_dials,
     encode_hello,
     encode_mo,
 )
@@ -55,8 +56,10 @@ class ChannelClient:
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.sendall(encode_hello(worker_index, workers))
         self._queue: list[tuple[int, str]] = []
+        self._dials: list[tuple[int, str]] = []
         self._interval = flush_interval
         self.sent = 0
+        self.dialled = 0
         self.results = 0
         self._closed = False
         self._greenlets = [gevent.spawn(self._flusher), gevent.spawn(self._reader)]
@@ -64,21 +67,27 @@ class ChannelClient:
     def send(self, msisdn: str, text: str) -> None:
         self._queue.append((int(msisdn), text))
 
+    def dial(self, msisdn: str, code: str) -> None:
+        """``msisdn`` dials a USSD code; the session runs at the SMSC."""
+        self._dials.append((int(msisdn), code))
+
     def _flusher(self) -> None:
         while not self._closed:
             gevent.sleep(self._interval)
             self.flush()
 
     def flush(self) -> None:
-        if not self._queue:
+        if not self._queue and not self._dials:
             return
         batch, self._queue = self._queue, []
+        dials, self._dials = self._dials, []
         try:
-            for frame in encode_mo(batch):
+            for frame in [*encode_mo(batch), *encode_dials(dials)] if dials else encode_mo(batch):
                 self._sock.sendall(frame)
             self.sent += len(batch)
+            self.dialled += len(dials)
         except OSError as exc:
-            log.warning("channel_send_failed error=%s lost=%d", exc, len(batch))
+            log.warning("channel_send_failed error=%s lost=%d", exc, len(batch) + len(dials))
             self._closed = True
 
     def _reader(self) -> None:

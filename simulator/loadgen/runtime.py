@@ -37,6 +37,8 @@ class Runtime:
     weights: list[float]
     #: Subscriber users running in this process: each offers its share of the rate.
     active_users: int = 0
+    #: USSD diallers running in this process, likewise for the dial rate.
+    active_diallers: int = 0
     _cursor: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -47,6 +49,12 @@ class Runtime:
         """MO/s one subscriber user of this process offers at ``t``."""
         total = rate_at(self.settings.scenario.load.mo, t)
         return total / self.workers / max(1, self.active_users)
+
+    def my_dial_rate(self, t: float) -> float:
+        """USSD dials/s one dialler of this process offers at ``t``."""
+        ussd = self.settings.scenario.ussd
+        total = rate_at(ussd.dials if ussd else None, t)
+        return total / self.workers / max(1, self.active_diallers)
 
     def next_sender(self) -> str:
         """The next number of this worker's slice, in turn: no two workers share one."""

@@ -30,7 +30,8 @@ class ScenarioShape(LoadTestShape):
         t = float(self.get_run_time())  # type: ignore[no-untyped-call]
         if t >= sc.time.duration:
             return None
-        return users_at(sc.load, t) + (1 if sc.actions else 0), SPAWN_RATE
+        diallers = users_at(sc.load, t) if sc.ussd is not None else 0
+        return users_at(sc.load, t) + diallers + (1 if sc.actions else 0), SPAWN_RATE
 
 
 class ConstantShape(ScenarioShape):

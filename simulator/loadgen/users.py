@@ -60,6 +60,41 @@ class SubscriberUser(User):
                 send(rt.next_sender(), rt.next_text())
 
 
+class UssdDialler(User):
+    """Subscribers dialling *1442#, open loop like ``SubscriberUser``; what they do on
+    each screen is the SMSC's USSD behaviour model, judged there (ussd_* gates)."""
+
+    abstract = True
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.rt: Runtime = runtime(self.environment)
+        self.rt.active_diallers += 1
+
+    def on_stop(self) -> None:
+        self.rt.active_diallers -= 1
+
+    @task
+    def dial(self) -> None:
+        rt = self.rt
+        ussd = rt.settings.scenario.ussd
+        if ussd is None:
+            gevent.sleep(1.0)
+            return
+        credit = 0.0
+        last = time.monotonic()
+        dial = rt.channel.dial
+        while True:
+            gevent.sleep(TICK)
+            now = time.monotonic()
+            credit += rt.my_dial_rate(now - rt.t0) * (now - last)
+            last = now
+            n = int(credit)
+            credit -= n
+            for _ in range(n):
+                dial(rt.next_sender(), ussd.service_code)
+
+
 def _urn(msisdn: str) -> str:
     return f"tel:+{msisdn}"
 

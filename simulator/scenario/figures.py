@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from simulator.harness.replies import ReplyStats
+from simulator.smsc.stats import LatencyHistogram as BucketHistogram
+from simulator.ussd.figures import UssdSnapshot
+from simulator.ussd.figures import figures as ussd_figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,8 @@ class Sample:
     submits: int
     accepted: int
     throttled: int
+    #: submit_sm refused with an error status (validation, window full): not throttling.
+    refused: int
     wants_receipt: int
     receipts_due: int
     receipts_delivered: int
@@ -74,8 +79,9 @@ def figures(
             out["receipt_completion_time"] = done.t - window[0].t
 
     if last is not None and last.submits:
-        errors = last.submits - last.accepted - last.throttled
-        out["error_ratio"] = max(0, errors) / last.submits
+        # Counted refusals, not submits - accepted: USSD screens are submits that are
+        # never "accepted" as messages, and must not read as errors.
+        out["error_ratio"] = last.refused / last.submits
         out["throttle_ratio"] = last.throttled / last.submits
     else:  # the platform sent nothing: a ratio of nothing measures nothing
         out["error_ratio"] = None
@@ -89,3 +95,23 @@ def figures(
     else:
         out["lost_messages"] = None
     return out
+
+
+def ussd_gate_figures(
+    start: UssdSnapshot, load_end: UssdSnapshot, end: UssdSnapshot, screens: BucketHistogram
+) -> dict[str, float | None]:
+    """The ussd_* gates' figures from the USSD networks' counters: sessions per second
+    while the load ran (``start`` to ``load_end``), how sessions ended over the whole run
+    with its drain (``start`` to ``end``)."""
+    f = ussd_figures(start, end)
+    dialling = ussd_figures(start, load_end)
+    ended = sum(end.released.values()) - sum(start.released.values())
+    return {
+        "ussd_completion_ratio": f.completion_ratio,
+        "ussd_screen_p95": screens.quantile(0.95),
+        "ussd_sessions_per_s": (
+            dialling.sessions_per_s if load_end.dialled > start.dialled else None
+        ),
+        "ussd_abandoned_ratio": f.abandoned / ended if ended else None,
+        "ussd_timeout_ratio": (f.timed_out + f.platform_failed) / ended if ended else None,
+    }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from .units import format_duration, parse_duration
+from .units import format_duration, parse_duration, parse_rate
 
 
 class Bound(StrEnum):
@@ -26,6 +26,7 @@ class Unit(StrEnum):
     SECONDS = "s"
     RATIO = "ratio"
     RATE = "msg/s"
+    SESSIONS = "sessions/s"
     COUNT = "count"
 
 
@@ -40,6 +41,8 @@ class GateDef:
         """A threshold as written in YAML or on the command line."""
         if self.unit is Unit.SECONDS:
             return parse_duration(value)
+        if self.unit is Unit.SESSIONS and isinstance(value, str):
+            return parse_rate(value)
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValueError(f"gate {self.name}: expected a number")
         try:
@@ -61,6 +64,8 @@ class GateDef:
             return f"{value:.2%}" if value >= 0.0001 or value == 0 else f"{value:.2e}"
         if self.unit is Unit.RATE:
             return f"{value:,.0f} msg/s"
+        if self.unit is Unit.SESSIONS:
+            return f"{value:,.1f} sessions/s"
         return f"{value:,.0f}"
 
 
@@ -114,6 +119,31 @@ GATES: Mapping[str, GateDef] = _defs(
         Bound.MAX,
         Unit.COUNT,
         "messages accepted by the SMSC or injected as MO that never reached the other side",
+    ),
+    GateDef(
+        "ussd_completion_ratio",
+        Bound.MIN,
+        Unit.RATIO,
+        "USSD sessions ended by the platform's last screen / all sessions that ended",
+    ),
+    GateDef(
+        "ussd_screen_p95",
+        Bound.MAX,
+        Unit.SECONDS,
+        "95th percentile of the platform's answer time per USSD screen",
+    ),
+    GateDef("ussd_sessions_per_s", Bound.MIN, Unit.SESSIONS, "USSD sessions dialled per second"),
+    GateDef(
+        "ussd_abandoned_ratio",
+        Bound.MAX,
+        Unit.RATIO,
+        "USSD sessions the subscriber abandoned / sessions that ended",
+    ),
+    GateDef(
+        "ussd_timeout_ratio",
+        Bound.MAX,
+        Unit.RATIO,
+        "USSD sessions released by a network timer or a too-slow platform / ended",
     ),
 )
 

@@ -41,9 +41,11 @@ from simulator.config import (
 )
 from simulator.harness.hub import ChannelHub
 from simulator.smsc.server import SmscServer, new_event_loop
+from simulator.ussd.figures import screen_latency as ussd_screen_latency
+from simulator.ussd.figures import snapshot as ussd_snapshot
 
 from .dashboard import Snapshot, render
-from .figures import Sample, figures
+from .figures import Sample, figures, ussd_gate_figures
 from .gates import judge, parse_gate_override
 from .loader import ScenarioError, load_scenario
 from .report import compare, verdict_table, write_junit, write_summary
@@ -173,6 +175,7 @@ def _sample(smsc: SmscServer, hub: ChannelHub, t: float) -> Sample:
         submits=s.submits,
         accepted=s.accepted,
         throttled=s.throttled,
+        refused=s.rejected + s.queue_full,
         wants_receipt=hub.wants_receipt,
         receipts_due=s.receipts_due,
         receipts_delivered=s.receipts_delivered,
@@ -193,9 +196,19 @@ async def _run(
         operator = engine.listener_for(msisdn) if engine is not None else None
         smsc.operator(operator).inject_mo(msisdn, text)
 
-    hub = ChannelHub(send_mo, sc.load.reply_timeout)
+    def dial(msisdn: str, code: str) -> object:
+        try:
+            return smsc.ussd_dial(msisdn, code)
+        except KeyError:  # the subscriber's operator has no USSD network
+            return None
+
+    hub = ChannelHub(send_mo, sc.load.reply_timeout, dial=dial if sc.ussd else None)
     smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
     await smsc.start()
+    if sc.ussd is not None:
+        from simulator.ussd.people import attach_people
+
+        attach_people(smsc, loop.time)
     platform: multiprocessing.process.BaseProcess | None = None
     locust: subprocess.Popen[bytes] | None = None
     try:
@@ -243,6 +256,8 @@ async def _run(
         settings.write(out / "run.json")
         locust = _start_locust(opts, sc, out, api_url)
         t0 = time.monotonic()
+        ussd_start = ussd_snapshot(smsc.ussd_networks(), 0.0) if sc.ussd else None
+        ussd_load_end = ussd_start
         samples: list[Sample] = [_sample(smsc, hub, 0.0)]
         ended_at: float | None = None
         with Live(console=console, auto_refresh=False, transient=False) as live:
@@ -254,12 +269,20 @@ async def _run(
                 samples.append(_sample(smsc, hub, now))
                 if ended_at is None and locust.poll() is not None:
                     ended_at = now
+                    if sc.ussd is not None:
+                        ussd_load_end = ussd_snapshot(smsc.ussd_networks(), now)
                 phase = "load" if ended_at is None else "drain"
                 if opts.live:
                     live.update(render(_snapshot(sc, smsc, hub, samples, phase)), refresh=True)
                 if ended_at is not None:
-                    # Receipts not yet due (a handset off for hours) are not in flight.
-                    drained = len(hub.tracker) == 0 and smsc.pending_deliveries() == 0
+                    # Receipts not yet due (a handset off for hours) are not in flight;
+                    # USSD sessions still open are (people thinking, or the network's
+                    # timers about to release them).
+                    drained = (
+                        len(hub.tracker) == 0
+                        and smsc.pending_deliveries() == 0
+                        and not any(n.sessions.counters.open_total for n in smsc.ussd_networks())
+                    )
                     if drained or now - ended_at >= sc.time.drain:
                         break
                 if now > sc.time.duration + 60 and ended_at is None:
@@ -273,6 +296,18 @@ async def _run(
             pending_replies=pending,
             broadcasts=any(a.broadcast for a in sc.actions),
         )
+        ussd_counters: dict[str, Any] = {}
+        if ussd_start is not None:
+            ussd_end = ussd_snapshot(smsc.ussd_networks(), time.monotonic() - t0)
+            assert ussd_load_end is not None
+            screens = ussd_screen_latency(smsc.ussd_networks())
+            figs.update(ussd_gate_figures(ussd_start, ussd_load_end, ussd_end, screens))
+            ussd_counters = {
+                "ussd_sessions_dialled": ussd_end.dialled,
+                "ussd_steps": ussd_end.steps,
+                "ussd_open_at_end": ussd_end.open,
+                **{f"ussd_released_{k}": v for k, v in ussd_end.released.items()},
+            }
         verdicts = judge(thresholds, figs)
         regressions = []
         if opts.baseline is not None:
@@ -281,12 +316,15 @@ async def _run(
         counters: dict[str, Any] = {
             **{k: v for k, v in smsc.stats().as_dict().items() if isinstance(v, int)},
             "mo_from_locust": hub.mo_from_workers,
+            "ussd_dials_from_locust": hub.dials_from_workers,
+            "ussd_dials_refused": hub.dials_refused,
             "locust_workers": len(hub.workers_seen),
             "replies": hub.tracker.stats.replies,
             "reply_timeouts": hub.tracker.stats.timeouts,
             "replies_pending_at_end": pending,
             "wants_receipt": hub.wants_receipt,
             "locust_exit": locust.returncode,
+            **ussd_counters,
         }
         write_summary(
             out / "summary.json",

@@ -173,6 +173,15 @@ class Load(_Spec):
     reply_timeout: Duration = 30.0
 
 
+class Ussd(_Spec):
+    """Subscribers dialling a USSD code, open loop; each then navigates the menu as the
+    USSD behaviour model (``behaviour.ussd``) makes them."""
+
+    service_code: Annotated[str, Field(pattern=r"^\*[0-9*]+#$")] = "*1442#"
+    #: Dials per second over time (a shape's ``texts`` are not used here).
+    dials: LoadShape
+
+
 class Timing(_Spec):
     #: Simulated seconds per real second (reply delays, receipt dates, validity).
     scale: Annotated[float, Field(gt=0)] = 1.0
@@ -203,6 +212,11 @@ class Gates(_Spec):
     error_ratio: Ratio | None = None
     throttle_ratio: Ratio | None = None
     lost_messages: Count | None = None
+    ussd_completion_ratio: Ratio | None = None
+    ussd_screen_p95: Duration | None = None
+    ussd_sessions_per_s: Rate | None = None
+    ussd_abandoned_ratio: Ratio | None = None
+    ussd_timeout_ratio: Ratio | None = None
 
     def thresholds(self) -> dict[str, float]:
         """The gates this scenario sets, in ``GATES`` order."""
@@ -229,6 +243,8 @@ class Scenario(_Spec):
     time: Timing = Field(default_factory=Timing)
     actions: list[Action] = Field(default_factory=list)
     load: Load = Field(default_factory=Load)
+    #: USSD dialling (*1442#); None: SMS only.
+    ussd: Ussd | None = None
     gates: Gates = Field(default_factory=lambda: Gates())
 
     @model_validator(mode="before")

@@ -34,7 +34,7 @@ from simulator.smpp.text import alphabet_of, choose_coding, decode_text
 from simulator.smsc.server import SmscServer
 from simulator.smsc.store import Message
 from simulator.subscribers.behaviour import Reply, ReplyKind, is_stop
-from simulator.subscribers.delivery import handset_on, local_hour
+from simulator.subscribers.delivery import DeliveryModel, handset_on, local_hour
 from simulator.subscribers.engine import SPONTANEOUS, SubscriberEngine
 from simulator.subscribers.population import Population
 from simulator.subscribers.profile import Availability, Subscriber
@@ -236,15 +236,14 @@ async def test_every_fate_gives_its_receipt_stat_err_and_dates_on_the_simulated_
         delivery=DeliveryConfig(validity=6 * 3600),
         time_scale=scale,
     )
-    smsc = SmscServer(cfg, clock=SimClock(scale, start=THREE_AM_CAIRO))
-    await smsc.start()
-    engine = smsc.subscribers
-    assert engine is not None
-    pop = engine.population
+    # The people are picked before the clock starts (at 20,000x a second of searching on
+    # a loaded machine is 5.5 simulated hours); the SMSC derives the same ones.
+    pop = Population(cfg.population)
+    delivery = DeliveryModel(cfg.delivery)
     ok = lambda s: s.assigned and not s.barred  # noqa: E731
 
     def retried(sub: Subscriber) -> bool:
-        fate = engine.delivery.fate(sub, THREE_AM_CAIRO, "", 0)
+        fate = delivery.fate(sub, THREE_AM_CAIRO, "", 0)
         return fate.state is MessageState.DELIVERED and fate.attempts > 1
 
     dead = _find(pop, lambda s: ok(s) and s.availability is Availability.DEAD)
@@ -262,6 +261,10 @@ async def test_every_fate_gives_its_receipt_stat_err_and_dates_on_the_simulated_
             "",
         ),
     }  # fmt: skip
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=THREE_AM_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
     arrived: dict[str, float] = {}
     receipts: dict[str, DeliverSm] = {}
 
@@ -839,11 +842,10 @@ async def test_an_alert_notification_follows_a_failed_set_dpf_message_when_the_h
         population=PopulationConfig(enabled=True, size=200_000, seed=21),
         time_scale=scale,
     )
-    smsc = SmscServer(cfg, clock=SimClock(scale, start=THREE_AM_CAIRO))
-    await smsc.start()
-    engine = smsc.subscribers
-    assert engine is not None
-    pop = engine.population
+    # Pick the people before the clock starts: at 10,000x, a second spent searching on
+    # a loaded machine is three simulated hours, and "off for the first hour" no longer
+    # holds when the submits land. The SMSC derives the same people from the config.
+    pop = Population(cfg.population)
     validity = "000000001000000R"  # 10 minutes: every retry by then finds the handset off
 
     def off_until_failure(s: Subscriber) -> bool:
@@ -861,6 +863,11 @@ async def test_an_alert_notification_follows_a_failed_set_dpf_message_when_the_h
         pop,
         lambda s: s.availability is Availability.NIGHT_OFF and off_until_failure(s) and s != night,
     )
+    smsc = SmscServer(cfg, clock=SimClock(scale, start=THREE_AM_CAIRO))
+    await smsc.start()
+    engine = smsc.subscribers
+    assert engine is not None
+    assert engine.population.profile(night.msisdn) == night
     dpf = {Tag.SET_DPF: 1}
     seen: dict[str, float] = {}
     client = await EsmeClient.connect("127.0.0.1", smsc.port)

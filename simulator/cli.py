@@ -19,6 +19,7 @@ from rich.table import Table
 
 from simulator.config import ConfigError, PlatformConfig, SmscConfig, load_config
 from simulator.logs import setup_logging
+from simulator.smsc.audit import add_parser as add_audit_parser
 from simulator.smsc.control_cli import add_parsers as add_control_parsers
 from simulator.smsc.control_cli import with_control
 
@@ -120,6 +121,14 @@ def cmd_smsc(args: argparse.Namespace) -> int:
         config = _with_address(load_config(args.config), args.host, args.port)
         config = _with_subscribers(config, args)
         config = with_control(config, args)
+        if args.journal is not None:
+            config = config.model_copy(
+                update={
+                    "journal": config.journal.model_copy(
+                        update={"enabled": True, "path": args.journal}
+                    )
+                }
+            )
         # model_copy skips validation: validate the overrides like the file was.
         config = SmscConfig.model_validate(config.model_dump())
     except ConfigError as exc:
@@ -285,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--control-port", type=int, help="control API and /metrics port (default 8775, 0: off)"
     )
+    p.add_argument(
+        "--journal", type=Path, help="journal every message to DIR (read it with smsim audit)"
+    )
     p.set_defaults(func=cmd_smsc)
 
     p = sub.add_parser("demo", help="SMSC plus a short built-in client run, shown with rich")
@@ -307,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_run_parser(sub)
     add_control_parsers(sub)
+    add_audit_parser(sub)
     return parser
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -439,6 +439,24 @@ class ControlConfig(_Model):
     metrics: bool = True
 
 
+class JournalConfig(_Model):
+    """The message journal: line-delimited JSON of what was accepted, receipted and
+    injected, so ``smsim audit`` can prove after a run (or a crash) that nothing was lost.
+
+    Off unless the file says so or ``smsim smsc --journal DIR``.
+    """
+
+    enabled: bool = False
+    #: Directory of the journal files (created when missing).
+    path: Path = Path("journal")
+    #: Start a new file once the current one reaches this many bytes.
+    rotate_bytes: Annotated[int, Field(ge=4096)] = 64 * 1024 * 1024
+    #: Seconds between batches written by the journal's thread (the window a crash loses).
+    flush_interval: Annotated[float, Field(gt=0, le=10)] = 0.1
+    #: ``batch``: fsync each batch written; ``never``: leave it to the OS.
+    fsync: Literal["never", "batch"] = "batch"
+
+
 class SmscConfig(_Model):
     """The whole simulator's configuration: one TOML file, one typed tree."""
 
@@ -458,6 +476,8 @@ class SmscConfig(_Model):
     uvloop: bool = True
     #: The control API (inject, look up, steer) and /metrics.
     control: ControlConfig = Field(default_factory=ControlConfig)
+    #: The durable message journal (``smsim audit`` reads it).
+    journal: JournalConfig = Field(default_factory=JournalConfig)
 
     @model_validator(mode="after")
     def _unique_operators(self) -> SmscConfig:

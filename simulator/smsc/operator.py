@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
     from .connection import SmppConnection
     from .handsets import MtSink
+    from .journal import OperatorJournal
     from .scheduler import TimerQueue
 
 log = logging.getLogger("smsim.smsc")
@@ -157,6 +158,8 @@ class OperatorSmsc:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: USSD sessions (``simulator.ussd``), set by the server when ``config.ussd`` is on.
         self.ussd: UssdNetwork | None = None
+        #: The message journal's hooks (``journal.py``), set by the server when it is on.
+        self.journal: OperatorJournal | None = None
         for acct in self.accounts.values():
             if acct.config.outbind:
                 acct.wants_receiver = self._want_receiver
@@ -284,6 +287,8 @@ class OperatorSmsc:
         self.delivery_rtt.observe(ev.rtt)
         acct = conn.account
         if status == 0:
+            if self.journal is not None:
+                self.journal.delivered(request)
             if isinstance(request, DeliverSm) and request.esm_class & EsmClass.DELIVERY_RECEIPT:
                 self.stats.receipts_delivered += 1
             else:
@@ -510,6 +515,8 @@ class OperatorSmsc:
             group.append(msg)
             msg.group = group
         self._schedule_outcome(msg)
+        if self.journal is not None:
+            self.journal.accepted(msg)
         self.sink.on_mt(msg)
 
     def _schedule_outcome(self, msg: Message) -> None:
@@ -544,10 +551,13 @@ class OperatorSmsc:
         self.stats.receipts_due += 1
         acct.stats.receipts_due += 1
         self.stats.receipts_by_stat[RECEIPT_STAT_TEXT[state]] += 1
+        receipt = self.receipts.build(msg)
+        if self.journal is not None:
+            self.journal.receipt_queued(msg, receipt)
         if self.receipts_paused:
-            self.held_receipts.append((acct, self.receipts.build(msg)))
+            self.held_receipts.append((acct, receipt))
             return
-        acct.outbox.append(self.receipts.build(msg))
+        acct.outbox.append(receipt)
         acct.pump()
 
     # --- steering (the control API) ---------------------------------------------------------

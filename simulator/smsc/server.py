@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from simulator.ussd.session import UssdSession
 
     from .control import ControlServer
+    from .journal import Journal
     from .metrics import ReplyTimer
 
 log = logging.getLogger("smsim.smsc")
@@ -114,11 +115,18 @@ class SmscServer:
         self._timer_due = float("inf")
         self._tick_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The durable message journal (``config.journal``), started with the server.
+        self.journal: Journal | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.config.journal.enabled:
+            from .journal import Journal
+
+            self.journal = Journal(self.config.journal)
+            self.journal.start()
         for op_cfg in self.config.operators:
             op = OperatorSmsc(
                 op_cfg,
@@ -129,6 +137,8 @@ class SmscServer:
                 policy=self._policy,
             )
             self.operators[op.name] = op
+            if self.journal is not None:
+                op.journal = self.journal.operator(op.name)
             if op_cfg.ussd.enabled and op_cfg.ussd.transport == "http":
                 from simulator.ussd.http_gateway import HttpUssdNetwork
 
@@ -225,6 +235,8 @@ class SmscServer:
             await server.wait_closed()
         if self._timer is not None:
             self._timer.cancel()
+        if self.journal is not None:
+            self.journal.stop()
         pending = sum(op.pending_deliveries() for op in self.operators.values())
         if pending or len(self._timers):
             log.warning(
@@ -289,7 +301,10 @@ class SmscServer:
         self, source: str, text: str | bytes, *, operator: str | None = None, **kw: Any
     ) -> list[DeliverSm]:
         """Queue an MO from ``source`` (see OperatorSmsc.inject_mo for the options)."""
-        pdus = self.operator(operator).inject_mo(source, text, **kw)
+        op = self.operator(operator)
+        pdus = op.inject_mo(source, text, **kw)
+        if op.journal is not None:
+            op.journal.mo_injected(source, kw.get("destination", "1442"), pdus)
         for o in self._observers:
             o.on_mo(source)
         return pdus

@@ -1,0 +1,210 @@
+"""``smsim audit DIR``: reconcile a message journal (``journal.py``) and say what was lost.
+
+Why: after a load test, or an SMSC killed mid-run, "every accepted message asking for a
+receipt got one delivered, every injected MO reached the platform" is checked from the
+durable record, not from counters that died with the process. Exit 1 when anything is
+lost, so CI can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .journal import (
+    ACCEPT,
+    MO_DELIVERED,
+    MO_INJECTED,
+    RECEIPT_DELIVERED,
+    RECEIPT_QUEUED,
+    journal_files,
+    read_journal,
+)
+
+#: (operator, message_id, destination): one destination of one accepted message.
+Key = tuple[str, str, str]
+
+
+@dataclass
+class Audit:
+    """What the journal says: totals, and the keys of what never arrived."""
+
+    accepted: int = 0
+    receipts_expected: int = 0
+    receipts_queued: int = 0
+    receipts_delivered: int = 0
+    mo_injected: int = 0
+    mo_delivered: int = 0
+    torn_lines: int = 0
+    lost_receipts: list[Key] = field(default_factory=list)
+    lost_mo: list[tuple[str, str]] = field(default_factory=list)
+    by_account: dict[str, Counter[str]] = field(default_factory=dict)
+    stats_queued: Counter[str] = field(default_factory=Counter)
+    stats_delivered: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def lost(self) -> int:
+        return len(self.lost_receipts) + len(self.lost_mo)
+
+
+def audit(records: list[dict[str, Any]], torn: int = 0) -> Audit:
+    """Reconcile records (in journal order).
+
+    A receipt is expected when registered_delivery asks for one on every outcome (bits
+    1-0 = 1), or when one was queued (failure-only receipts); it is lost when expected
+    and never delivered. An MO is lost when a part of it was never delivered.
+    """
+    result = Audit(torn_lines=torn)
+    accepted: dict[Key, dict[str, Any]] = {}
+    queued: set[Key] = set()
+    delivered: set[Key] = set()
+    mo_parts: dict[tuple[str, str], int] = {}
+    mo_done: dict[tuple[str, str], set[int]] = {}
+    for rec in records:
+        kind = rec["e"]
+        op = rec["op"]
+        if kind == ACCEPT:
+            key = (op, rec["id"], rec["dst"])
+            accepted[key] = rec
+            result.accepted += 1
+            result.by_account.setdefault(rec["account"], Counter())["accepted"] += 1
+        elif kind == RECEIPT_QUEUED:
+            queued.add((op, rec["id"], rec["dst"]))
+            result.receipts_queued += 1
+            result.stats_queued[rec["stat"]] += 1
+        elif kind == RECEIPT_DELIVERED:
+            key = (op, rec["id"], rec["dst"])
+            if key not in delivered:
+                delivered.add(key)
+                result.receipts_delivered += 1
+                result.stats_delivered[rec["stat"]] += 1
+                acc = accepted.get(key)
+                if acc is not None:
+                    result.by_account.setdefault(acc["account"], Counter())["receipted"] += 1
+        elif kind == MO_INJECTED:
+            mo_parts[(op, rec["mo"])] = rec["parts"]
+            result.mo_injected += 1
+        elif kind == MO_DELIVERED:
+            mo_done.setdefault((op, rec["mo"]), set()).add(rec["part"])
+    for key, rec in accepted.items():
+        if rec["rd"] & 0x03 == 1 or key in queued:
+            result.receipts_expected += 1
+            if key not in delivered:
+                result.lost_receipts.append(key)
+                result.by_account.setdefault(rec["account"], Counter())["lost"] += 1
+    for mo, parts in mo_parts.items():
+        if len(mo_done.get(mo, ())) >= parts:
+            result.mo_delivered += 1
+        else:
+            result.lost_mo.append(mo)
+    return result
+
+
+def history(
+    records: list[dict[str, Any]], message_id: str | None, number: str | None
+) -> list[dict[str, Any]]:
+    """Records about one message id (or MO id), or to/from one number, in order."""
+    mos: set[str] = set()
+    out = []
+    for rec in records:
+        if message_id is not None and message_id in (rec.get("id"), rec.get("mo")):
+            out.append(rec)
+        elif number is not None and number in (rec.get("src"), rec.get("dst")):
+            out.append(rec)
+            if rec["e"] == MO_INJECTED:
+                mos.add(rec["mo"])
+        elif rec.get("mo") in mos:
+            out.append(rec)
+    if number is not None:
+        # Receipts and deliveries name the destination only: add those of its messages.
+        ids = {(r["op"], r["id"]) for r in out if r["e"] == ACCEPT}
+        chosen = {id(r) for r in out}
+        out = [
+            r
+            for r in records
+            if id(r) in chosen or (r["e"].startswith("receipt") and (r["op"], r["id"]) in ids)
+        ]
+    return out
+
+
+def _summary(result: Audit, console: Console) -> None:
+    table = Table(title="journal")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, value in (
+        ("accepted", result.accepted),
+        ("receipts expected", result.receipts_expected),
+        ("receipts queued", result.receipts_queued),
+        ("receipts delivered", result.receipts_delivered),
+        ("receipts lost", len(result.lost_receipts)),
+        ("MO injected", result.mo_injected),
+        ("MO delivered", result.mo_delivered),
+        ("MO lost", len(result.lost_mo)),
+        ("torn lines", result.torn_lines),
+    ):
+        table.add_row(name, str(value), style="red" if "lost" in name and value else None)
+    console.print(table)
+    if result.by_account:
+        acct = Table(title="by account")
+        for col in ("account", "accepted", "receipted", "lost"):
+            acct.add_column(col, justify="right" if col != "account" else "left")
+        for name, c in sorted(result.by_account.items()):
+            acct.add_row(name, str(c["accepted"]), str(c["receipted"]), str(c["lost"]))
+        console.print(acct)
+    if result.stats_queued:
+        stats = Table(title="receipts by stat")
+        for col in ("stat", "queued", "delivered"):
+            stats.add_column(col, justify="right" if col != "stat" else "left")
+        for stat in sorted(result.stats_queued):
+            stats.add_row(stat, str(result.stats_queued[stat]), str(result.stats_delivered[stat]))
+        console.print(stats)
+    for op, mid, dst in result.lost_receipts[:20]:
+        console.print(f"[red]lost receipt[/] operator={op} id={mid} destination={dst}")
+    for op, mo in result.lost_mo[:20]:
+        console.print(f"[red]lost MO[/] operator={op} mo={mo}")
+    more = result.lost - min(20, len(result.lost_receipts)) - min(20, len(result.lost_mo))
+    if more > 0:
+        console.print(f"... and {more} more lost")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    console = Console()
+    path = Path(args.dir)
+    if not journal_files(path):
+        Console(stderr=True).print(f"smsim audit: no journal files in {path}")
+        return 2
+    records, torn = read_journal(path)
+    if args.id is not None or args.number is not None:
+        rows = history(records, args.id, args.number)
+        table = Table(title=f"history of {args.id or args.number}")
+        for col in ("t", "event", "operator", "details"):
+            table.add_column(col)
+        for rec in rows:
+            details = " ".join(f"{k}={v}" for k, v in rec.items() if k not in ("e", "op", "t"))
+            table.add_row(f"{rec['t']:.3f}", rec["e"], rec["op"], details)
+        console.print(table)
+        if not rows:
+            console.print("nothing in the journal")
+            return 1
+        return 0
+    result = audit(records, torn)
+    _summary(result, console)
+    if result.lost:
+        console.print(f"[red]LOST: {result.lost}[/]")
+        return 1
+    console.print("[green]reconciled: nothing lost[/]")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("audit", help="reconcile a message journal (exit 1 when anything is lost)")
+    p.add_argument("dir", help="the journal directory (smsim smsc --journal DIR)")
+    p.add_argument("--id", help="one message's (or MO's) full history")
+    p.add_argument("--number", help="one MSISDN's full history")
+    p.set_defaults(func=cmd_audit)

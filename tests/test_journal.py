@@ -1,0 +1,310 @@
+"""The message journal and ``smsim audit``: the writer (batches, rotation, what a crash
+loses), the reconciliation, and a real ``kill -9`` of an ``smsim smsc --journal``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.config import JournalConfig
+from simulator.esme.client import EsmeClient
+from simulator.smpp.constants import Status
+from simulator.smpp.pdu import DeliverSm, SubmitSm
+from simulator.smsc.audit import audit, history
+from simulator.smsc.journal import Journal, journal_files, read_journal
+from simulator.smsc.store import Message
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _msg(mid: str, dst: str = "201001234567", rd: int = 1) -> Message:
+    return Message(mid, "rapidpro", "1442", 3, 0, dst, 1, 1, 0, 0, b"hi", rd, 1000.0)
+
+
+def test_batches_are_written_by_flush_and_read_back_in_order(tmp_path: Path) -> None:
+    j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
+    j.start()
+    hooks = j.operator("egypt")
+    for i in range(5):
+        hooks.accepted(_msg(str(i)))
+    assert j.pending() == 5
+    assert list(read_journal(tmp_path)[0]) == []  # nothing written until the batch
+    assert j.flush() == 5
+    assert j.batches_written == 1
+    records, torn = read_journal(tmp_path)
+    assert torn == 0
+    assert [r["id"] for r in records] == ["0", "1", "2", "3", "4"]
+    assert records[0] == {
+        "e": "accept",
+        "op": "egypt",
+        "id": "0",
+        "account": "rapidpro",
+        "src": "1442",
+        "dst": "201001234567",
+        "rd": 1,
+        "submit": 1000.0,
+        "t": records[0]["t"],
+    }
+    j.stop()
+
+
+def test_rotation_by_size_keeps_every_record_in_order(tmp_path: Path) -> None:
+    j = Journal(JournalConfig(enabled=True, path=tmp_path, rotate_bytes=4096), thread=False)
+    j.start()
+    hooks = j.operator("egypt")
+    for i in range(300):
+        hooks.accepted(_msg(str(i)))
+        if i % 20 == 19:
+            j.flush()
+    j.stop()
+    files = journal_files(tmp_path)
+    assert len(files) >= 4
+    assert all(f.stat().st_size < 4096 + 20 * 200 for f in files)
+    records, _ = read_journal(tmp_path)
+    assert [r["id"] for r in records] == [str(i) for i in range(300)]
+
+
+def test_a_crash_between_batches_loses_only_the_unwritten_batch(tmp_path: Path) -> None:
+    j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
+    j.start()
+    hooks = j.operator("egypt")
+    hooks.accepted(_msg("written"))
+    j.flush()
+    hooks.accepted(_msg("buffered"))  # the process dies here: never flushed
+    # A line torn mid-write by the crash is skipped, counted, and the rest still read.
+    with open(journal_files(tmp_path)[-1], "a") as f:
+        f.write('{"e":"accept","op":"eg')
+    records, torn = read_journal(tmp_path)
+    assert [r["id"] for r in records] == ["written"]
+    assert torn == 1
+
+
+def test_the_thread_writes_within_a_flush_interval(tmp_path: Path) -> None:
+    j = Journal(JournalConfig(enabled=True, path=tmp_path, flush_interval=0.02))
+    j.start()
+    j.operator("egypt").accepted(_msg("1"))
+    deadline = time.monotonic() + 2
+    while not read_journal(tmp_path)[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r["id"] for r in read_journal(tmp_path)[0]] == ["1"]
+    j.stop()
+
+
+def test_deliveries_match_the_pdu_once(tmp_path: Path) -> None:
+    j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
+    j.start()
+    hooks = j.operator("egypt")
+    msg = _msg("7")
+    msg.state = 2  # DELIVERED
+    receipt = DeliverSm(esm_class=4)
+    hooks.receipt_queued(msg, receipt)
+    parts = [DeliverSm(), DeliverSm()]
+    hooks.mo_injected("201001234567", "1442", parts)
+    hooks.delivered(receipt)
+    hooks.delivered(receipt)  # a duplicate response: still one delivery
+    hooks.delivered(parts[1])
+    hooks.delivered(DeliverSm())  # not journalled: ignored
+    j.stop()
+    kinds = [(r["e"], r.get("id", r.get("mo"))) for r in read_journal(tmp_path)[0]]
+    mo = kinds[1][1]
+    assert kinds == [
+        ("receipt_queued", "7"),
+        ("mo_injected", mo),
+        ("receipt_delivered", "7"),
+        ("mo_delivered", mo),
+    ]
+    assert hooks.inflight() == 1  # the MO's first part, never answered
+
+
+def _rec(e: str, **kw: object) -> dict[str, object]:
+    return {"e": e, "op": "egypt", "t": 1.0, **kw}
+
+
+def _acc(mid: str, rd: int, dst: str = "201001234567", acct: str = "rapidpro") -> dict[str, object]:
+    return _rec("accept", id=mid, account=acct, src="1442", dst=dst, rd=rd, submit=1.0)
+
+
+RECORDS = [
+    _acc("1", 1),
+    _acc("2", 1, dst="201119999999"),
+    _acc("3", 0),
+    _acc("4", 2),  # failure-only receipts: delivered, so none expected
+    _acc("5", 2, acct="other"),  # failed: queued, never delivered
+    _rec("receipt_queued", id="1", dst="201001234567", stat="DELIVRD"),
+    _rec("receipt_delivered", id="1", dst="201001234567", stat="DELIVRD"),
+    _rec("receipt_queued", id="5", dst="201001234567", stat="UNDELIV"),
+    _rec("mo_injected", mo="m1", src="201001234567", dst="1442", parts=2),
+    _rec("mo_delivered", mo="m1", part=0),
+    _rec("mo_delivered", mo="m1", part=1),
+    _rec("mo_injected", mo="m2", src="201119999999", dst="1442", parts=2),
+    _rec("mo_delivered", mo="m2", part=1),
+]
+
+
+def test_audit_finds_each_lost_receipt_and_mo() -> None:
+    result = audit(list(RECORDS))
+    assert result.accepted == 5
+    assert result.receipts_expected == 3
+    assert result.receipts_delivered == 1
+    assert sorted(result.lost_receipts) == [
+        ("egypt", "2", "201119999999"),
+        ("egypt", "5", "201001234567"),
+    ]
+    assert result.lost_mo == [("egypt", "m2")]
+    assert result.mo_injected == 2 and result.mo_delivered == 1
+    assert result.by_account["rapidpro"] == {"accepted": 4, "receipted": 1, "lost": 1}
+    assert result.by_account["other"] == {"accepted": 1, "lost": 1}
+    assert result.stats_queued == {"DELIVRD": 1, "UNDELIV": 1}
+    assert result.stats_delivered == {"DELIVRD": 1}
+    assert audit(RECORDS[:1] + RECORDS[5:7]).lost == 0
+
+
+def test_history_by_id_and_by_number() -> None:
+    assert [r["e"] for r in history(RECORDS, "1", None)] == [
+        "accept",
+        "receipt_queued",
+        "receipt_delivered",
+    ]
+    by_number = history(RECORDS, None, "201119999999")
+    assert [(r["e"], r.get("id", r.get("mo"))) for r in by_number] == [
+        ("accept", "2"),
+        ("mo_injected", "m2"),
+        ("mo_delivered", "m2"),
+    ]
+
+
+def _write(path: Path, records: list[dict[str, object]]) -> None:
+    path.mkdir()
+    (path / "journal-20260101T000000-1-000001.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+
+
+def test_audit_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "lossy", RECORDS)
+    _write(tmp_path / "clean", RECORDS[:1] + RECORDS[5:7])
+    assert main(["audit", str(tmp_path / "lossy")]) == 1
+    out = capsys.readouterr().out
+    assert "lost receipt" in out and "id=2" in out and "mo=m2" in out
+    assert main(["audit", str(tmp_path / "clean")]) == 0
+    assert main(["audit", str(tmp_path / "lossy"), "--id", "5"]) == 0
+    assert "UNDELIV" in capsys.readouterr().out
+    assert main(["audit", str(tmp_path / "nothing")]) == 2
+
+
+# --- kill -9 of a real smsim smsc --journal --------------------------------------------------
+
+FLUSH = 0.05
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"SMSC not listening on {port}")
+
+
+async def _submit(port: int, n_receipted: int, n_pending: int) -> tuple[list[str], list[str]]:
+    """Submit ``n_receipted`` messages and take their receipts, then ``n_pending`` more
+    whose receipts the client answers ESME_RX_T_APPN (temporary: the SMSC keeps
+    retrying) until the kill; returns both lists of ids."""
+    receipts: list[str] = []
+    got = asyncio.Event()
+    refusing = False
+
+    def on_deliver(pdu: DeliverSm) -> int:
+        if refusing:
+            return Status.ESME_RX_T_APPN
+        receipts.append(pdu.short_message.split()[0].decode())
+        if len(receipts) >= n_receipted:
+            got.set()
+        return 0
+
+    client = await EsmeClient.connect("127.0.0.1", port, on_deliver=on_deliver)
+
+    async def one(i: int) -> str:
+        resp = await client.request(
+            SubmitSm(
+                source_addr="1442",
+                destination_addr=f"2010{i:08d}",
+                short_message=b"x",
+                registered_delivery=1,
+            )
+        )
+        assert resp.command_status == 0
+        return str(resp.message_id)
+
+    first = await asyncio.gather(*(one(i) for i in range(n_receipted)))
+    await asyncio.wait_for(got.wait(), 10)
+    await asyncio.sleep(0.3)  # our answers to the last receipts reach the SMSC
+    refusing = True
+    second = await asyncio.gather(*(one(10_000 + i) for i in range(n_pending)))
+    client.close()
+    return list(first), list(second)
+
+
+def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
+    port = free_port()
+    journal = tmp_path / "journal"
+    conf = tmp_path / "smsc.toml"
+    conf.write_text(
+        "[[operators]]\n"
+        f"port = {port}\n"
+        "[operators.receipt]\ndelay = 0.0\n"
+        "[population]\nenabled = false\n"
+        f"[journal]\nflush_interval = {FLUSH}\n"
+    )
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "simulator.cli", "smsc", "--config", str(conf)),
+            *("--control-port", "0", "--journal", str(journal)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_port(port, proc)
+        receipted, pending = asyncio.run(_submit(port, 40, 5))
+        # The guarantee: a record reaches the file within a flush interval (and fsync).
+        time.sleep(FLUSH * 4)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    assert proc.returncode == -signal.SIGKILL
+    records, _torn = read_journal(journal)
+    accepted = {r["id"] for r in records if r["e"] == "accept"}
+    assert accepted == set(receipted) | set(pending)
+    result = audit(records)
+    assert result.accepted == 45
+    assert result.receipts_delivered == 40
+    assert sorted(k[1] for k in result.lost_receipts) == sorted(pending)
+    out = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "audit", str(journal)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "LOST: 5" in out.stdout
+    assert all(mid in out.stdout for mid in pending)

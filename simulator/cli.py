@@ -58,6 +58,12 @@ async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
 
     console = Console(stderr=True)
     server = SmscServer(config, reuse_port=reuse_port)
+    # Handlers first: a client can bind (and a supervisor send SIGTERM) as soon as the
+    # listeners are up, before start() has returned.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     await server.start()
     if not quiet:
         table = Table(title="smsim fake SMSC", show_lines=False)
@@ -82,10 +88,6 @@ async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
         if server.control is not None:
             console.print(f"Control API and /metrics: {server.control.url} (smsim top)")
         console.print("Bind any SMPP 3.4 client to it. Ctrl-C stops.")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop()
     if not quiet:
@@ -202,6 +204,10 @@ async def _run_platform(config: PlatformConfig, token: str, generated: bool, res
 
     console = Console(stderr=True)
     runtime = PlatformRuntime(config, token, reset=reset)
+    stop = asyncio.Event()  # handlers before the API is up (see _run_smsc)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await runtime.start()
     except BaseException:
@@ -227,10 +233,6 @@ async def _run_platform(config: PlatformConfig, token: str, generated: bool, res
     table.add_row("flows", ", ".join(f.name for f in runtime.flows))
     console.print(table)
     console.print("Ctrl-C stops.")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     totals: dict[str, object] = {
         **{f"service.{k}": v for k, v in _fields(runtime.service.stats).items()},

@@ -197,6 +197,52 @@ class UssdConfig(_Model):
         return self
 
 
+class TlsConfig(_Model):
+    """SMPP over TLS: a second listener of the operator, beside the plain one.
+
+    Real operators put SMPP behind TLS (or a VPN) once it leaves their network; a
+    gateway's TLS settings are tested here, not only its SMPP.
+    """
+
+    #: Port of the TLS listener (on the operator's host); None: no TLS listener, 0: any.
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    #: PEM certificate chain and private key; both empty: a self-signed certificate for
+    #: ``hostnames`` is generated (once) into ``state_dir`` and its path logged.
+    cert_file: str = ""
+    key_file: str = ""
+    #: Where generated certificates are kept; empty: $XDG_STATE_HOME/smsim/tls
+    #: (~/.local/state/smsim/tls).
+    state_dir: str = ""
+    #: Names and addresses the generated certificate is valid for.
+    hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    #: Seconds a client has to finish the TLS handshake before it is dropped.
+    handshake_timeout: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("tls: cert_file and key_file go together")
+        return self
+
+
+class SecurityConfig(_Model):
+    """What one operator's listeners take from clients before refusing them."""
+
+    #: Wrong passwords (and unknown system_ids, counted against the source IP) within
+    #: ``bind_failure_window`` seconds that lock the source IP and the system_id out...
+    bind_failures: Annotated[int, Field(ge=1)] = 5
+    bind_failure_window: Annotated[float, Field(gt=0)] = 60.0
+    #: ...for this many seconds: every bind is answered ESME_RBINDFAIL. 0: never lock.
+    lockout: Annotated[float, Field(ge=0)] = 300.0
+    lockout_per_ip: bool = True
+    lockout_per_system_id: bool = True
+    #: Open connections one client IP may hold on this operator (plain and TLS
+    #: together); 0: no limit. The n+1th is closed at once.
+    max_connections_per_ip: Annotated[int, Field(ge=0)] = 0
+    #: Seconds a connection may stay open without a successful bind; 0: no limit.
+    bind_timeout: Annotated[float, Field(ge=0)] = 0
+
+
 class OperatorConfig(_Model):
     name: str = "egypt"
     host: str = DEFAULT_HOST
@@ -226,6 +272,10 @@ class OperatorConfig(_Model):
     mo_concat: str = "udh8"
     #: USSD over SMPP: limits and TLV conventions (``*1442#``).
     ussd: UssdConfig = Field(default_factory=UssdConfig)
+    #: SMPP over TLS (a second listener) and its certificate.
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    #: Bind lock-out, connections per client IP, bind timeout.
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> OperatorConfig:
@@ -485,6 +535,7 @@ class SmscConfig(_Model):
         if len(set(names)) != len(names):
             raise ValueError("duplicate operator names")
         ports = [(o.host, o.port) for o in self.operators if o.port]
+        ports += [(o.host, o.tls.port) for o in self.operators if o.tls.port]
         if len(set(ports)) != len(ports):
             raise ValueError("two operators listen on the same host and port")
         missing = set(self.population.listeners.values()) - set(names)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import cast
 
 from simulator.smpp.constants import CommandId, Status
@@ -91,11 +92,22 @@ class EsmeClient(asyncio.Protocol):
         *,
         mode: str = "trx",
         system_type: str = "",
+        ssl: SSLContext | None = None,
+        server_hostname: str | None = None,
+        local_addr: tuple[str, int] | None = None,
         **kw: object,
     ) -> EsmeClient:
-        """Open a connection and bind; raises SmppClientError when the bind is refused."""
+        """Open a connection (over TLS with ``ssl``) and bind; raises SmppClientError
+        when the bind is refused."""
         loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(lambda: cls(**kw), host, port)  # type: ignore[arg-type]
+        _, client = await loop.create_connection(
+            lambda: cls(**kw),  # type: ignore[arg-type]
+            host,
+            port,
+            ssl=ssl,
+            server_hostname=server_hostname if ssl is not None else None,
+            local_addr=local_addr,
+        )
         resp = await client.request(
             _BIND[mode](system_id=system_id, password=password, system_type=system_type)
         )

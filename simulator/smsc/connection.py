@@ -26,7 +26,11 @@ class SmppConnection(asyncio.Protocol):
         "_flush_pending",
         "_loop",
         "_sent",
+        "accepted",
         "account",
+        "admitted",
+        "ip",
+        "opened_at",
         "operator",
         "outbind_for",
         "peer",
@@ -35,8 +39,10 @@ class SmppConnection(asyncio.Protocol):
         "writable",
     )
 
-    def __init__(self, operator: OperatorSmsc) -> None:
+    def __init__(self, operator: OperatorSmsc, *, accepted: bool = True) -> None:
         self.operator = operator
+        #: Accepted on a listener (False: the SMSC connected out, for outbind).
+        self.accepted = accepted
         self._loop = asyncio.get_running_loop()
         cfg = operator.config
         self.session = Session(
@@ -53,6 +59,10 @@ class SmppConnection(asyncio.Protocol):
         #: The account this SMSC-initiated connection sent outbind for; None if accepted.
         self.outbind_for: str | None = None
         self.peer = "?"
+        self.ip = "?"
+        #: Counted against its IP's connection limit (False: refused, or outbound).
+        self.admitted = False
+        self.opened_at = self._loop.time()
         self.writable = True
         self._flush_pending = False
         #: The operator's sent-PDU counter (command_id | status << 32 -> count).
@@ -65,6 +75,7 @@ class SmppConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.ip = str(peer[0]) if peer else "?"
         self.operator.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:

@@ -58,6 +58,7 @@ from simulator.smpp.text import alphabet_of, choose_coding, encode_text
 from simulator.smpp.times import SmppTimeError, format_smpp_time, parse_smpp_time
 
 from .accounts import Account
+from .guard import BindGuard
 from .ids import MessageIds
 from .receipts import RECEIPT_STAT_TEXT, FixedPolicy, ReceiptBuilder, ReceiptPolicy
 from .stats import LatencyHistogram, SmscStats
@@ -114,6 +115,8 @@ class OperatorSmsc:
         self.config = config
         self.name = config.name
         self.accounts = {a.system_id: Account(a) for a in config.accounts}
+        #: Bind lock-out and connections per client IP (``config.security``).
+        self.guard = BindGuard(config.security)
         self._allowed_nets = {
             a.system_id: [ipaddress.ip_network(n, strict=False) for n in a.allowed_ips]
             for a in config.accounts
@@ -178,11 +181,26 @@ class OperatorSmsc:
     # --- connection lifecycle -------------------------------------------------------------
 
     def connection_opened(self, conn: SmppConnection) -> None:
+        if conn.accepted:
+            if not self.guard.open(conn.ip):
+                self.stats.connections_refused += 1
+                log.warning(
+                    "connection_refused operator=%s peer=%s reason=max_connections_per_ip limit=%d",
+                    self.name,
+                    conn.peer,
+                    self.config.security.max_connections_per_ip,
+                )
+                conn.abort()
+                return
+            conn.admitted = True
         self.connections.add(conn)
         self.stats.connections += 1
         log.debug("connect operator=%s peer=%s", self.name, conn.peer)
 
     def connection_closed(self, conn: SmppConnection, exc: Exception | None) -> None:
+        if conn.admitted:
+            conn.admitted = False
+            self.guard.close(conn.ip)
         self.connections.discard(conn)
         acct = conn.account
         if conn.outbind_for is not None and acct is None:
@@ -209,6 +227,24 @@ class OperatorSmsc:
             exc or "closed",
         )
         acct.pump()
+
+    def close_unbound(self) -> None:
+        """Drop accepted connections that never bound within ``security.bind_timeout``
+        (a connection that only holds a slot, or only sends junk)."""
+        limit = self.config.security.bind_timeout
+        if not limit:
+            return
+        oldest = self._loop.time() - limit
+        for conn in [c for c in self.connections if c.account is None and c.accepted]:
+            if conn.opened_at <= oldest and not conn.session.closed:
+                self.stats.bind_timeouts += 1
+                log.warning(
+                    "connection_closed operator=%s peer=%s reason=bind_timeout after=%gs",
+                    self.name,
+                    conn.peer,
+                    limit,
+                )
+                conn.abort()
 
     def connection_writable(self, conn: SmppConnection) -> None:
         if conn.account is not None:
@@ -327,12 +363,42 @@ class OperatorSmsc:
     def _on_bind(self, conn: SmppConnection, pdu: Bind) -> None:
         acct = self.accounts.get(pdu.system_id)
         status = Status.ESME_ROK
+        now = self._loop.time()
+        locked = self.guard.locked(conn.ip, pdu.system_id, now)
+        if locked is not None:
+            # Locked out: the password is not even looked at, so guessing goes nowhere.
+            self.stats.bind_failures += 1
+            self.stats.binds_locked_out += 1
+            log.warning(
+                "bind_refused operator=%s system_id=%r peer=%s status=ESME_RBINDFAIL "
+                "reason=locked_out key=%s",
+                self.name,
+                pdu.system_id,
+                conn.peer,
+                locked,
+            )
+            conn.send(pdu.response(Status.ESME_RBINDFAIL))
+            return
         if acct is None:
             status = Status.ESME_RINVSYSID
         elif pdu.password != acct.config.password:
             status = Status.ESME_RINVPASWD
         elif not self._ip_allowed(acct, conn) or len(acct.binds) >= acct.config.max_binds:
             status = Status.ESME_RBINDFAIL
+        if status in (Status.ESME_RINVSYSID, Status.ESME_RINVPASWD):
+            sec = self.config.security
+            for key in self.guard.failed(conn.ip, pdu.system_id if acct else None, now):
+                log.warning(
+                    "bind_lockout operator=%s key=%s peer=%s failures=%d window=%gs for=%gs",
+                    self.name,
+                    key,
+                    conn.peer,
+                    sec.bind_failures,
+                    sec.bind_failure_window,
+                    sec.lockout,
+                )
+        elif not status:
+            self.guard.succeeded(conn.ip, pdu.system_id)
         if status:
             self.stats.bind_failures += 1
             log.warning(
@@ -936,7 +1002,9 @@ class OperatorSmsc:
         address = address or acct.config.outbind_address
         if address is None:
             raise ValueError(f"account {system_id!r} has no outbind address")
-        _, conn = await self._loop.create_connection(lambda: SmppConnection(self), *address)
+        _, conn = await self._loop.create_connection(
+            lambda: SmppConnection(self, accepted=False), *address
+        )
         conn.outbind_for = system_id
         conn.send_request(
             Outbind(system_id=self.config.smsc_system_id, password=acct.config.password)

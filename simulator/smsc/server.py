@@ -110,6 +110,8 @@ class SmscServer:
         self.ussd_http: dict[str, HttpUssdNetwork] = {}
         self.operators: dict[str, OperatorSmsc] = {}
         self._servers: list[asyncio.Server] = []
+        #: The TLS listeners, by operator (``OperatorConfig.tls.port`` set).
+        self._tls_servers: dict[str, asyncio.Server] = {}
         self._timers = TimerQueue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
@@ -167,6 +169,8 @@ class SmscServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._servers.append(server)
             log.info("listening operator=%s address=%s:%d", op.name, *self.address(op.name))
+            if op_cfg.tls.port is not None:
+                await self._listen_tls(op)
         if self.subscribers is not None:
             self.subscribers.attach(
                 schedule=self.schedule,
@@ -193,6 +197,39 @@ class SmscServer:
                     exc.strerror or exc,
                 )
 
+    async def _listen_tls(self, op: OperatorSmsc) -> None:
+        """The operator's second listener: the same SMSC behind TLS."""
+        from .tls import server_context
+
+        assert self._loop is not None
+        tls = op.config.tls
+        ctx, cert = server_context(tls, op.name)
+        server = await self._loop.create_server(
+            lambda: SmppConnection(op),
+            op.config.host,
+            tls.port,
+            ssl=ctx,
+            ssl_handshake_timeout=tls.handshake_timeout,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
+            backlog=1024,
+        )
+        for sock in server.sockets:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._tls_servers[op.name] = server
+        log.info(
+            "listening_tls operator=%s address=%s:%d cert=%s",
+            op.name,
+            *self.tls_address(op.name),
+            cert,
+        )
+
+    def tls_address(self, operator: str | None = None) -> tuple[str, int]:
+        """(host, port) of an operator's TLS listener; KeyError when it has none."""
+        name = self.operator(operator).name
+        host, port = self._tls_servers[name].sockets[0].getsockname()[:2]
+        return host, port
+
     def address(self, operator: str | None = None) -> tuple[str, int]:
         """(host, port) an operator listens on (the real port when configured as 0)."""
         names = list(self.operators)
@@ -210,7 +247,7 @@ class SmscServer:
             await self.control.stop()
         for http in self.ussd_http.values():
             await http.stop()
-        for server in self._servers:
+        for server in (*self._servers, *self._tls_servers.values()):
             server.close()
         for op in self.operators.values():
             op.close()
@@ -231,7 +268,7 @@ class SmscServer:
             await asyncio.sleep(0.02)
         for conn in conns:
             conn.abort()
-        for server in self._servers:
+        for server in (*self._servers, *self._tls_servers.values()):
             await server.wait_closed()
         if self._timer is not None:
             self._timer.cancel()
@@ -251,7 +288,8 @@ class SmscServer:
         await self.stop()
 
     async def serve_forever(self) -> None:
-        await asyncio.gather(*(s.serve_forever() for s in self._servers))
+        servers = (*self._servers, *self._tls_servers.values())
+        await asyncio.gather(*(s.serve_forever() for s in servers))
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -284,6 +322,7 @@ class SmscServer:
                 self.subscribers.spontaneous_tick()
             self.recorder.expire(self.clock.now())
             for op in self.operators.values():
+                op.close_unbound()
                 for conn in list(op.connections):
                     events = conn.session.tick()
                     if events:

@@ -12,6 +12,12 @@ class SmscStats:
     connections: int = 0
     binds: int = 0
     bind_failures: int = 0
+    #: Binds refused unread because their IP or system_id was locked out.
+    binds_locked_out: int = 0
+    #: Connections closed at once: their IP held ``max_connections_per_ip`` already.
+    connections_refused: int = 0
+    #: Connections closed for not binding within ``security.bind_timeout``.
+    bind_timeouts: int = 0
     submits: int = 0
     accepted: int = 0
     throttled: int = 0

@@ -1,0 +1,307 @@
+"""Security of the listeners: SMPP over TLS, bind lock-out, connections per IP, binds
+that never come.
+
+The TLS client is smpplib (a client nobody here wrote) over Python's ssl, checking the
+certificate and the host name as a gateway should; the rest drive the project's asyncio
+ESME from chosen loopback addresses (127.0.0.x) so each client IP is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import smpplib.client
+import smpplib.consts as c
+import smpplib.exceptions
+
+from simulator.config import OperatorConfig, ReceiptConfig, SecurityConfig, SmscConfig, TlsConfig
+from simulator.esme.client import EsmeClient, SmppClientError
+from simulator.smpp.constants import Status
+from simulator.smpp.pdu import BindTransceiver, SubmitSm
+from simulator.smsc.server import SmscServer, SmscThread
+from simulator.smsc.tls import CERT_NAME, KEY_NAME, self_signed
+from tests.support.peers import HANDSET, PASSWORD, SHORT_CODE, SYSTEM_ID
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def config(**op: Any) -> SmscConfig:
+    op.setdefault("port", 0)
+    op.setdefault("receipt", ReceiptConfig(delay=0.01))
+    return SmscConfig(operators=[OperatorConfig(**op)])
+
+
+def sm() -> SubmitSm:
+    return SubmitSm(
+        source_addr=SHORT_CODE,
+        source_addr_ton=3,
+        destination_addr=HANDSET,
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        registered_delivery=1,
+        short_message=b"hello over tls",
+    )
+
+
+class _Hostname:
+    """What smpplib calls ``wrap_socket(sock)`` on: a context that also checks the name."""
+
+    def __init__(self, ctx: ssl.SSLContext, hostname: str) -> None:
+        self.ctx, self.hostname = ctx, hostname
+
+    def wrap_socket(self, sock: socket.socket) -> ssl.SSLSocket:
+        return self.ctx.wrap_socket(sock, server_hostname=self.hostname)
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    """A client context that trusts only ``cert`` (and checks the host name)."""
+    return ssl.create_default_context(cafile=str(cert))
+
+
+def smpplib_client(port: int, ctx: Any) -> smpplib.client.Client:
+    return smpplib.client.Client(
+        "127.0.0.1", port, timeout=3.0, allow_unknown_opt_params=True, ssl_context=ctx
+    )
+
+
+def refusal(port: int, ctx: Any) -> str:
+    """Why smpplib could not connect: it reports ConnectionError, the ssl error is its
+    context (a verification failure, not a refused TCP connection)."""
+    client = smpplib_client(port, ctx)
+    with pytest.raises(smpplib.exceptions.ConnectionError) as err:
+        client.connect()
+    client.disconnect()
+    cause = err.value.__context__
+    assert isinstance(cause, ssl.SSLCertVerificationError), repr(cause)
+    return str(cause)
+
+
+@pytest.fixture
+def tls_smsc(tmp_path: Path) -> Iterator[SmscThread]:
+    cfg = config(tls=TlsConfig(port=0, state_dir=str(tmp_path)))
+    with SmscThread(cfg) as thread:
+        yield thread
+
+
+def tls_port(smsc: SmscThread) -> int:
+    assert smsc.server is not None
+    return int(smsc.call(smsc.server.tls_address)[1])
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+def test_smpplib_over_tls_binds_submits_and_gets_its_receipt(
+    tls_smsc: SmscThread, tmp_path: Path
+) -> None:
+    cert = tmp_path / CERT_NAME
+    assert cert.exists()
+    assert stat.S_IMODE(os.stat(tmp_path / KEY_NAME).st_mode) == 0o600
+    client = smpplib_client(tls_port(tls_smsc), _Hostname(trusting(cert), "localhost"))
+    delivered: list[Any] = []
+    responses: list[Any] = []
+    client.set_message_received_handler(lambda pdu, **kw: delivered.append(pdu))
+    client.set_message_sent_handler(lambda pdu, **kw: responses.append(pdu))
+    client.connect()
+    try:
+        assert isinstance(client._socket, ssl.SSLSocket)
+        assert client._socket.version() in ("TLSv1.2", "TLSv1.3")
+        resp = client.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
+        assert (resp.command, resp.status) == ("bind_transceiver_resp", c.SMPP_ESME_ROK)
+        client.send_message(
+            source_addr_ton=c.SMPP_TON_NWSPEC,
+            source_addr_npi=c.SMPP_NPI_UNK,
+            source_addr=SHORT_CODE,
+            dest_addr_ton=c.SMPP_TON_INTL,
+            dest_addr_npi=c.SMPP_NPI_ISDN,
+            destination_addr=HANDSET,
+            short_message=b"hello over tls",
+            registered_delivery=1,
+        )
+        deadline = time.monotonic() + 5
+        while not delivered and time.monotonic() < deadline:
+            client.read_once(auto_send_enquire_link=False)
+        assert responses and responses[0].status == c.SMPP_ESME_ROK
+        message_id = responses[0].message_id.decode()
+        receipt = delivered[0]
+        assert receipt.esm_class & 0x04
+        assert receipt.receipted_message_id.decode() == message_id
+        assert b"stat:DELIVRD" in receipt.short_message
+        resp = client.unbind()
+        assert (resp.command, resp.status) == ("unbind_resp", c.SMPP_ESME_ROK)
+    finally:
+        client.disconnect()
+    # The plain listener serves the same SMSC beside it.
+    assert tls_smsc.server is not None
+    assert tls_smsc.call(tls_smsc.server.stats).binds == 1
+
+
+def test_wrong_certificate_checks_fail(tls_smsc: SmscThread, tmp_path: Path) -> None:
+    port = tls_port(tls_smsc)
+    cert = tmp_path / CERT_NAME
+    # The system's CAs do not vouch for a self-signed certificate.
+    assert "self-signed" in refusal(port, _Hostname(ssl.create_default_context(), "localhost"))
+    # Trusted, but not for that name.
+    assert "Hostname mismatch" in refusal(port, _Hostname(trusting(cert), "smsc.example.com"))
+    # Another self-signed certificate (another SMSC's) is not this one.
+    other, _, _ = self_signed(tmp_path / "other", ["localhost"])
+    assert "self-signed" in refusal(port, _Hostname(trusting(other), "localhost"))
+    # Plain SMPP to the TLS port gets no bind_resp: the handshake never happens.
+    with socket.create_connection(("127.0.0.1", port), 3) as plain:
+        plain.sendall(BindTransceiver(system_id=SYSTEM_ID, password=PASSWORD).encode())
+        plain.settimeout(3)
+        answer = plain.recv(64)
+        assert not answer.startswith(b"\x00\x00\x00"), answer  # a TLS alert, or EOF
+    assert tls_smsc.server is not None
+    assert tls_smsc.call(tls_smsc.server.stats).binds == 0
+
+
+async def test_configured_certificate_is_served_and_project_client_binds(tmp_path: Path) -> None:
+    cert, key, made = self_signed(tmp_path / "mine", ["smsc.test"])
+    assert made
+    tls = TlsConfig(port=0, cert_file=str(cert), key_file=str(key), state_dir=str(tmp_path / "gen"))
+    async with SmscServer(config(tls=tls)) as smsc:
+        host, port = smsc.tls_address()
+        client = await EsmeClient.connect(
+            host, port, ssl=trusting(cert), server_hostname="smsc.test"
+        )
+        resp = await client.request(sm())
+        assert resp.command_status == 0
+        await client.unbind()
+    assert not (tmp_path / "gen").exists()  # nothing generated when one is configured
+
+
+def test_generated_certificate_is_reused_until_its_names_change(tmp_path: Path) -> None:
+    first = self_signed(tmp_path, ["localhost", "127.0.0.1"])
+    pem = first[0].read_bytes()
+    again = self_signed(tmp_path, ["127.0.0.1", "localhost"])
+    assert first[2] and not again[2]
+    assert again[0].read_bytes() == pem
+    renamed = self_signed(tmp_path, ["localhost", "smsc.lan"])
+    assert renamed[2] and renamed[0].read_bytes() != pem
+
+
+def test_half_a_tls_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="go together"):
+        TlsConfig(port=0, cert_file="a.pem")
+
+
+# --- bind lock-out -------------------------------------------------------------------------
+
+
+async def bind_status(port: int, ip: str, system_id: str = SYSTEM_ID, pw: str = PASSWORD) -> int:
+    try:
+        client = await EsmeClient.connect("127.0.0.1", port, system_id, pw, local_addr=(ip, 0))
+    except SmppClientError as exc:
+        return exc.status
+    await client.unbind()
+    return 0
+
+
+async def test_lockout_after_wrong_passwords_then_lifted(caplog: pytest.LogCaptureFixture) -> None:
+    security = SecurityConfig(
+        bind_failures=3, bind_failure_window=5, lockout=0.6, lockout_per_system_id=False
+    )
+    caplog.set_level(logging.WARNING, logger="smsim")
+    async with SmscServer(config(security=security)) as smsc:
+        port = smsc.port
+        wrong = [await bind_status(port, "127.0.0.2", pw="guess") for _ in range(3)]
+        assert wrong == [Status.ESME_RINVPASWD] * 3
+        # Locked: even the right password is refused, unread.
+        assert await bind_status(port, "127.0.0.2") == Status.ESME_RBINDFAIL
+        assert await bind_status(port, "127.0.0.2", pw="guess") == Status.ESME_RBINDFAIL
+        # Another IP is not locked (per-system_id lock-out is off here).
+        assert await bind_status(port, "127.0.0.3") == 0
+        await asyncio.sleep(0.7)
+        assert await bind_status(port, "127.0.0.2") == 0
+        stats = smsc.stats()
+        assert (stats.binds_locked_out, stats.bind_failures, stats.binds) == (2, 5, 2)
+    locks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bind_lockout")]
+    assert len(locks) == 1 and "key=ip:127.0.0.2" in locks[0]
+    refused = [r.getMessage() for r in caplog.records if "reason=locked_out" in r.getMessage()]
+    assert len(refused) == 2
+
+
+async def test_lockout_per_system_id_and_unknown_ids_count_against_the_ip() -> None:
+    security = SecurityConfig(bind_failures=2, bind_failure_window=5, lockout=30)
+    async with SmscServer(config(security=security)) as smsc:
+        port = smsc.port
+        # Wrong passwords from two IPs lock the account itself, and both IPs.
+        assert await bind_status(port, "127.0.0.4", pw="a") == Status.ESME_RINVPASWD
+        assert await bind_status(port, "127.0.0.5", pw="b") == Status.ESME_RINVPASWD
+        assert await bind_status(port, "127.0.0.6") == Status.ESME_RBINDFAIL
+        # Unknown system_ids lock the IP that tries them, not any account.
+        assert await bind_status(port, "127.0.0.7", "nobody") == Status.ESME_RINVSYSID
+        assert await bind_status(port, "127.0.0.7", "noone") == Status.ESME_RINVSYSID
+        assert await bind_status(port, "127.0.0.7", "nobody") == Status.ESME_RBINDFAIL
+
+
+async def test_failures_outside_the_window_do_not_add_up() -> None:
+    security = SecurityConfig(bind_failures=2, bind_failure_window=0.3, lockout=30)
+    async with SmscServer(config(security=security)) as smsc:
+        assert await bind_status(smsc.port, "127.0.0.8", pw="x") == Status.ESME_RINVPASWD
+        await asyncio.sleep(0.4)
+        assert await bind_status(smsc.port, "127.0.0.8", pw="x") == Status.ESME_RINVPASWD
+        assert await bind_status(smsc.port, "127.0.0.8") == 0
+
+
+# --- connections per IP, binds that never come -----------------------------------------------
+
+
+async def test_connection_limit_refuses_the_next_while_the_others_work(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="smsim")
+    async with SmscServer(config(security=SecurityConfig(max_connections_per_ip=3))) as smsc:
+        port = smsc.port
+        held = [
+            await EsmeClient.connect("127.0.0.1", port, local_addr=("127.0.0.9", 0))
+            for _ in range(3)
+        ]
+        with pytest.raises(SmppClientError, match="connection lost"):
+            await EsmeClient.connect("127.0.0.1", port, local_addr=("127.0.0.9", 0))
+        # Another IP has its own allowance.
+        other = await EsmeClient.connect("127.0.0.1", port, local_addr=("127.0.0.10", 0))
+        for client in [*held, other]:
+            assert (await client.request(sm())).command_status == 0
+        # One leaves: its slot is free again.
+        await held.pop().unbind()
+        await asyncio.sleep(0.05)
+        again = await EsmeClient.connect("127.0.0.1", port, local_addr=("127.0.0.9", 0))
+        assert (await again.request(sm())).command_status == 0
+        assert smsc.stats().connections_refused == 1
+        for client in [*held, other, again]:
+            await client.unbind()
+    refused = [r.getMessage() for r in caplog.records if "connection_refused" in r.getMessage()]
+    assert len(refused) == 1 and "reason=max_connections_per_ip limit=3" in refused[0]
+
+
+async def test_connection_that_never_binds_is_closed_after_bind_timeout() -> None:
+    async with SmscServer(config(security=SecurityConfig(bind_timeout=0.3))) as smsc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", smsc.port)
+        bound = await EsmeClient.connect("127.0.0.1", smsc.port)
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the SMSC
+        writer.close()
+        assert (await bound.request(sm())).command_status == 0  # a bound one stays
+        assert smsc.stats().bind_timeouts == 1
+        await bound.unbind()
+
+
+def test_tls_listener_port_clash_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="same host and port"):
+        SmscConfig(
+            operators=[
+                OperatorConfig(name="a", port=2900),
+                OperatorConfig(name="b", port=2901, tls=TlsConfig(port=2900)),
+            ]
+        )

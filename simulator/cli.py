@@ -42,14 +42,20 @@ def _with_subscribers(config: SmscConfig, args: argparse.Namespace) -> SmscConfi
     return config.model_copy(update=changes)
 
 
-def _with_address(config: SmscConfig, host: str | None, port: int | None) -> SmscConfig:
-    """Apply --host/--port to the first operator (the only one in the default config)."""
-    if host is None and port is None:
+def _with_address(
+    config: SmscConfig, host: str | None, port: int | None, tls_port: int | None = None
+) -> SmscConfig:
+    """Apply --host/--port/--tls-port to the first operator (the only one by default)."""
+    if host is None and port is None and tls_port is None:
         return config
     first = config.operators[0]
-    changed = first.model_copy(
-        update={"host": host or first.host, "port": first.port if port is None else port}
-    )
+    update: dict[str, object] = {
+        "host": host or first.host,
+        "port": first.port if port is None else port,
+    }
+    if tls_port is not None:
+        update["tls"] = first.tls.model_copy(update={"port": tls_port})
+    changed = first.model_copy(update=update)
     return config.model_copy(update={"operators": [changed, *config.operators[1:]]})
 
 
@@ -77,7 +83,10 @@ async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
                 if config.population.enabled
                 else f"{op.receipt.stat} after {op.receipt.delay}s"
             )
-            table.add_row(op.name, f"{host}:{port}", accounts, receipts)
+            listening = f"{host}:{port}"
+            if op.name in server.tls_certs:
+                listening += "\n{}:{} TLS".format(*server.tls_address(op.name))
+            table.add_row(op.name, listening, accounts, receipts)
         console.print(table)
         pop = config.population
         if pop.enabled:
@@ -85,6 +94,8 @@ async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
                 f"{pop.size:,} subscribers (seed {pop.seed}), time x{config.time_scale:g}: "
                 "they receive, answer 1442, and their handsets decide each receipt."
             )
+        for name, cert in server.tls_certs.items():
+            console.print(f"TLS certificate of {name}: {cert} (clients must trust it)")
         if server.control is not None:
             console.print(f"Control API and /metrics: {server.control.url} (smsim top)")
         console.print("Bind any SMPP 3.4 client to it. Ctrl-C stops.")
@@ -120,7 +131,7 @@ def _smsc_process(config_json: str, reuse_port: bool, verbose: int) -> None:
 
 def cmd_smsc(args: argparse.Namespace) -> int:
     try:
-        config = _with_address(load_config(args.config), args.host, args.port)
+        config = _with_address(load_config(args.config), args.host, args.port, args.tls_port)
         config = _with_subscribers(config, args)
         config = with_control(config, args)
         if args.journal is not None:
@@ -282,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="TOML file: operators, accounts, policies")
     p.add_argument("--host", help="listen address of the first operator")
     p.add_argument("--port", type=int, help="listen port of the first operator")
+    p.add_argument(
+        "--tls-port",
+        type=int,
+        help="SMPP over TLS on this port too (first operator; self-signed cert unless configured)",
+    )
     p.add_argument(
         "--processes", type=int, default=1, help="SO_REUSEPORT worker processes (default 1)"
     )

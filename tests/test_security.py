@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,9 @@ from simulator.smpp.pdu import BindTransceiver, SubmitSm
 from simulator.smsc.server import SmscServer, SmscThread
 from simulator.smsc.tls import CERT_NAME, KEY_NAME, self_signed
 from tests.support.peers import HANDSET, PASSWORD, SHORT_CODE, SYSTEM_ID
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -305,3 +311,39 @@ def test_tls_listener_port_clash_is_a_config_error() -> None:
                 OperatorConfig(name="b", port=2901, tls=TlsConfig(port=2900)),
             ]
         )
+
+
+# --- smsim smsc --tls-port -----------------------------------------------------------------
+
+
+async def test_smsim_smsc_tls_port_generates_a_certificate_and_serves_tls(tmp_path: Path) -> None:
+    port, tls = free_port(), free_port()
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "simulator.cli", "smsc", "--port", str(port)]
+    cmd += ["--tls-port", str(tls), "--no-subscribers", "--control-port", "0"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    cert = tmp_path / "smsim" / "tls" / CERT_NAME
+    try:
+        for _ in range(100):
+            try:
+                client = await EsmeClient.connect(
+                    "127.0.0.1", tls, ssl=trusting(cert), server_hostname="127.0.0.1"
+                )
+                break
+            except (OSError, ssl.SSLError):
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("smsim smsc --tls-port did not come up")
+        assert client.transport is not None
+        assert client.transport.get_extra_info("ssl_object") is not None
+        assert (await client.request(sm())).command_status == 0
+        await client.unbind()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"127.0.0.1:{tls} TLS" in err
+    lines = [line for line in err.splitlines() if "tls_self_signed" in line]
+    assert len(lines) == 1 and f"cert={cert}" in lines[0] and "generated=yes" in lines[0]

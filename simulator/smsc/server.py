@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from simulator.clock import SimClock
@@ -112,6 +113,8 @@ class SmscServer:
         self._servers: list[asyncio.Server] = []
         #: The TLS listeners, by operator (``OperatorConfig.tls.port`` set).
         self._tls_servers: dict[str, asyncio.Server] = {}
+        #: The certificate each TLS listener serves (for clients to trust when self-signed).
+        self.tls_certs: dict[str, Path] = {}
         self._timers = TimerQueue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
@@ -217,6 +220,7 @@ class SmscServer:
         for sock in server.sockets:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tls_servers[op.name] = server
+        self.tls_certs[op.name] = cert
         log.info(
             "listening_tls operator=%s address=%s:%d cert=%s",
             op.name,

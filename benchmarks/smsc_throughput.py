@@ -5,6 +5,7 @@
     python benchmarks/smsc_throughput.py --quick               # a smoke run of a few seconds
     python benchmarks/smsc_throughput.py --subscribers         # ours without / with the population
     python benchmarks/smsc_throughput.py --control             # control API + metrics off / on
+    python benchmarks/smsc_throughput.py --journal             # journal off / on / on + metrics
 
 The driver is a pipelined ESME on the project's sans-IO core (window 10 per bind,
 several transceiver binds, in its own processes, uvloop), so the same driver loads every
@@ -227,14 +228,17 @@ def smsc_config(
     time_scale: float,
     silent: bool = False,
     control_port: int | None = None,
+    journal: Path | None = None,
 ) -> str:
     """``smsim smsc``'s file: receipts due at once; the population off, or on (size); the
-    control API and metrics off, or on at ``control_port``."""
+    control API and metrics off, or on at ``control_port``; the journal in ``journal``."""
     control = (
         "[control]\nenabled = false\n"
         if control_port is None
         else f"[control]\nenabled = true\nport = {control_port}\n"
     )
+    if journal is not None:
+        control += f"[journal]\nenabled = true\npath = '{journal}'\n"
     text = (
         f"time_scale = {time_scale}\n"
         "[[operators]]\n"
@@ -460,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--scrape-interval", type=float, default=1.0, help="with --control: s between scrapes"
     )
+    p.add_argument(
+        "--journal",
+        action="store_true",
+        help="ours three times: journal off, on (fsync per batch), on with metrics scraped",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
@@ -467,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         return subscribers_main(args)
     if args.control:
         return control_main(args)
+    if args.journal:
+        return journal_main(args)
     targets = ["ours", "smpp34", "npm"] if args.target == "all" else [args.target]
     console = Console(width=160)
     rows = []
@@ -674,6 +685,75 @@ def control_main(args: argparse.Namespace) -> int:
             f"SMSC CPU µs/msg {c0:.1f} -> {c1:.1f} ({c1 / c0:.3f})"
         )
     return 0 if all(not r.get("errors") for r in best.values()) else 1
+
+
+def _journal_lines(path: Path) -> int:
+    return sum(f.read_bytes().count(b"\n") for f in path.glob("journal-*.jsonl"))
+
+
+def journal_main(args: argparse.Namespace) -> int:
+    """The SMSC without the journal, with it (fsync per batch), and with it plus the
+    control API and /metrics scraped; runs alternate, median of ``--repeat`` each."""
+    console = Console(width=160)
+    labels = ("ours, journal off", "ours, journal on", "ours, journal + metrics scraped")
+    runs: dict[str, list[dict[str, float | str]]] = {label: [] for label in labels}
+    for rep in range(args.repeat):
+        for label in labels:
+            with tempfile.TemporaryDirectory() as tmp:
+                jdir = Path(tmp) / "journal" if label != labels[0] else None
+                cport = free_port() if label == labels[2] else None
+                conf = smsc_config(0, None, 0, 1.0, control_port=cport, journal=jdir)
+                with console.status(f"run {rep + 1}/{args.repeat}: {label}"):
+                    try:
+                        r = run_one("ours", args, conf, control_port=cport)
+                    except Exception as exc:
+                        r = {"target": label, "errors": str(exc)}
+                r["journal_records"] = _journal_lines(jdir) if jdir is not None else 0
+                runs[label].append(r)
+    load = os.getloadavg()
+    table = Table(
+        title=f"SMSC with and without the journal: {args.binds} trx binds × window "
+        f"{args.window}, {args.duration:.0f} s, median of {args.repeat}, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs"
+    )
+    cols = (
+        "variant",
+        "submit_sm/s",
+        "receipts/s",
+        "p99 resp ms",
+        "SMSC CPU µs/msg",
+        "receipts/s ÷ off",
+        "journal records",
+        "errors",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("variant", "errors") else "right")
+    med: dict[str, dict[str, float | str]] = {}
+    for label, results in runs.items():
+        good = sorted(
+            (r for r in results if "receipts_s" in r and not r.get("errors")),
+            key=lambda r: float(r["receipts_s"]),
+        )
+        med[label] = good[len(good) // 2] if good else results[0]
+        rates = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in good)
+        console.print(f"[dim]{label}: receipts/s per run {rates}[/]")
+    base = med[labels[0]]
+    for label, r in med.items():
+        if "receipts_s" not in r or "receipts_s" not in base:
+            table.add_row(label, *["-"] * 6, str(r.get("errors", "")))
+            continue
+        table.add_row(
+            label,
+            f"{r['submit_s']:,.0f}",
+            f"{r['receipts_s']:,.0f}",
+            f"{r['p99_ms']:.2f}",
+            f"{1e6 / float(r['per_cpu_s']):.1f}",
+            f"{float(r['receipts_s']) / float(base['receipts_s']):.3f}",
+            f"{r['journal_records']:,}",
+            str(r["errors"]),
+        )
+    console.print(table)
+    return 0 if all(not r.get("errors") for r in med.values()) else 1
 
 
 if __name__ == "__main__":

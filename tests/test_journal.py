@@ -21,7 +21,7 @@ from simulator.esme.client import EsmeClient
 from simulator.smpp.constants import Status
 from simulator.smpp.pdu import DeliverSm, SubmitSm
 from simulator.smsc.audit import audit, history
-from simulator.smsc.journal import Journal, journal_files, read_journal
+from simulator.smsc.journal import Journal, encode, journal_files, read_journal
 from simulator.smsc.store import Message
 from tests.support.ports import free_port
 
@@ -308,3 +308,32 @@ def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     assert "LOST: 5" in out.stdout
     assert all(mid in out.stdout for mid in pending)
+
+
+def test_every_kind_encodes_to_json_with_awkward_text() -> None:
+    odd = 'a"b\\c\n\u0645'
+    cases = {
+        ("accept", odd, "1", odd, odd, odd, 3, 1.5, 2.25): {
+            **{"e": "accept", "op": odd, "id": "1", "account": odd, "src": odd, "dst": odd},
+            **{"rd": 3, "submit": 1.5, "t": 2.25},
+        },
+        ("receipt_queued", "eg", odd, "2010", "DELIVRD", 1.0): {
+            **{"e": "receipt_queued", "op": "eg", "id": odd, "dst": "2010", "stat": "DELIVRD"},
+            "t": 1.0,
+        },
+        ("receipt_delivered", "eg", "9", odd, "UNDELIV", 1.0): {
+            **{"e": "receipt_delivered", "op": "eg", "id": "9", "dst": odd, "stat": "UNDELIV"},
+            "t": 1.0,
+        },
+        ("mo_injected", "eg", "m", odd, "1442", 2, 1.0): {
+            **{"e": "mo_injected", "op": "eg", "mo": "m", "src": odd, "dst": "1442"},
+            **{"parts": 2, "t": 1.0},
+        },
+        ("mo_delivered", "eg", "m", 1, 1.0): {
+            **{"e": "mo_delivered", "op": "eg", "mo": "m", "part": 1, "t": 1.0},
+        },
+    }
+    for record, expected in cases.items():
+        line = encode(record)
+        assert line.endswith("\n") and line.count("\n") == 1
+        assert json.loads(line) == expected

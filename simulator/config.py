@@ -241,6 +241,9 @@ class SecurityConfig(_Model):
     max_connections_per_ip: Annotated[int, Field(ge=0)] = 0
     #: Seconds a connection may stay open without a successful bind; 0: no limit.
     bind_timeout: Annotated[float, Field(ge=0)] = 0
+    #: Protocol errors and refused requests a connection may make before it binds: the
+    #: last one closes it (junk costs one connection, not a log line per PDU). 0: no limit.
+    errors_before_bind: Annotated[int, Field(ge=0)] = 3
 
 
 class OperatorConfig(_Model):

@@ -29,6 +29,7 @@ class SmppConnection(asyncio.Protocol):
         "accepted",
         "account",
         "admitted",
+        "errors",
         "ip",
         "opened_at",
         "operator",
@@ -63,6 +64,8 @@ class SmppConnection(asyncio.Protocol):
         #: Counted against its IP's connection limit (False: refused, or outbound).
         self.admitted = False
         self.opened_at = self._loop.time()
+        #: Protocol errors and refused requests before a bind (``security.errors_before_bind``).
+        self.errors = 0
         self.writable = True
         self._flush_pending = False
         #: The operator's sent-PDU counter (command_id | status << 32 -> count).

@@ -281,7 +281,38 @@ class OperatorSmsc:
             handler(conn, pdu)
             conn.flush()
 
+    def _unbound_error(self, conn: SmppConnection) -> bool:
+        """Count an error of a connection that has not bound; True when it is already
+        closing or this one uses up ``security.errors_before_bind`` (then it is closed):
+        junk must not cost a log line per PDU."""
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            return True
+        conn.errors += 1
+        limit = self.config.security.errors_before_bind
+        if not limit or conn.errors < limit:
+            return False
+        self.stats.junk_closed += 1
+        log.warning(
+            "connection_closed operator=%s peer=%s reason=errors_before_bind errors=%d",
+            self.name,
+            conn.peer,
+            conn.errors,
+        )
+        conn.close()
+        return True
+
     def _on_other(self, conn: SmppConnection, ev: Event) -> None:
+        if (
+            isinstance(ev, ProtocolError | RequestRejected)
+            and conn.account is None
+            and self._unbound_error(conn)
+        ):
+            if isinstance(ev, ProtocolError):
+                self.stats.protocol_errors += 1
+            else:
+                self.stats.rejected += 1
+            return
         if isinstance(ev, ProtocolError):
             self.stats.protocol_errors += 1
             log.warning(

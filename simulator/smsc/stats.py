@@ -18,6 +18,8 @@ class SmscStats:
     connections_refused: int = 0
     #: Connections closed for not binding within ``security.bind_timeout``.
     bind_timeouts: int = 0
+    #: Connections closed for ``security.errors_before_bind`` errors before a bind.
+    junk_closed: int = 0
     submits: int = 0
     accepted: int = 0
     throttled: int = 0

@@ -21,7 +21,8 @@ from simulator.esme.client import EsmeClient
 from simulator.smpp.constants import Status
 from simulator.smpp.pdu import DeliverSm, SubmitSm
 from simulator.smsc.audit import audit, history
-from simulator.smsc.journal import Journal, encode, journal_files, read_journal
+from simulator.smsc.journal import Journal
+from simulator.smsc.journal_files import encode, journal_files, read_journal
 from simulator.smsc.store import Message
 from tests.support.ports import free_port
 
@@ -41,7 +42,7 @@ def test_batches_are_written_by_flush_and_read_back_in_order(tmp_path: Path) -> 
     assert j.pending() == 5
     assert list(read_journal(tmp_path)[0]) == []  # nothing written until the batch
     assert j.flush() == 5
-    assert j.batches_written == 1
+    assert j.batches_sent == 1
     records, torn = read_journal(tmp_path)
     assert torn == 0
     assert [r["id"] for r in records] == ["0", "1", "2", "3", "4"]
@@ -258,7 +259,7 @@ async def _submit(port: int, n_receipted: int, n_pending: int) -> tuple[list[str
     return list(first), list(second)
 
 
-def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
+def _start_smsc(tmp_path: Path, flush: float = FLUSH) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     journal = tmp_path / "journal"
     conf = tmp_path / "smsc.toml"
@@ -267,7 +268,7 @@ def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
         f"port = {port}\n"
         "[operators.receipt]\ndelay = 0.0\n"
         "[population]\nenabled = false\n"
-        f"[journal]\nflush_interval = {FLUSH}\n"
+        f"[journal]\nflush_interval = {flush}\n"
     )
     proc = subprocess.Popen(
         [
@@ -279,6 +280,34 @@ def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    return proc, port, journal
+
+
+def test_sigterm_to_the_group_journals_everything(tmp_path: Path) -> None:
+    """The writer process ignores the group's SIGTERM: the SMSC stops, hands over its
+    last records, and the writer writes them before it exits. The flush interval is
+    longer than the test: every record is still in the SMSC's buffer at the signal."""
+    proc, port, journal = _start_smsc(tmp_path, flush=10.0)
+    try:
+        _wait_port(port, proc)
+        receipted, _ = asyncio.run(_submit(port, 30, 0))
+        os.killpg(proc.pid, signal.SIGTERM)  # the SMSC and its writer both get it
+        proc.wait(15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    # No wait: the SMSC's stop waited for its writer.
+    records = read_journal(journal)[0]
+    assert {r["id"] for r in records if r["e"] == "accept"} == set(receipted)
+    result = audit(records)
+    assert result.accepted == 30 and result.receipts_delivered == 30 and result.lost == 0
+    assert main(["audit", str(journal)]) == 0
+    assert main(["audit", str(journal), "--number", "201000000007"]) == 0
+
+
+def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
+    proc, port, journal = _start_smsc(tmp_path)
     try:
         _wait_port(port, proc)
         receipted, pending = asyncio.run(_submit(port, 40, 5))

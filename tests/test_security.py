@@ -28,7 +28,14 @@ import smpplib.client
 import smpplib.consts as c
 import smpplib.exceptions
 
-from simulator.config import OperatorConfig, ReceiptConfig, SecurityConfig, SmscConfig, TlsConfig
+from simulator.config import (
+    AccountConfig,
+    OperatorConfig,
+    ReceiptConfig,
+    SecurityConfig,
+    SmscConfig,
+    TlsConfig,
+)
 from simulator.esme.client import EsmeClient, SmppClientError
 from simulator.smpp.constants import Status
 from simulator.smpp.pdu import BindTransceiver, SubmitSm
@@ -397,3 +404,58 @@ def test_a_flood_of_junk_connections_does_not_slow_a_bound_client() -> None:
     assert isinstance(logged, dict), result
     for kind in ("connection_refused", "connection_closed", "bind_lockout", "bind_refused"):
         assert logged[kind] > 0, (kind, result)
+
+
+# --- pending PDUs ----------------------------------------------------------------------------
+
+
+async def test_window_of_unanswered_submits_holds_over_tls(tmp_path: Path) -> None:
+    cfg = config(
+        accounts=[AccountConfig(window=2)],
+        response_latency=0.2,
+        tls=TlsConfig(port=0, state_dir=str(tmp_path)),
+    )
+    async with SmscServer(cfg) as smsc:
+        host, port = smsc.tls_address()
+        ctx = trusting(tmp_path / CERT_NAME)
+        client = await EsmeClient.connect(host, port, ssl=ctx, server_hostname="localhost")
+        futs = [client.send_nowait(sm()) for _ in range(5)]
+        statuses = sorted(r.command_status for r in await asyncio.gather(*futs))
+        assert statuses == [0, 0] + [Status.ESME_RMSGQFUL] * 3
+        assert smsc.stats().queue_full == 3
+        await client.unbind()
+
+
+async def test_a_client_that_never_reads_is_not_buffered_without_bound() -> None:
+    """enquire_link after enquire_link, answers never read: the SMSC stops reading from
+    that client once its answers fill the transport's buffer, instead of queueing
+    megabytes of enquire_link_resp in memory."""
+    async with SmscServer(config()) as smsc:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", smsc.port))
+        sock.setblocking(False)
+        bind = BindTransceiver(system_id=SYSTEM_ID, password=PASSWORD).encode()
+        link = b"".join(struct.pack(">IIII", 16, 0x15, 0, 2 + i) for i in range(4096))
+        sent, stalled = 0, 0
+        loop = asyncio.get_running_loop()
+        data = bind + link
+        deadline = loop.time() + 10
+        while sent < 64 * 1024 * 1024 and loop.time() < deadline:
+            try:
+                n = sock.send(data)
+                sent += n
+                stalled = 0
+                data = data[n:] or link  # whole PDUs only: a torn one would be junk
+            except BlockingIOError:
+                stalled += 1
+                if stalled > 20:
+                    break  # the SMSC stopped reading: what we wanted to see
+                await asyncio.sleep(0.02)
+        (conn,) = smsc.operator().connections
+        assert conn.transport is not None
+        buffered = conn.transport.get_write_buffer_size()
+        assert stalled > 20, f"sent {sent} bytes, the SMSC kept reading"
+        assert buffered < 4 * 1024 * 1024, buffered
+        assert not conn.writable and smsc.stats().protocol_errors == 0
+        sock.close()

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .journal import (
+from .journal_files import (
     ACCEPT,
     MO_DELIVERED,
     MO_INJECTED,

@@ -97,11 +97,16 @@ class SmppConnection(asyncio.Protocol):
         self.operator.connection_closed(self, exc)
 
     def pause_writing(self) -> None:
+        # A client that sends without reading its answers would make them pile up here
+        # without bound: read nothing more from it until it has read what it was sent.
         self.writable = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         if self.session.closed or self.transport is None or self.transport.is_closing():
             return
+        self.transport.resume_reading()
         self.writable = True
         self.operator.connection_writable(self)
 

@@ -1,85 +1,47 @@
-"""The message journal: every accept, receipt and MO appended to line-delimited JSON files.
+"""The message journal: every accept, receipt and MO, recorded off the hot path.
 
 Why: a load test's counters say how many; the journal says which, and survives the
-process (``smsim audit`` reconciles it after a run or a ``kill -9``). The event loop only
-appends a tuple to a deque per event; a thread turns them into JSON every
-``flush_interval``, writes the batch in one call, fsyncs it (``fsync = "batch"``) and
-rotates files by size. What a crash can lose: the records of the batch not yet written
-(at most ``flush_interval`` of traffic, plus a torn last line the reader skips).
+process (``smsim audit`` reconciles it after a run or a ``kill -9``). On the event loop
+each event only appends a tuple to a deque. A thread takes what is there every
+``flush_interval``, marshals it (C, a fifth of a microsecond a record) and pipes it to
+the writer process (``journal_files.py``), which encodes the lines, writes and fsyncs
+each batch and rotates the files: JSON and disk never hold the SMSC's GIL.
+
+What a crash of the SMSC loses: the records still in its deque, i.e. at most the last
+``flush_interval`` of traffic; what is in the pipe the writer still writes. A crash of
+the machine also loses batches the writer had not fsynced (``fsync = "never"``).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from json.encoder import encode_basestring as _q
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from simulator.config import JournalConfig
 from simulator.smpp.pdu import Pdu
 
+from .journal_files import (
+    ACCEPT,
+    MO_DELIVERED,
+    MO_INJECTED,
+    RECEIPT_DELIVERED,
+    RECEIPT_QUEUED,
+    JournalFiles,
+    frame,
+)
 from .receipts import RECEIPT_STAT_TEXT
 from .store import Message
 
 log = logging.getLogger("smsim.journal")
-
-#: Record kinds, as written in each line's ``e`` field.
-ACCEPT = "accept"
-RECEIPT_QUEUED = "receipt_queued"
-RECEIPT_DELIVERED = "receipt_delivered"
-MO_INJECTED = "mo_injected"
-MO_DELIVERED = "mo_delivered"
-
-KINDS = frozenset((ACCEPT, RECEIPT_QUEUED, RECEIPT_DELIVERED, MO_INJECTED, MO_DELIVERED))
-SUFFIX = ".jsonl"
-
-
-def _accept(r: tuple[Any, ...]) -> str:
-    return (
-        f'{{"e":"accept","op":{_q(r[1])},"id":{_q(r[2])},"account":{_q(r[3])},'
-        f'"src":{_q(r[4])},"dst":{_q(r[5])},"rd":{r[6]:d},"submit":{r[7]!r},"t":{r[8]!r}}}\n'
-    )
-
-
-def _receipt(r: tuple[Any, ...]) -> str:
-    return (
-        f'{{"e":"{r[0]}","op":{_q(r[1])},"id":{_q(r[2])},"dst":{_q(r[3])},'
-        f'"stat":{_q(r[4])},"t":{r[5]!r}}}\n'
-    )
-
-
-def _mo_injected(r: tuple[Any, ...]) -> str:
-    return (
-        f'{{"e":"mo_injected","op":{_q(r[1])},"mo":{_q(r[2])},"src":{_q(r[3])},'
-        f'"dst":{_q(r[4])},"parts":{r[5]:d},"t":{r[6]!r}}}\n'
-    )
-
-
-def _mo_delivered(r: tuple[Any, ...]) -> str:
-    return f'{{"e":"mo_delivered","op":{_q(r[1])},"mo":{_q(r[2])},"part":{r[3]:d},"t":{r[4]!r}}}\n'
-
-
-#: One line per kind by f-strings and the C string escaper: a third of json.dumps's
-#: cost, which the journal's thread pays under the GIL the event loop needs.
-_ENCODERS: dict[str, Callable[[tuple[Any, ...]], str]] = {
-    ACCEPT: _accept,
-    RECEIPT_QUEUED: _receipt,
-    RECEIPT_DELIVERED: _receipt,
-    MO_INJECTED: _mo_injected,
-    MO_DELIVERED: _mo_delivered,
-}
-
-
-def encode(record: tuple[Any, ...]) -> str:
-    """One journal line (with its newline) from a recorded tuple."""
-    return _ENCODERS[record[0]](record)
 
 
 class OperatorJournal:
@@ -140,9 +102,10 @@ class OperatorJournal:
 
 
 class Journal:
-    """The records' buffer and the thread that writes it; ``start`` then ``stop``.
+    """The records' buffer and its hand-off to the writer process; ``start`` then ``stop``.
 
-    ``thread=False`` leaves writing to explicit ``flush()`` calls (tests of batching).
+    ``thread=False``: no process, no thread; ``flush()`` writes in this process (tests
+    of batching, and what ``stop`` does with the rest).
     """
 
     def __init__(self, config: JournalConfig, *, thread: bool = True) -> None:
@@ -150,53 +113,74 @@ class Journal:
         self.path = Path(config.path)
         self._buffer: deque[tuple[Any, ...]] = deque()
         self._stop = threading.Event()
-        self._thread = (
-            threading.Thread(target=self._run, name="smsim-journal", daemon=True)
-            if thread
-            else None
-        )
-        self._file: Any = None
-        self._size = 0
-        self._seq = 0
-        self._stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self._use_writer = thread
+        self._thread: threading.Thread | None = None
+        self._writer: subprocess.Popen[bytes] | None = None
+        self._files: JournalFiles | None = None
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         # MO ids unique across runs into one directory: this run's stamp and pid.
-        self._mo_ids = (f"mo-{self._stamp}-{os.getpid()}-{n}" for n in itertools.count(1))
-        self._lock = threading.Lock()
-        self.records_written = 0
-        self.batches_written = 0
+        self._mo_ids = (f"mo-{stamp}-{os.getpid()}-{n}" for n in itertools.count(1))
+        self.records_sent = 0
+        self.batches_sent = 0
 
     def operator(self, name: str) -> OperatorJournal:
         return OperatorJournal(name, self._buffer.append, self._mo_ids)
 
     def pending(self) -> int:
-        """Records buffered, not yet written."""
+        """Records buffered, not yet handed to the writer."""
         return len(self._buffer)
 
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        self._open()
-        if self._thread is not None:
+        if self._use_writer:
+            # The writer imports this package wherever it was imported from.
+            root = str(Path(__file__).resolve().parents[2])
+            pypath = os.environ.get("PYTHONPATH", "")
+            self._writer = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "simulator.smsc.journal_files",
+                    str(self.path),
+                    str(self.config.rotate_bytes),
+                    self.config.fsync,
+                ],
+                stdin=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, pypath)))},
+            )
+            self._thread = threading.Thread(target=self._run, name="smsim-journal", daemon=True)
             self._thread.start()
+        else:
+            self._files = JournalFiles(
+                self.path, self.config.rotate_bytes, self.config.fsync == "batch"
+            )
         log.info(
-            "journal_started path=%s fsync=%s flush_interval=%g",
+            "journal_started path=%s fsync=%s flush_interval=%g writer_pid=%s",
             self.path,
             self.config.fsync,
             self.config.flush_interval,
+            self._writer.pid if self._writer else "-",
         )
 
     def stop(self) -> None:
-        """Write what is buffered and close (the thread, if any, exits first)."""
+        """Hand over what is buffered, close the pipe and wait for the writer."""
         self._stop.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(10)
-        self.flush()
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-        log.info(
-            "journal_stopped records=%d batches=%d", self.records_written, self.batches_written
-        )
+        try:
+            self.flush()
+        except OSError as exc:
+            log.error("journal_write_failed path=%s error=%s", self.path, exc)
+        if self._writer is not None:
+            if self._writer.stdin is not None:
+                self._writer.stdin.close()
+            try:
+                self._writer.wait(10)
+            except subprocess.TimeoutExpired:
+                log.error("journal_writer_stuck pid=%d", self._writer.pid)
+        if self._files is not None:
+            self._files.close()
+        log.info("journal_stopped records=%d batches=%d", self.records_sent, self.batches_sent)
 
     def _run(self) -> None:
         interval = self.config.flush_interval
@@ -205,65 +189,24 @@ class Journal:
                 self.flush()
             except OSError as exc:
                 log.error("journal_write_failed path=%s error=%s", self.path, exc)
-
-    def _open(self) -> None:
-        self._seq += 1
-        name = f"journal-{self._stamp}-{os.getpid()}-{self._seq:06d}{SUFFIX}"
-        self._file = open(self.path / name, "a", encoding="utf-8")  # noqa: SIM115
-        self._size = 0
+                return
 
     def flush(self) -> int:
-        """Write every buffered record as one batch (fsync per policy); returns how many."""
+        """Take every buffered record as one batch and write it (in this process) or
+        pipe it to the writer; returns how many."""
         buf = self._buffer
-        lines = []
-        enc = _ENCODERS
         popleft = buf.popleft
-        try:
-            while True:
-                r = popleft()
-                lines.append(enc[r[0]](r))
-        except IndexError:
-            pass
-        if not lines:
+        batch = [popleft() for _ in range(len(buf))]
+        if not batch:
             return 0
-        data = "".join(lines)
-        with self._lock:
-            f = self._file
-            if f is None:
-                return 0
-            f.write(data)
-            f.flush()
-            if self.config.fsync == "batch":
-                os.fsync(f.fileno())
-            self._size = f.tell()
-            self.records_written += len(lines)
-            self.batches_written += 1
-            if self._size >= self.config.rotate_bytes:
-                f.close()
-                self._open()
-        return len(lines)
-
-
-def journal_files(path: Path) -> list[Path]:
-    """A journal directory's files, oldest first (their names sort in writing order)."""
-    return sorted(path.glob(f"journal-*{SUFFIX}"))
-
-
-def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Every record in ``path``'s files in order, and how many lines were unreadable
-    (a line torn by a crash mid-write)."""
-    records: list[dict[str, Any]] = []
-    torn = 0
-    for file in journal_files(path):
-        with open(file, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    torn += 1
-                    continue
-                if isinstance(rec, dict) and rec.get("e") in KINDS:
-                    records.append(rec)
-                else:
-                    torn += 1
-    return records, torn
+        if self._files is not None:
+            self._files.write(batch)
+        elif self._writer is not None and self._writer.stdin is not None:
+            stdin = self._writer.stdin
+            stdin.write(frame(batch))
+            stdin.flush()
+        else:
+            return 0
+        self.records_sent += len(batch)
+        self.batches_sent += 1
+        return len(batch)

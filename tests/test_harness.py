@@ -158,7 +158,12 @@ async def _read_frames(reader: asyncio.StreamReader, want: int) -> list[object]:
 async def test_hub_injects_mo_and_returns_each_result_to_the_worker_that_sent_it() -> None:
     injected: list[tuple[str, str]] = []
     now = [1000.0]
-    hub = ChannelHub(lambda n, t: injected.append((n, t)), reply_timeout=5, clock=lambda: now[0])
+
+    def inject(number: str, text: str) -> None:
+        injected.append((number, text))
+        hub.on_mo(number)  # the SMSC echoes every injected MO to its observers
+
+    hub = ChannelHub(inject, reply_timeout=5, clock=lambda: now[0])
     port = await hub.start()
     try:
         r1, w1 = await asyncio.open_connection("127.0.0.1", port)
@@ -172,6 +177,8 @@ async def test_hub_injects_mo_and_returns_each_result_to_the_worker_that_sent_it
                 break
             await asyncio.sleep(0.01)
         assert sorted(injected) == [("201001112222", "مسابقة"), ("201201113333", "help")]
+        # The echo of our own MO is not a second, subscriber-originated one.
+        assert (hub.tracker.stats.sent, hub.tracker.stats.coalesced) == (2, 0)
         now[0] = 1000.25
         hub.on_mt(_mt("201201113333"))  # the platform answered worker 1's subscriber
         (frame,) = await _read_frames(r2, 1)

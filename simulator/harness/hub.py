@@ -109,6 +109,7 @@ class ChannelHub:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.mo_from_workers = 0
+        self._injecting = False
         #: Locust worker indices that said HELLO.
         self.workers_seen: set[int] = set()
         #: MT parts accepted with registered_delivery asking for a receipt (bit 0 = 1).
@@ -145,9 +146,13 @@ class ChannelHub:
         on_mo = self.tracker.on_mo
         send = self._send_mo
         self.mo_from_workers += len(items)
-        for number, text in items:
-            on_mo(number, now, Origin.LOCUST, key)
-            send(str(number), text)
+        self._injecting = True  # our own MO: on_mo (the SMSC's echo of it) ignores them
+        try:
+            for number, text in items:
+                on_mo(number, now, Origin.LOCUST, key)
+                send(str(number), text)
+        finally:
+            self._injecting = False
 
     def dials_from_locust(self, items: list[tuple[int, str]]) -> None:
         self.dials_from_workers += len(items)
@@ -162,6 +167,8 @@ class ChannelHub:
 
     def on_mo(self, source: str) -> None:
         """The subscriber simulation sent an MO (an answer): time its reply too."""
+        if self._injecting:
+            return
         number = _number(source)
         if number is not None:
             self.tracker.on_mo(number, self._now(), Origin.SUBSCRIBER, None)

@@ -194,7 +194,8 @@ async def _run(
     def send_mo(msisdn: str, text: str) -> None:
         engine = smsc.subscribers
         operator = engine.listener_for(msisdn) if engine is not None else None
-        smsc.operator(operator).inject_mo(msisdn, text)
+        # Through the server, so observers (the journal) see it; the hub ignores its own.
+        smsc.inject_mo(msisdn, text, operator=operator)
 
     def dial(msisdn: str, code: str) -> object:
         try:

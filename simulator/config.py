@@ -235,7 +235,9 @@ class SecurityConfig(_Model):
     #: ...for this many seconds: every bind is answered ESME_RBINDFAIL. 0: never lock.
     lockout: Annotated[float, Field(ge=0)] = 300.0
     lockout_per_ip: bool = True
-    lockout_per_system_id: bool = True
+    #: Off by default: on, anyone who sends ``bind_failures`` wrong passwords for the
+    #: platform's system_id locks the real platform out of new binds.
+    lockout_per_system_id: bool = False
     #: Open connections one client IP may hold on this operator (plain and TLS
     #: together); 0: no limit. The n+1th is closed at once.
     max_connections_per_ip: Annotated[int, Field(ge=0)] = 0

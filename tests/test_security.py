@@ -247,7 +247,9 @@ async def test_lockout_after_wrong_passwords_then_lifted(caplog: pytest.LogCaptu
 
 
 async def test_lockout_per_system_id_and_unknown_ids_count_against_the_ip() -> None:
-    security = SecurityConfig(bind_failures=2, bind_failure_window=5, lockout=30)
+    security = SecurityConfig(
+        bind_failures=2, bind_failure_window=5, lockout=30, lockout_per_system_id=True
+    )
     async with SmscServer(config(security=security)) as smsc:
         port = smsc.port
         # Wrong passwords from two IPs lock the account itself, and both IPs.

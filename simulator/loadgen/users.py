@@ -11,6 +11,7 @@ exactly as they would against a real RapidPro.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -27,6 +28,22 @@ TICK = 0.01
 URNS_PER_CALL = 100
 #: API calls the manager has in flight at once for one big action.
 API_CONCURRENCY = 4
+
+
+def _open_loop(rate: Callable[[float], float], act: Callable[[], None], t0: float) -> None:
+    """Every ``TICK``, do ``act`` as often as ``rate(t)`` (per second) owes since the last
+    turn, whatever happened to the earlier ones: arrivals never wait for answers."""
+    credit = 0.0
+    last = time.monotonic()
+    while True:
+        gevent.sleep(TICK)
+        now = time.monotonic()
+        credit += rate(now - t0) * (now - last)
+        last = now
+        n = int(credit)
+        credit -= n
+        for _ in range(n):
+            act()
 
 
 class SubscriberUser(User):
@@ -46,18 +63,8 @@ class SubscriberUser(User):
         if rt.settings.scenario.load.mo is None:
             gevent.sleep(1.0)
             return
-        credit = 0.0
-        last = time.monotonic()
         send = rt.channel.send
-        while True:
-            gevent.sleep(TICK)
-            now = time.monotonic()
-            credit += rt.my_rate(now - rt.t0) * (now - last)
-            last = now
-            n = int(credit)
-            credit -= n
-            for _ in range(n):
-                send(rt.next_sender(), rt.next_text())
+        _open_loop(rt.my_rate, lambda: send(rt.next_sender(), rt.next_text()), rt.t0)
 
 
 class UssdDialler(User):
@@ -81,18 +88,8 @@ class UssdDialler(User):
         if ussd is None:
             gevent.sleep(1.0)
             return
-        credit = 0.0
-        last = time.monotonic()
-        dial = rt.channel.dial
-        while True:
-            gevent.sleep(TICK)
-            now = time.monotonic()
-            credit += rt.my_dial_rate(now - rt.t0) * (now - last)
-            last = now
-            n = int(credit)
-            credit -= n
-            for _ in range(n):
-                dial(rt.next_sender(), ussd.service_code)
+        dial, code = rt.channel.dial, ussd.service_code
+        _open_loop(rt.my_dial_rate, lambda: dial(rt.next_sender(), code), rt.t0)
 
 
 def _urn(msisdn: str) -> str:

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from simulator.config import AccountConfig, OperatorConfig, ReceiptConfig, SmscConfig
+from simulator.config import AccountConfig, ReceiptConfig, SmscConfig
 from simulator.esme.client import EsmeClient, SmppClientError
 from simulator.smpp.constants import CommandId, EsmClass, MessageState, Status, Tag
 from simulator.smpp.pdu import (
@@ -24,40 +24,13 @@ from simulator.smpp.pdu import (
     QuerySm,
     ReplaceSm,
     SubmitMulti,
-    SubmitSm,
     Unbind,
     decode_pdu,
 )
 from simulator.smsc.server import SmscServer
+from tests.support.smsc import config, sm, until
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def config(**op: object) -> SmscConfig:
-    op.setdefault("port", 0)
-    op.setdefault("receipt", ReceiptConfig(delay=0.01))
-    return SmscConfig(operators=[OperatorConfig(**op)])  # type: ignore[arg-type]
-
-
-async def until(pred, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-def sm(dest: str = "201001234567", **kw: object) -> SubmitSm:
-    kw.setdefault("registered_delivery", 1)
-    kw.setdefault("short_message", b"hello")
-    return SubmitSm(
-        source_addr="1442",
-        source_addr_ton=3,
-        destination_addr=dest,
-        dest_addr_ton=1,
-        dest_addr_npi=1,
-        **kw,
-    )  # type: ignore[arg-type]
 
 
 async def test_wrong_password_and_unknown_system_id() -> None:

@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from simulator.config import AddressingConfig, OperatorConfig, ReceiptConfig, SmscConfig
+from simulator.config import AddressingConfig, ReceiptConfig
 from simulator.esme.client import EsmeClient
 from simulator.smpp.constants import EsmClass, MessageState, Status, Tag
 from simulator.smpp.pdu import (
@@ -28,31 +28,9 @@ from simulator.smpp.pdu import (
 from simulator.smsc.handsets import MtRecorder
 from simulator.smsc.server import SmscServer
 from simulator.smsc.store import Message
+from tests.support.smsc import config, sm, until
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def config(**op: object) -> SmscConfig:
-    op.setdefault("port", 0)
-    op.setdefault("receipt", ReceiptConfig(delay=0.01))
-    return SmscConfig(operators=[OperatorConfig(**op)])  # type: ignore[arg-type]
-
-
-async def until(pred, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-def sm(dest: str = "201001234567", **kw: object) -> SubmitSm:
-    kw.setdefault("registered_delivery", 1)
-    kw.setdefault("short_message", b"hello")
-    kw.setdefault("source_addr_ton", 3)
-    kw.setdefault("dest_addr_ton", 1)
-    kw.setdefault("dest_addr_npi", 1)
-    return SubmitSm(source_addr="1442", destination_addr=dest, **kw)  # type: ignore[arg-type]
 
 
 def multi(*dests: MultiDest, **kw: object) -> SubmitMulti:

@@ -1103,6 +1103,14 @@ class PlatformStore:
             where.append(f"{col} <= ?")
             params.append(before)
 
+    @staticmethod
+    def _equal(where: list[str], params: list[Any], **cols: object) -> None:
+        """``col = ?`` for every filter given (not None)."""
+        for col, value in cols.items():
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+
     def page_contacts(
         self,
         *,
@@ -1118,12 +1126,7 @@ class PlatformStore:
         """Contacts by last modified (newest first); ``after``/``before`` in µs, inclusive."""
         where: list[str] = []
         params: list[Any] = []
-        if uuid is not None:
-            where.append("uuid = ?")
-            params.append(uuid)
-        if urn is not None:
-            where.append("urn = ?")
-            params.append(urn)
+        self._equal(where, params, uuid=uuid, urn=urn)
         if group is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(groups_json) WHERE value = ?)")
             params.append(group)
@@ -1162,12 +1165,7 @@ class PlatformStore:
                 return _empty()
             where.append("contact_id = ?")
             params.append(c.id)
-        if broadcast_id is not None:
-            where.append("broadcast_id = ?")
-            params.append(broadcast_id)
-        if msg_id is not None:
-            where.append("id = ?")
-            params.append(msg_id)
+        self._equal(where, params, broadcast_id=broadcast_id, id=msg_id)
         # before/after compare the creation time, except for incoming (last modified)
         self._time_range(
             where, params, "modified_on" if folder == "incoming" else "created_on", after, before
@@ -1192,21 +1190,13 @@ class PlatformStore:
         """Runs by last modified (newest first), as RapidPro's ``runs.json``."""
         where: list[str] = []
         params: list[Any] = []
-        if flow_uuid is not None:
-            where.append("flow_uuid = ?")
-            params.append(flow_uuid)
         if contact_uuid is not None:
             c = self._contacts_by_uuid.get(contact_uuid)
             if c is None:
                 return _empty()
             where.append("contact_id = ?")
             params.append(c.id)
-        if run_uuid is not None:
-            where.append("uuid = ?")
-            params.append(run_uuid)
-        if run_id is not None:
-            where.append("id = ?")
-            params.append(run_id)
+        self._equal(where, params, flow_uuid=flow_uuid, uuid=run_uuid, id=run_id)
         if responded:
             where.append("responded = 1")
         self._time_range(where, params, "modified_on", after, before)
@@ -1227,9 +1217,7 @@ class PlatformStore:
         """Broadcasts newest first, as RapidPro's ``broadcasts.json``."""
         where: list[str] = []
         params: list[Any] = []
-        if broadcast_id is not None:
-            where.append("id = ?")
-            params.append(broadcast_id)
+        self._equal(where, params, id=broadcast_id)
         self._time_range(where, params, "created_on", after, before)
         rows, keys, more = self._page(
             "broadcasts", _BROADCAST_COLS, where, params, "created_on", cursor, limit, False
@@ -1250,12 +1238,7 @@ class PlatformStore:
         """Flow starts by last modified (newest first), as RapidPro's ``flow_starts.json``."""
         where: list[str] = []
         params: list[Any] = []
-        if start_uuid is not None:
-            where.append("uuid = ?")
-            params.append(start_uuid)
-        if start_id is not None:
-            where.append("id = ?")
-            params.append(start_id)
+        self._equal(where, params, uuid=start_uuid, id=start_id)
         self._time_range(where, params, "modified_on", after, before)
         rows, keys, more = self._page(
             "flow_starts", _START_COLS, where, params, "modified_on", cursor, limit, ascending

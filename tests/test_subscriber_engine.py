@@ -849,11 +849,12 @@ async def test_an_alert_notification_follows_a_failed_set_dpf_message_when_the_h
     validity = "000000001000000R"  # 10 minutes: every retry by then finds the handset off
 
     def off_until_failure(s: Subscriber) -> bool:
-        # Off for the first hour, whenever in it the submit lands.
+        # Off for the first three hours, whenever in them the submit lands (at 10,000x
+        # connecting and submitting on a loaded box can take a simulated hour).
         return (
             s.assigned
             and not s.barred
-            and all(not handset_on(s, THREE_AM_CAIRO + t) for t in range(0, 3600, 60))
+            and all(not handset_on(s, THREE_AM_CAIRO + t) for t in range(0, 3 * 3600, 60))
         )
 
     night = _find(pop, lambda s: s.availability is Availability.NIGHT_OFF and off_until_failure(s))

@@ -1,18 +1,32 @@
-"""TLS for the SMPP listeners: the configured certificate, or a self-signed one.
+"""TLS for the SMPP listeners: the configured certificate, or a self-signed one; client
+certificates (mutual TLS); the handshake done here so its failures are counted.
 
-A gateway's TLS settings (certificate checks, ciphers) must be exercised before it meets
-an operator's TLS endpoint; locally nobody has a CA-signed certificate for 127.0.0.1,
-so one is generated once and kept in the state directory for clients to trust.
+A gateway's TLS settings (certificate checks, ciphers, its client certificate) must be
+exercised before it meets an operator's TLS endpoint; locally nobody has a CA-signed
+certificate for 127.0.0.1, so one is generated once and kept in the state directory for
+clients to trust.
+
+Why the listener accepts plain TCP and upgrades each connection itself
+(``TlsHandshake``, ``loop.start_tls``) rather than ``create_server(ssl=...)``: there, a
+failed handshake is dropped inside the event loop without a word (asyncio reports it
+only in debug mode, uvloop not at all), so a gateway with the wrong CA, no client
+certificate or a plain-TCP bind on the TLS port would be invisible in the metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import os
+import re
 import ssl
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from simulator.config import TlsConfig
 
@@ -120,4 +134,174 @@ def server_context(config: TlsConfig, operator: str) -> tuple[ssl.SSLContext, Pa
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
+    if config.client_ca_file:
+        # Mutual TLS: clients are asked for a certificate signed by these CAs; without
+        # require_client_cert one may still come without (the account's pins decide).
+        ctx.load_verify_locations(cafile=config.client_ca_file)
+        ctx.verify_mode = ssl.CERT_REQUIRED if config.require_client_cert else ssl.CERT_OPTIONAL
     return ctx, cert
+
+
+# --- client certificates --------------------------------------------------------------
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 of a DER certificate, lower-case hex (what ``tls_client_cert_sha256`` holds;
+    ``openssl x509 -noout -fingerprint -sha256`` prints it with colons)."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def peer_fingerprint(transport: Any) -> str | None:
+    """The SHA-256 of the client certificate the TLS peer presented (and the listener
+    verified), None on a plain connection or when the client sent none."""
+    if transport is None:
+        return None
+    obj = transport.get_extra_info("ssl_object")
+    if obj is None:
+        return None
+    der = obj.getpeercert(binary_form=True)
+    return fingerprint(der) if der else None
+
+
+def pin_refusal(pins: list[str], transport: Any) -> str | None:
+    """Why an account pinned to client certificates may not bind on this connection:
+    ``not_tls``, ``no_client_certificate``, ``client_certificate_not_pinned``; None if it
+    may (or the account has no pins)."""
+    if not pins:
+        return None
+    if transport is None or transport.get_extra_info("ssl_object") is None:
+        return "not_tls"
+    seen = peer_fingerprint(transport)
+    if seen is None:
+        return "no_client_certificate"
+    return None if seen in pins else "client_certificate_not_pinned"
+
+
+# --- the handshake, counted -----------------------------------------------------------
+
+_REASON = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, bounded label for a failed handshake: OpenSSL's reason in lower case
+    (``peer_did_not_return_a_certificate``, ``certificate_verify_failed``,
+    ``wrong_version_number``, ``http_request``, ``tlsv1_alert_unknown_ca`` when the client
+    refused our certificate...), else ``timeout``, ``closed`` or ``error``."""
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").lower()
+        if _REASON.fullmatch(reason):
+            return reason
+        if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return "closed"
+        return "error"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionError | EOFError):
+        return "closed"
+    return "error"
+
+
+class TlsCounters:
+    """Handshakes on one operator's TLS listener: completed, and failed by reason."""
+
+    __slots__ = ("failures", "handshakes", "in_progress")
+
+    def __init__(self) -> None:
+        self.handshakes = 0
+        self.in_progress = 0
+        self.failures: Counter[str] = Counter()
+
+
+class _Buffered(asyncio.Protocol):
+    """Stands in for the SMPP protocol while the handshake runs: ``start_tls`` may hand
+    it data (a bind sent with the client's Finished) before the upgrade has returned."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = False
+        self.lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = (exc,)
+
+
+class TlsHandshake(asyncio.Protocol):
+    """The TLS listener's protocol: takes the TCP connection, runs the server handshake
+    (``loop.start_tls``, within ``timeout``), then hands the TLS transport to a new
+    ``protocol_factory()``; a failed handshake is counted by reason, logged at debug
+    level (junk costs no log line each) and the socket aborted."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        timeout: float,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        counters: TlsCounters,
+        operator: str,
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
+        self._context = context
+        self._timeout = timeout
+        self._factory = protocol_factory
+        self._counters = counters
+        self._operator = operator
+        self._tasks = tasks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tcp: asyncio.Transport = transport  # type: ignore[assignment]
+        tcp.pause_reading()  # nothing read until start_tls owns the socket
+        task = asyncio.get_running_loop().create_task(self._upgrade(tcp))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upgrade(self, tcp: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        counters = self._counters
+        buffered = _Buffered()
+        counters.in_progress += 1
+        try:
+            tls = await loop.start_tls(
+                tcp,
+                buffered,
+                self._context,
+                server_side=True,
+                ssl_handshake_timeout=self._timeout,
+            )
+        except (OSError, EOFError, ssl.SSLError, TimeoutError, ValueError) as exc:
+            reason = failure_reason(exc)
+            counters.failures[reason] += 1
+            log.debug(
+                "tls_handshake_failed operator=%s peer=%s reason=%s error=%s",
+                self._operator,
+                tcp.get_extra_info("peername"),
+                reason,
+                exc,
+            )
+            tcp.abort()
+            return
+        except asyncio.CancelledError:
+            tcp.abort()
+            raise
+        finally:
+            counters.in_progress -= 1
+        if tls is None:  # the peer went away as the handshake ended
+            counters.failures["closed"] += 1
+            tcp.abort()
+            return
+        counters.handshakes += 1
+        protocol = self._factory()
+        protocol.connection_made(tls)
+        tls.set_protocol(protocol)
+        for chunk in buffered.data:
+            protocol.data_received(chunk)
+        if buffered.lost is not None:
+            protocol.connection_lost(buffered.lost[0])
+        elif buffered.eof and not protocol.eof_received():
+            tls.close()

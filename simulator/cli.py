@@ -336,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.scenario.command import add_parser as add_run_parser
 
     add_run_parser(sub)
+    from simulator.scenario.html_report import add_parser as add_report_parser
+
+    add_report_parser(sub)
     add_control_parsers(sub)
     add_audit_parser(sub)
     return parser

@@ -5,7 +5,8 @@ this process's event loop; the reference platform runs in a child process (unles
 ``--target`` names a real one); Locust runs as ``locust --headless`` (or its web UI)
 with the scenario's users and shape. A ``rich`` dashboard shows the run live; when
 Locust ends, outstanding replies and receipts get ``drain`` seconds, then the gates are
-judged and the run folder gets the summary JSON, the JUnit XML and Locust's HTML report.
+judged and the run folder gets the summary JSON, the JUnit XML, Locust's HTML report, the
+sampled time series (``timeseries.json``) and our own HTML report with charts.
 """
 
 from __future__ import annotations
@@ -41,16 +42,20 @@ from simulator.config import (
 )
 from simulator.harness.hub import ChannelHub
 from simulator.smsc.server import SmscServer, new_event_loop
+from simulator.smsc.stats import SmscStats
 from simulator.ussd.figures import screen_latency as ussd_screen_latency
 from simulator.ussd.figures import snapshot as ussd_snapshot
 
 from .dashboard import Snapshot, render
 from .figures import Sample, figures, ussd_gate_figures
 from .gates import judge, parse_gate_override
+from .html_report import write as write_html_report
 from .loader import ScenarioError, load_scenario
 from .report import compare, verdict_table, write_junit, write_summary
 from .run_settings import ENV, RunSettings
 from .spec import Scenario
+from .timeseries import FILE as TIMESERIES_FILE
+from .timeseries import Recorder
 
 log = logging.getLogger("smsim.run")
 
@@ -184,6 +189,10 @@ def _sample(smsc: SmscServer, hub: ChannelHub, t: float) -> Sample:
     )
 
 
+def _operator_stats(smsc: SmscServer) -> dict[str, SmscStats]:
+    return {name: op.stats for name, op in smsc.operators.items()}
+
+
 async def _run(
     opts: RunOptions, sc: Scenario, thresholds: dict[str, float], out: Path, console: Console
 ) -> int:
@@ -260,6 +269,9 @@ async def _run(
         ussd_start = ussd_snapshot(smsc.ussd_networks(), 0.0) if sc.ussd else None
         ussd_load_end = ussd_start
         samples: list[Sample] = [_sample(smsc, hub, 0.0)]
+        # What the samples alone don't keep, for the HTML report's charts.
+        recorder = Recorder(datetime.now(UTC).isoformat(timespec="seconds"))
+        recorder.record(samples[-1], hub.tracker.stats.combined(), _operator_stats(smsc))
         ended_at: float | None = None
         with Live(console=console, auto_refresh=False, transient=False) as live:
             if not opts.live:
@@ -268,6 +280,7 @@ async def _run(
                 await asyncio.sleep(1.0)
                 now = time.monotonic() - t0
                 samples.append(_sample(smsc, hub, now))
+                recorder.record(samples[-1], hub.tracker.stats.combined(), _operator_stats(smsc))
                 if ended_at is None and locust.poll() is not None:
                     ended_at = now
                     if sc.ussd is not None:
@@ -337,8 +350,10 @@ async def _run(
             histogram=hub.tracker.stats.combined().to_json(),
         )
         write_junit(out / "junit.xml", sc.name, verdicts, regressions)
+        recorder.finish(ended_at, _operator_stats(smsc)).write(out / TIMESERIES_FILE)
+        write_html_report(out)
         console.print(verdict_table(sc.name, verdicts, regressions))
-        console.print(f"Run folder: {out} (summary.json, junit.xml, locust.html)")
+        console.print(f"Run folder: {out} (report.html, summary.json, junit.xml, locust.html)")
         passed = all(v.passed for v in verdicts) and all(r.passed for r in regressions)
         if locust.returncode not in (0, 1):
             console.print(f"[red]Locust exited with {locust.returncode}: see {out}/locust.log")

@@ -9,6 +9,9 @@ stream each way::
     MO      <QH    msisdn, text_len, then text_len UTF-8 bytes         Locust -> SMSC
     RESULT  <QBBd  msisdn, kind (reply/timeout), origin, seconds       SMSC -> Locust
     DIAL    <QH    msisdn, code_len, then the USSD code (``*1442#``)    Locust -> SMSC
+    AUTH    the cluster token, UTF-8 (count 0); first frame when the hub asks  -> SMSC
+    STATS?  empty: ask for the SMSC side's counters (the runner)           -> SMSC
+    STATS   one JSON object (count 0)                                    SMSC ->
 
 An MO is a number (an integer: 12 digits for Egypt) and a text; the SMSC answers per MO
 only with its RESULT: the time until the platform's reply reached the handset, or a
@@ -17,9 +20,11 @@ timeout. Writes are coalesced per loop iteration on both sides.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import IntEnum
 from struct import Struct
+from typing import Any
 
 HEADER = Struct("<IBxH")
 HELLO = Struct("<HH")
@@ -37,6 +42,9 @@ class FrameType(IntEnum):
     MO = 1
     RESULT = 2
     DIAL = 3
+    AUTH = 4
+    STATS_REQUEST = 5
+    STATS = 6
 
 
 class Outcome(IntEnum):
@@ -97,6 +105,20 @@ def encode_results(items: list[Result]) -> list[bytes]:
     return frames
 
 
+def encode_auth(token: str) -> bytes:
+    raw = token.encode()
+    return HEADER.pack(HEADER.size + len(raw), FrameType.AUTH, 0) + raw
+
+
+def encode_stats_request() -> bytes:
+    return HEADER.pack(HEADER.size, FrameType.STATS_REQUEST, 0)
+
+
+def encode_stats(stats: dict[str, Any]) -> bytes:
+    raw = json.dumps(stats, separators=(",", ":")).encode()
+    return HEADER.pack(HEADER.size + len(raw), FrameType.STATS, 0) + raw
+
+
 def encode_dials(items: list[tuple[int, str]]) -> list[bytes]:
     """DIAL frames for ``[(msisdn, ussd_code), ...]``."""
     return encode_mo(items, FrameType.DIAL)
@@ -115,7 +137,22 @@ class Dials:
     items: list[tuple[int, str]]
 
 
-Frame = Hello | Dials | list[tuple[int, str]] | list[Result]
+@dataclass(frozen=True, slots=True)
+class Auth:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    data: dict[str, Any]
+
+
+Frame = Hello | Dials | Auth | StatsRequest | Stats | list[tuple[int, str]] | list[Result]
 
 
 class FrameReader:
@@ -170,4 +207,13 @@ def _decode(ftype: int, count: int, buf: bytes, pos: int, stop: int) -> Frame:
     if ftype == FrameType.HELLO:
         worker, workers = HELLO.unpack_from(buf, pos)
         return Hello(worker, workers)
+    if ftype == FrameType.AUTH:
+        return Auth(buf[pos:stop].decode())
+    if ftype == FrameType.STATS_REQUEST:
+        return StatsRequest()
+    if ftype == FrameType.STATS:
+        data = json.loads(buf[pos:stop])
+        if not isinstance(data, dict):
+            raise ValueError("stats are not an object")
+        return Stats(data)
     raise ValueError(f"unknown frame type {ftype}")

@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 from collections.abc import Callable
 from itertools import count
+from typing import Any
 
 from simulator.smsc.store import Message
 from simulator.subscribers.numbering import normalize
 
-from .frames import Dials, FrameError, FrameReader, Hello, Origin, Result, encode_results
+from .frames import (
+    Auth,
+    Dials,
+    FrameError,
+    FrameReader,
+    Hello,
+    Origin,
+    Result,
+    StatsRequest,
+    encode_results,
+    encode_stats,
+)
 from .replies import ReplyTracker
 
 log = logging.getLogger("smsim.harness")
@@ -38,6 +51,8 @@ class _Conn(asyncio.Protocol):
         self.hello: Hello | None = None
         self.out: list[Result] = []
         self._flush_pending = False
+        #: A hub with a token hears nothing from a connection before its AUTH frame.
+        self.authed = hub.token is None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -55,14 +70,29 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
             return
         for frame in frames:
-            if isinstance(frame, Dials):
+            if not self.authed:
+                if isinstance(frame, Auth) and self.hub.token_ok(frame.token):
+                    self.authed = True
+                    continue
+                log.warning("channel_refused peer=%s reason=token", self._peer())
+                assert self.transport is not None
+                self.transport.close()
+                return
+            if isinstance(frame, StatsRequest):
+                assert self.transport is not None
+                self.transport.write(encode_stats(self.hub.stats_json()))
+            elif isinstance(frame, Dials):
                 self.hub.dials_from_locust(frame.items)
             elif isinstance(frame, Hello):
                 self.hello = frame
                 self.hub.workers_seen.add(frame.worker_index)
                 log.info("channel_hello worker=%d of %d", frame.worker_index, frame.workers)
-            elif frame and isinstance(frame[0], tuple):
+            elif isinstance(frame, list) and frame and isinstance(frame[0], tuple):
                 self.hub.mo_from_locust(self.key, frame)
+
+    def _peer(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        return f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def _who(self) -> str:
         return str(self.hello.worker_index) if self.hello else "?"
@@ -94,7 +124,13 @@ class ChannelHub:
         reply_timeout: float,
         clock: Callable[[], float] | None = None,
         dial: Callable[[str, str], object] | None = None,
+        token: str | None = None,
+        stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        #: Connections must send this first (AUTH) when set: a channel off loopback.
+        self.token = token
+        #: What a STATS request is answered with (an SMSC-side process's counters).
+        self._stats = stats
         #: Inject an MO ``(msisdn, text)`` into the SMSC as the subscriber's message.
         self._send_mo = send_mo
         #: Dial a USSD code ``(msisdn, code)`` on the subscriber's network; None: no USSD.
@@ -114,6 +150,12 @@ class ChannelHub:
         self.workers_seen: set[int] = set()
         #: MT parts accepted with registered_delivery asking for a receipt (bit 0 = 1).
         self.wants_receipt = 0
+
+    def token_ok(self, token: str) -> bool:
+        return self.token is None or secrets.compare_digest(token.encode(), self.token.encode())
+
+    def stats_json(self) -> dict[str, Any]:
+        return self._stats() if self._stats is not None else {}
 
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()

@@ -1,6 +1,7 @@
 """The Locust worker's end of the channel to the SMSC (gevent, one socket per worker).
 
-Opened in ``test_start`` (after Locust forks its workers, never on the master). Users
+Opened in ``test_start`` (after Locust forks its workers, never on the master); in a
+partitioned run one socket per part, each MO sent to the part that owns its number. Users
 call ``send``; a flusher greenlet writes everything queued as one frame every few
 milliseconds; a reader greenlet turns each result into a Locust request event, so the
 MO -> reply latency measured at the SMSC shows in Locust's statistics and UI.
@@ -21,10 +22,12 @@ from simulator.harness.frames import (
     Origin,
     Outcome,
     Result,
+    encode_auth,
     encode_dials,
     encode_hello,
     encode_mo,
 )
+from simulator.harness.ranges import NumberRanges
 
 log = logging.getLogger("smsim.loadgen")
 
@@ -40,36 +43,60 @@ class ReplyTimeout(Exception):
     """The platform did not answer an MO within the scenario's reply timeout."""
 
 
+class _Link:
+    """One socket to one SMSC-side process, with what is queued for it."""
+
+    __slots__ = ("dials", "queue", "sock")
+
+    def __init__(self, target: str, token: str | None, hello: bytes) -> None:
+        host, port = target.rsplit(":", 1)
+        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall((encode_auth(token) if token is not None else b"") + hello)
+        self.queue: list[tuple[int, str]] = []
+        self.dials: list[tuple[int, str]] = []
+
+
 class ChannelClient:
+    """``target``: one channel (``host:port``), or the channel of every part of a
+    partitioned run in part order: each MO and dial goes to the part owning its number."""
+
     def __init__(
         self,
-        target: str,
+        target: str | list[str],
         events: Any,
         worker_index: int,
         workers: int,
         flush_interval: float = 0.005,
+        token: str | None = None,
     ) -> None:
-        host, port = target.rsplit(":", 1)
+        targets = [target] if isinstance(target, str) else target
         self._events = events
-        self._sock = socket.create_connection((host, int(port)), timeout=10)
-        self._sock.settimeout(None)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.sendall(encode_hello(worker_index, workers))
-        self._queue: list[tuple[int, str]] = []
-        self._dials: list[tuple[int, str]] = []
+        hello = encode_hello(worker_index, workers)
+        self._links = [_Link(t, token, hello) for t in targets]
+        self._ranges = NumberRanges(len(self._links))
         self._interval = flush_interval
         self.sent = 0
         self.dialled = 0
         self.results = 0
         self._closed = False
-        self._greenlets = [gevent.spawn(self._flusher), gevent.spawn(self._reader)]
+        self._greenlets = [gevent.spawn(self._flusher)] + [
+            gevent.spawn(self._reader, link) for link in self._links
+        ]
+
+    def _link(self, number: int) -> _Link:
+        links = self._links
+        return links[0] if len(links) == 1 else links[self._ranges.owner(number)]
 
     def send(self, msisdn: str, text: str) -> None:
-        self._queue.append((int(msisdn), text))
+        number = int(msisdn)
+        self._link(number).queue.append((number, text))
 
     def dial(self, msisdn: str, code: str) -> None:
         """``msisdn`` dials a USSD code; the session runs at the SMSC."""
-        self._dials.append((int(msisdn), code))
+        number = int(msisdn)
+        self._link(number).dials.append((number, code))
 
     def _flusher(self) -> None:
         while not self._closed:
@@ -77,25 +104,27 @@ class ChannelClient:
             self.flush()
 
     def flush(self) -> None:
-        if not self._queue and not self._dials:
-            return
-        batch, self._queue = self._queue, []
-        dials, self._dials = self._dials, []
-        try:
-            for frame in [*encode_mo(batch), *encode_dials(dials)] if dials else encode_mo(batch):
-                self._sock.sendall(frame)
-            self.sent += len(batch)
-            self.dialled += len(dials)
-        except OSError as exc:
-            log.warning("channel_send_failed error=%s lost=%d", exc, len(batch) + len(dials))
-            self._closed = True
+        for link in self._links:
+            if not link.queue and not link.dials:
+                continue
+            batch, link.queue = link.queue, []
+            dials, link.dials = link.dials, []
+            try:
+                frames = [*encode_mo(batch), *encode_dials(dials)] if dials else encode_mo(batch)
+                for frame in frames:
+                    link.sock.sendall(frame)
+                self.sent += len(batch)
+                self.dialled += len(dials)
+            except OSError as exc:
+                log.warning("channel_send_failed error=%s lost=%d", exc, len(batch) + len(dials))
+                self._closed = True
 
-    def _reader(self) -> None:
+    def _reader(self, link: _Link) -> None:
         reader = FrameReader()
         fire = self._events.request.fire
         while not self._closed:
             try:
-                data = self._sock.recv(262144)
+                data = link.sock.recv(262144)
             except OSError:
                 break
             if not data:
@@ -126,7 +155,8 @@ class ChannelClient:
     def close(self) -> None:
         self.flush()
         self._closed = True
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
+        for link in self._links:
+            with contextlib.suppress(OSError):
+                link.sock.shutdown(socket.SHUT_RDWR)
+            link.sock.close()
         gevent.killall(self._greenlets, block=False)

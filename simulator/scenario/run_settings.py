@@ -23,6 +23,11 @@ class RunSettings(BaseModel):
     scenario: Scenario
     #: host:port of the SMSC's Locust channel (``simulator.harness.hub``).
     channel: str
+    #: A partitioned run (decision 0003): the channel of each part, in part order; a
+    #: Locust worker sends each MO to the part that owns its number. Empty: ``channel``.
+    channels: list[str] = []
+    #: The token each channel wants first (runs over several hosts); None: none.
+    channel_token: str | None = None
     #: Base URL of RapidPro's API v2 (the reference platform or a real one).
     api_url: str
     api_token: str

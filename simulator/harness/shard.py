@@ -1,0 +1,191 @@
+"""One SMSC-side process of a partitioned run: the SMSC, its subscribers and a channel
+for one range of the number space (``ranges.NumberRanges``, decision 0003).
+
+Each part is a whole ``SmscServer`` (population, behaviour, receipts, USSD) with its own
+SMPP listeners (one per operator, on free ports) and its own ``ChannelHub``: the platform
+binds to every part and routes each MT by prefix to the part that owns the number, and
+Locust workers send each MO to its owner's channel, so a reply is timed where its MO
+was. Nothing is shared between parts; the runner reads each part's counters and
+histograms over the channel (a STATS frame) and adds them up.
+
+Started by ``smsim worker`` (one per Locust worker on that host) in a spawned process:
+``shard_process`` reports its addresses on a pipe when it listens and runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from simulator.clock import SimClock
+from simulator.config import ControlConfig, OperatorConfig, SmscConfig
+from simulator.logs import setup_logging
+from simulator.scenario.spec import Scenario
+from simulator.smsc.ids import MessageIds
+from simulator.smsc.server import SmscServer, new_event_loop
+
+from .hub import ChannelHub
+
+log = logging.getLogger("smsim.shard")
+
+#: Message ids of part ``k`` start ``k`` blocks above the clock: parts never share one
+#: (the platform matches receipts by id), for 10^13 messages per part.
+ID_BLOCK = 10**13
+
+
+class ShardSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenario: Scenario
+    part: int
+    parts: int
+    #: Address the SMPP listeners and the channel listen on.
+    host: str = "127.0.0.1"
+    channel_port: int = 0
+    #: First SMPP port (one per operator, in order); 0: free ports.
+    smpp_port: int = 0
+    token: str | None = None
+
+
+class ShardReady(BaseModel):
+    """What a part tells whoever started it once it listens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    part: int
+    channel_port: int
+    #: SMPP port of each operator's listener.
+    smpp: dict[str, int]
+    #: account (system_id, password, window) of each operator, for the platform's binds.
+    accounts: dict[str, tuple[str, str, int]]
+
+
+def shard_config(sc: Scenario, host: str, smpp_port: int = 0) -> SmscConfig:
+    no_tls = {"port": None}
+    operators = [
+        op.model_copy(
+            update={
+                "host": host,
+                "port": smpp_port + i if smpp_port else 0,
+                "tls": op.tls.model_copy(update=no_tls),
+            }
+        )
+        for i, op in enumerate(sc.operators or [OperatorConfig(port=0)])
+    ]
+    return SmscConfig(
+        control=ControlConfig(enabled=False),
+        operators=operators,
+        population=sc.population,
+        behaviour=sc.behaviour,
+        delivery=sc.delivery,
+        time_scale=sc.time.scale,
+        mt_log_size=1000,
+    )
+
+
+def stats_of(part: int, smsc: SmscServer, hub: ChannelHub) -> dict[str, Any]:
+    """A part's counters and histograms, JSON (what the runner adds up)."""
+    s = smsc.stats()
+    t = hub.tracker.stats
+    return {
+        "part": part,
+        "sample": {
+            "submits": s.submits,
+            "accepted": s.accepted,
+            "throttled": s.throttled,
+            "refused": s.rejected + s.queue_full,
+            "wants_receipt": hub.wants_receipt,
+            "receipts_due": s.receipts_due,
+            "receipts_delivered": s.receipts_delivered,
+            "mo_queued": s.mo_queued,
+            "mo_delivered": s.mo_delivered,
+        },
+        "counters": {k: v for k, v in s.as_dict().items() if isinstance(v, int)},
+        "binds": s.binds,
+        "mo_from_locust": hub.mo_from_workers,
+        "dials_from_locust": hub.dials_from_workers,
+        "dials_refused": hub.dials_refused,
+        "workers_seen": sorted(hub.workers_seen),
+        "pending_replies": len(hub.tracker),
+        "pending_deliveries": smsc.pending_deliveries(),
+        "replies": {
+            "sent": t.sent,
+            "replies": t.replies,
+            "timeouts": t.timeouts,
+            "coalesced": t.coalesced,
+            "histograms": {o.name: h.to_json() for o, h in t.histograms.items()},
+        },
+    }
+
+
+async def serve(spec: ShardSpec, ready: Connection | None = None) -> None:
+    sc = spec.scenario
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    start = sc.time.start.timestamp() if sc.time.start else None
+    cfg = shard_config(sc, spec.host, spec.smpp_port)
+
+    def send_mo(msisdn: str, text: str) -> None:
+        engine = smsc.subscribers
+        operator = engine.listener_for(msisdn) if engine is not None else None
+        smsc.inject_mo(msisdn, text, operator=operator)
+
+    def dial(msisdn: str, code: str) -> object:
+        try:
+            return smsc.ussd_dial(msisdn, code)
+        except KeyError:
+            return None
+
+    hub = ChannelHub(
+        send_mo,
+        sc.load.reply_timeout,
+        dial=dial if sc.ussd else None,
+        token=spec.token,
+        stats=lambda: stats_of(spec.part, smsc, hub),
+    )
+    smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
+    await smsc.start()
+    base = int(time.time() * 1000) * 1000
+    for op in smsc.operators.values():
+        op.ids = MessageIds(op.config.message_id_format, start=base + spec.part * ID_BLOCK)
+    if sc.ussd is not None:
+        from simulator.ussd.people import attach_people
+
+        attach_people(smsc, loop.time)
+    try:
+        port = await hub.start(spec.host, spec.channel_port)
+        info = ShardReady(
+            part=spec.part,
+            channel_port=port,
+            smpp={op.name: smsc.address(op.name)[1] for op in cfg.operators},
+            accounts={
+                op.name: (op.accounts[0].system_id, op.accounts[0].password, op.accounts[0].window)
+                for op in cfg.operators
+            },
+        )
+        log.info("shard_ready part=%d of %d channel=%s:%d", spec.part, spec.parts, spec.host, port)
+        if ready is not None:
+            ready.send(info.model_dump_json())
+        await stop.wait()
+    finally:
+        await hub.stop()
+        await smsc.stop(drain_timeout=0.5)
+
+
+def shard_process(spec_json: str, ready: Connection, verbosity: int = 0) -> None:
+    """Entry point of a spawned part: serve until SIGTERM."""
+    setup_logging(verbosity)
+    spec = ShardSpec.model_validate_json(spec_json)
+    loop = new_event_loop(True)
+    try:
+        loop.run_until_complete(serve(spec, ready))
+    finally:
+        loop.close()

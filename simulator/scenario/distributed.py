@@ -1,0 +1,374 @@
+"""``smsim run`` with the SMSC side partitioned by number range (decision 0003).
+
+One machine (``--processes N --partition``): this process is the master and starts one
+``smsim worker`` on loopback, which runs N SMSC-side parts and N Locust workers. Several
+machines (``--master``): the master waits for ``--expect-workers`` hosts running ``smsim
+worker --master HOST:PORT``. Either way the master runs the platform (bound to every
+part, each MT routed by prefix to its owner), Locust's master, and reads every part's
+counters and histograms once a second to judge the gates as a one-process run would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from simulator.config import SmppBindConfig
+from simulator.harness.cluster import (
+    DEFAULT_PORT,
+    TOKEN_ENV,
+    ClusterError,
+    Coordinator,
+    PartAddress,
+    PartMonitor,
+    is_loopback,
+)
+from simulator.harness.frames import Origin
+from simulator.harness.histogram import LatencyHistogram
+from simulator.harness.ranges import NumberRanges
+from simulator.harness.replies import ReplyStats
+from simulator.smsc.server import new_event_loop
+
+from .figures import Sample, figures
+from .gates import judge
+from .loader import ScenarioError
+from .report import compare, verdict_table, write_junit, write_summary
+from .run_settings import RunSettings
+from .runner import (
+    EXIT_ERROR,
+    EXIT_FAILED,
+    EXIT_PASSED,
+    ROOT,
+    RunError,
+    RunOptions,
+    _free_port,
+    _platform_process,
+    _start_locust,
+    _wait_http,
+    prepare,
+)
+from .spec import Scenario
+
+
+@dataclass(slots=True)
+class ClusterOptions(RunOptions):
+    """``RunOptions`` of a partitioned run: ``processes`` parts and Locust workers on this
+    machine (``partition``), or (``master``) the parts of ``expect_workers`` hosts."""
+
+    partition: bool = False
+    master: bool = False
+    bind_host: str = "127.0.0.1"
+    expect_workers: int = 1
+    cluster_port: int = DEFAULT_PORT
+    cluster_token: str | None = None
+    locust_port: int = 5557
+    #: The reference platform's API port (0: any free port).
+    api_port: int = 0
+
+
+#: Seconds the master waits for its worker hosts, and for their parts to listen.
+JOIN_TIMEOUT = 300.0
+START_TIMEOUT = 120.0
+
+
+def _sample(t: float, parts: list[dict[str, Any]]) -> Sample:
+    total: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.get("sample", {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return Sample(t=t, **{f: total.get(f, 0) for f in Sample.__dataclass_fields__ if f != "t"})
+
+
+def _replies(parts: list[dict[str, Any]]) -> ReplyStats:
+    out = ReplyStats()
+    for p in parts:
+        r = p.get("replies", {})
+        out.sent += r.get("sent", 0)
+        out.replies += r.get("replies", 0)
+        out.timeouts += r.get("timeouts", 0)
+        out.coalesced += r.get("coalesced", 0)
+        for name, h in r.get("histograms", {}).items():
+            out.histograms[Origin[name]].merge(LatencyHistogram.from_json(h))
+    return out
+
+
+def _sum(parts: list[dict[str, Any]], key: str) -> int:
+    return sum(int(p.get(key, 0)) for p in parts)
+
+
+def _binds(parts: list[PartAddress], ranges: NumberRanges) -> list[SmppBindConfig]:
+    """One bind per part and operator, each carrying the part's prefixes."""
+    return [
+        SmppBindConfig(
+            operator=op,
+            host=p.host,
+            port=port,
+            system_id=p.accounts[op][0],
+            password=p.accounts[op][1],
+            window=min(p.accounts[op][2], 10),
+            prefixes=ranges.national_prefixes(p.part),
+        )
+        for p in parts
+        for op, port in p.smpp.items()
+    ]
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _local_worker(
+    opts: ClusterOptions, sc: Scenario, port: int, token: str, out: Path
+) -> subprocess.Popen[bytes]:
+    processes = max(1, opts.processes or sc.load.processes)
+    cmd = [sys.executable, "-m", "simulator.cli", "worker", "--master", f"127.0.0.1:{port}"]
+    cmd += ["--processes", str(processes), "--out", str(out / "worker")]
+    env = {**os.environ, TOKEN_ENV: token}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    logf = (out / "worker.log").open("wb")
+    return subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+async def run_partitioned(
+    opts: ClusterOptions, sc: Scenario, thresholds: dict[str, float], out: Path, console: Console
+) -> int:
+    loop = asyncio.get_running_loop()
+    host = opts.bind_host if opts.master else "127.0.0.1"
+    token = opts.cluster_token or os.environ.get(TOKEN_ENV)
+    if not token:
+        if not is_loopback(host):
+            raise RunError(f"--bind-host {host} is not loopback: give --cluster-token")
+        token = secrets.token_hex(16)
+    expect = opts.expect_workers if opts.master else 1
+    coord = Coordinator(token, expect)
+    platform: multiprocessing.process.BaseProcess | None = None
+    locust: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    monitor: PartMonitor | None = None
+    try:
+        cport = await coord.start(host, opts.cluster_port if opts.master else 0)
+        if opts.master:
+            console.print(
+                f"Waiting for {expect} worker host(s) on {host}:{cport}: on each, "
+                f"SMSIM_CLUSTER_TOKEN=... smsim worker --master <this host>:{cport} --processes P"
+            )
+        else:
+            worker = _local_worker(opts, sc, cport, token, out)
+        hosts = await coord.wait_hosts(JOIN_TIMEOUT)
+        parts_n = coord.parts
+        ranges = NumberRanges(parts_n)
+        # The Locust workers slice the senders over all of them, wherever they run.
+        sc = sc.model_copy(update={"load": sc.load.model_copy(update={"processes": parts_n})})
+        parts = await coord.assign(sc.model_dump_json(), START_TIMEOUT)
+        console.print(
+            f"{parts_n} parts on {len(hosts)} host(s): "
+            + ", ".join(f"{p.part}@{p.channel}" for p in parts)
+        )
+        monitor = PartMonitor(parts, token)
+        await monitor.connect()
+        public = hosts[0].master_host
+        api_token = opts.token or secrets.token_hex(16)
+        if opts.target:
+            api_url = opts.target.rstrip("/")
+        else:
+            api_port = opts.api_port or _free_port()
+            binds = _binds(parts, ranges)
+            pcfg = sc.platform.model_copy(
+                update={
+                    "api_host": host,
+                    "api_port": api_port,
+                    "binds": binds,
+                    "database": str(out / "platform.db"),
+                }
+            )
+            ctx = multiprocessing.get_context("spawn")
+            child = ctx.Process(
+                target=_platform_process,
+                args=(pcfg.model_dump_json(), api_token, str(out / "platform.db")),
+                name="smsim-platform",
+                daemon=True,
+            )
+            child.start()
+            platform = child
+            api_url = f"http://{public}:{api_port}"
+            await loop.run_in_executor(None, _wait_http, f"{api_url}/api/v2/health", 30.0)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if _sum(await monitor.sample(), "binds") >= len(binds):
+                    break
+                await asyncio.sleep(0.1)
+        settings = RunSettings(
+            scenario=sc,
+            channel=parts[0].channel,
+            channels=[p.channel for p in parts],
+            channel_token=token,
+            api_url=api_url,
+            api_token=api_token,
+        )
+        settings.write(out / "run.json")
+        lport = opts.locust_port if opts.master else _free_port()
+        # Locust's master, its workers on the hosts (Locust reads these as its options).
+        master_env = {
+            "LOCUST_MODE_MASTER": "true",
+            "LOCUST_MASTER_BIND_HOST": host,
+            "LOCUST_MASTER_BIND_PORT": str(lport),
+            "LOCUST_EXPECT_WORKERS": str(parts_n),
+            "LOCUST_EXPECT_WORKERS_MAX_WAIT": str(int(START_TIMEOUT)),
+        }
+        with _environ(master_env):
+            one = sc.model_copy(update={"load": sc.load.model_copy(update={"processes": 1})})
+            locust = _start_locust(opts, one, out, api_url)
+        await coord.start_locust(lport, settings.model_dump_json())
+        t0 = time.monotonic()
+        samples = [_sample(0.0, await monitor.sample())]
+        ended_at: float | None = None
+        last = samples[0]
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic() - t0
+            state = await monitor.sample()
+            samples.append(_sample(now, state))
+            if ended_at is None and locust.poll() is not None:
+                ended_at = now
+            if opts.live and int(now) % 5 == 0:
+                cur = samples[-1]
+                console.print(
+                    f"{now:5.0f}s {'load' if ended_at is None else 'drain'}: "
+                    f"MO {cur.mo_delivered - last.mo_delivered:,} "
+                    f"replies {_replies(state).replies:,} waiting {_sum(state, 'pending_replies')}"
+                )
+                last = cur
+            if ended_at is not None:
+                drained = (
+                    _sum(state, "pending_replies") == 0 and _sum(state, "pending_deliveries") == 0
+                )
+                if drained or now - ended_at >= sc.time.drain:
+                    break
+            if now > sc.time.duration + START_TIMEOUT + 60 and ended_at is None:
+                locust.terminate()
+        state = await monitor.sample()
+        replies = _replies(state)
+        pending = _sum(state, "pending_replies")
+        figs = figures(
+            samples,
+            replies,
+            pending_replies=pending,
+            broadcasts=any(a.broadcast for a in sc.actions),
+        )
+        verdicts = judge(thresholds, figs)
+        regressions = []
+        if opts.baseline is not None:
+            baseline = json.loads(opts.baseline.read_text(encoding="utf-8"))
+            regressions = compare(figs, baseline, opts.tolerance)
+        smsc_counters: dict[str, int] = {}
+        for p in state:
+            for k, v in p.get("counters", {}).items():
+                smsc_counters[k] = smsc_counters.get(k, 0) + int(v)
+        seen = {w for p in state for w in p.get("workers_seen", [])}
+        counters: dict[str, Any] = {
+            **smsc_counters,
+            "mo_from_locust": _sum(state, "mo_from_locust"),
+            "ussd_dials_from_locust": _sum(state, "dials_from_locust"),
+            "ussd_dials_refused": _sum(state, "dials_refused"),
+            "locust_workers": len(seen),
+            "parts": parts_n,
+            "worker_hosts": len(hosts),
+            "mo_from_locust_by_part": [int(p.get("mo_from_locust", 0)) for p in state],
+            "replies": replies.replies,
+            "reply_timeouts": replies.timeouts,
+            "replies_pending_at_end": pending,
+            "wants_receipt": _sum([p.get("sample", {}) for p in state], "wants_receipt"),
+            "locust_exit": locust.returncode,
+        }
+        write_summary(
+            out / "summary.json",
+            scenario=sc.name,
+            figures=figs,
+            verdicts=verdicts,
+            regressions=regressions,
+            counters=counters,
+            histogram=replies.combined().to_json(),
+        )
+        write_junit(out / "junit.xml", sc.name, verdicts, regressions)
+        console.print(verdict_table(sc.name, verdicts, regressions))
+        console.print(f"Run folder: {out} (summary.json, junit.xml, locust.html)")
+        passed = all(v.passed for v in verdicts) and all(r.passed for r in regressions)
+        if locust.returncode not in (0, 1):
+            console.print(f"[red]Locust exited with {locust.returncode}: see {out}/locust.log")
+            return EXIT_ERROR
+        return EXIT_PASSED if passed else EXIT_FAILED
+    except ClusterError as exc:
+        raise RunError(str(exc)) from None
+    finally:
+        if locust is not None and locust.poll() is None:
+            locust.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                locust.wait(10)
+            if locust.poll() is None:
+                locust.kill()
+        if monitor is not None:
+            monitor.close()
+        await coord.end()
+        if platform is not None:
+            if platform.is_alive() and platform.pid is not None:
+                os.kill(platform.pid, signal.SIGTERM)
+            platform.join(10)
+            if platform.is_alive():
+                platform.kill()
+        if worker is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(30)
+            if worker.poll() is None:
+                worker.kill()
+
+
+def run_cluster(opts: ClusterOptions, console: Console | None = None) -> int:
+    """``runner.run`` for a partitioned run: same exit codes, same run folder."""
+    console = console or Console()
+    try:
+        sc, thresholds = prepare(opts)
+    except (ScenarioError, ValueError) as exc:
+        console.print(str(exc), style="red", markup=False)
+        return EXIT_ERROR
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = (opts.out or Path("runs") / f"{sc.name}-{stamp}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    where = f"{opts.expect_workers} worker host(s)" if opts.master else "this machine"
+    console.print(
+        f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
+        f"{sc.time.duration:g}s, SMSC side partitioned over {where}; "
+        f"target {opts.target or 'reference platform'}"
+    )
+    loop = new_event_loop(True)
+    try:
+        return loop.run_until_complete(run_partitioned(opts, sc, thresholds, out, console))
+    except (RunError, OSError) as exc:
+        console.print(f"[red]smsim run: {exc}")
+        return EXIT_ERROR
+    finally:
+        loop.close()

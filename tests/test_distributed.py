@@ -1,0 +1,323 @@
+"""The SMSC side partitioned by number range, on one machine and across a network.
+
+Number ranges are pure arithmetic checked against a real population; the channel's
+token and STATS frames against a real hub; then real short runs (seconds, 20,000
+subscribers): two parts on this machine, a master and a `smsim worker` as separate
+processes on loopback (a worker with the wrong token refused first), and, where this
+user may create network namespaces, the master and the worker in two namespaces joined
+by a veth pair, so every hop between them crosses a network interface. Assertions are on
+counts, never on durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from simulator.config import PopulationConfig
+from simulator.harness.frames import (
+    FrameReader,
+    Stats,
+    encode_auth,
+    encode_hello,
+    encode_mo,
+    encode_stats_request,
+)
+from simulator.harness.hub import ChannelHub
+from simulator.harness.ranges import NumberRanges
+from simulator.platform.channels.smpp import national
+from simulator.scenario.distributed import ClusterOptions, run_cluster
+from simulator.scenario.runner import EXIT_PASSED
+from simulator.subscribers.population import Population
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCENARIO = """\
+name: dist-smoke
+population: {size: 20000, seed: 7}
+platform: {tps: 0}
+behaviour:
+  reply_probability: {eager: 1.0, normal: 1.0, rare: 1.0, never: 0.0}
+  delay_median: {fast: 1.0, normal: 1.0, slow: 1.0}
+time: {scale: 60, duration: 6s, drain: 8s}
+actions:
+  - at: 1s
+    flow_start: {flow: COVID-19 awareness quiz, participants: 40}
+load:
+  users: 2
+  reply_timeout: 5s
+  mo: {shape: constant, rate: 40/s, texts: {خدمات: 1, help: 1}}
+gates:
+  mo_reply_p95: 5s
+  unanswered_ratio: 0.2
+  error_ratio: 0
+  lost_messages: 0
+"""
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 4, 7])
+def test_every_number_has_one_owner_and_its_prefixes_say_so(parts: int) -> None:
+    ranges = NumberRanges(parts)
+    pop = Population(PopulationConfig(size=30_000, seed=3))
+    owners: Counter[int] = Counter()
+    for i in range(0, len(pop), 7):
+        msisdn = pop.msisdn(i)
+        owner = ranges.owner(int(msisdn))
+        owners[owner] += 1
+        # The platform's router (longest prefix) sends it to the same part.
+        matches = [
+            k
+            for k in range(parts)
+            if any(national(msisdn).startswith(p) for p in ranges.national_prefixes(k))
+        ]
+        assert matches == ([] if parts == 1 else [owner])
+    # Every part gets its share of the population (members are spread over each prefix).
+    n = sum(owners.values())
+    for k in range(parts):
+        share = len(ranges.buckets(k)) / 10**ranges.digits
+        assert abs(owners[k] / n - share) < 0.03, (k, owners)
+
+
+def test_ranges_refuse_impossible_splits() -> None:
+    with pytest.raises(ValueError):
+        NumberRanges(0)
+    with pytest.raises(ValueError):
+        NumberRanges(101)
+    with pytest.raises(ValueError):
+        NumberRanges(2).buckets(2)
+
+
+async def _frames(reader: asyncio.StreamReader, want: int) -> list[object]:
+    fr = FrameReader()
+    got: list[object] = []
+    while len(got) < want:
+        data = await asyncio.wait_for(reader.read(65536), 10)
+        if not data:
+            break
+        got.extend(fr.feed(data))
+    return got
+
+
+async def test_a_hub_with_a_token_hears_nothing_before_the_right_one() -> None:
+    injected: list[tuple[str, str]] = []
+    hub = ChannelHub(
+        lambda n, t: injected.append((n, t)),
+        reply_timeout=5,
+        token="s3cret",
+        stats=lambda: {"part": 1, "mo": len(injected)},
+    )
+    port = await hub.start()
+    try:
+        # No token: the MO is not injected and the connection is closed.
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(encode_hello(0, 1) + b"".join(encode_mo([(201001112222, "help")])))
+        await w.drain()
+        assert await asyncio.wait_for(r.read(), 10) == b""
+        # A wrong token: the same.
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(encode_auth("guess") + b"".join(encode_mo([(201001112222, "help")])))
+        assert await asyncio.wait_for(r.read(), 10) == b""
+        assert injected == []
+        # The right token: MO are injected and STATS are answered.
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(encode_auth("s3cret") + b"".join(encode_mo([(201001112222, "help")])))
+        w.write(encode_stats_request())
+        (frame,) = await _frames(r, 1)
+        assert frame == Stats({"part": 1, "mo": 1})
+        assert injected == [("201001112222", "help")]
+        w.close()
+    finally:
+        await hub.stop()
+
+
+def _check_summary(out: Path, parts: int) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    c = summary["counters"]
+    assert summary["passed"] is True, summary
+    assert c["parts"] == parts and c["locust_workers"] == parts
+    # Every part was sent MO by Locust, and replies came back for (nearly) all of them.
+    assert all(n > 0 for n in c["mo_from_locust_by_part"]), c
+    assert sum(c["mo_from_locust_by_part"]) == c["mo_from_locust"] >= 100
+    assert c["mo_delivered"] >= c["mo_from_locust"]
+    assert c["replies"] >= 0.9 * c["mo_from_locust"]
+    # The quiz start went through the platform's API (from a Locust worker) and was
+    # answered: MT reached the parts that own the participants.
+    assert c["accepted"] > 0.5 * c["replies"]
+    return summary
+
+
+@pytest.mark.timeout(240)
+def test_a_partitioned_run_on_one_machine_passes_with_two_parts(tmp_path: Path) -> None:
+    path = tmp_path / "dist-smoke.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    out = tmp_path / "run"
+    console = Console(record=True, width=140)
+    rc = run_cluster(
+        ClusterOptions(scenario=str(path), out=out, live=False, processes=2, partition=True),
+        console,
+    )
+    log = (out / "locust.log").read_text() + (out / "worker.log").read_text()
+    assert rc == EXIT_PASSED, console.export_text() + log
+    _check_summary(out, 2)
+    assert "2 parts on 1 host(s)" in console.export_text()
+
+
+def _env(token: str) -> dict[str, str]:
+    env = {**os.environ, "SMSIM_CLUSTER_TOKEN": token}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _master_and_worker(
+    tmp_path: Path,
+    master_host: str,
+    worker_host: str,
+    master_prefix: list[str],
+    worker_prefix: list[str],
+) -> None:
+    """Master and worker as separate processes (``*_prefix``: e.g. ``ip netns exec``)."""
+    path = tmp_path / "dist-smoke.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    out = tmp_path / "run"
+    cport, lport = free_port(), free_port()
+    smsim = [sys.executable, "-m", "simulator.cli"]
+    master = subprocess.Popen(
+        [
+            *master_prefix,
+            *smsim,
+            "run",
+            str(path),
+            "--master",
+            "--bind-host",
+            master_host,
+            "--expect-workers",
+            "1",
+            "--cluster-port",
+            str(cport),
+            "--locust-port",
+            str(lport),
+            "--control-port",
+            "0",
+            "--out",
+            str(out),
+            "--no-live",
+        ],
+        env=_env("right-token"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        worker = [
+            *worker_prefix,
+            *smsim,
+            "worker",
+            "--master",
+            f"{master_host}:{cport}",
+            "--bind-host",
+            worker_host,
+            "--processes",
+            "2",
+        ]
+        # Until the master listens, a worker cannot connect (exit 2 either way): retry
+        # the wrong token until the master has refused it.
+        for _ in range(120):
+            bad = subprocess.run(
+                [*worker, "--out", str(tmp_path / "w-bad")],
+                env=_env("wrong-token"),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert bad.returncode == 2, bad.stderr
+            if "refused: wrong cluster token" in bad.stderr:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the master never listened: {bad.stderr}")
+        good = subprocess.run(
+            [*worker, "--out", str(tmp_path / "w")],
+            env=_env("right-token"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=200,
+        )
+        text, _ = master.communicate(timeout=200)
+        log = text.decode() + good.stderr
+        assert good.returncode == 0, log
+        assert master.returncode == EXIT_PASSED, log + (out / "locust.log").read_text()
+        assert "cluster_refused" in log and "reason=token" in log
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+    summary = _check_summary(out, 2)
+    assert summary["counters"]["worker_hosts"] == 1
+    settings = json.loads((out / "run.json").read_text())
+    assert all(ch.startswith(f"{worker_host}:") for ch in settings["channels"])
+
+
+@pytest.mark.timeout(300)
+def test_master_and_worker_as_separate_processes_on_loopback(tmp_path: Path) -> None:
+    _master_and_worker(tmp_path, "127.0.0.1", "127.0.0.1", [], [])
+
+
+def _can_make_namespaces() -> bool:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return False
+    name = f"smsim-probe-{os.getpid()}"
+    ok = subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return ok
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not _can_make_namespaces(), reason="needs root and iproute2 (ip netns)")
+def test_master_and_worker_in_two_network_namespaces(tmp_path: Path) -> None:
+    """Two namespaces, one veth pair, 10.x.0.1 and 10.x.0.2: nothing reaches the other
+    side over loopback."""
+    tag = f"{os.getpid() % 10000}"
+    ns_m, ns_w = f"smsim-m{tag}", f"smsim-w{tag}"
+    vm, vw = f"smsvm{tag}", f"smsvw{tag}"
+    net = f"10.{200 + os.getpid() % 50}.{os.getpid() % 250}"
+    steps = [
+        ["ip", "netns", "add", ns_m],
+        ["ip", "netns", "add", ns_w],
+        ["ip", "link", "add", vm, "type", "veth", "peer", "name", vw],
+        ["ip", "link", "set", vm, "netns", ns_m],
+        ["ip", "link", "set", vw, "netns", ns_w],
+        ["ip", "-n", ns_m, "addr", "add", f"{net}.1/24", "dev", vm],
+        ["ip", "-n", ns_w, "addr", "add", f"{net}.2/24", "dev", vw],
+        ["ip", "-n", ns_m, "link", "set", vm, "up"],
+        ["ip", "-n", ns_w, "link", "set", vw, "up"],
+        ["ip", "-n", ns_m, "link", "set", "lo", "up"],
+        ["ip", "-n", ns_w, "link", "set", "lo", "up"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        _master_and_worker(
+            tmp_path,
+            f"{net}.1",
+            f"{net}.2",
+            ["ip", "netns", "exec", ns_m],
+            ["ip", "netns", "exec", ns_w],
+        )
+    finally:
+        for ns in (ns_m, ns_w):  # deleting a namespace deletes its end of the veth pair
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -297,6 +297,24 @@ def test_the_report_shows_gates_figures_and_one_chart_per_view(tmp_path: Path) -
     ]
 
 
+def test_a_long_run_is_drawn_with_at_most_600_points_keeping_the_worst_second() -> None:
+    """Two hours at one tick a second: rates over each window, latency's worst second."""
+    rec = Recorder("2026-12-01T00:00:00+00:00")
+    replies = LatencyHistogram()
+    for t in range(7201):
+        replies.add(9.0 if t == 3000 else 0.1)
+        rec.record(sample(float(t), accepted=50 * t), replies, {})
+    charts = {c.title: ET.fromstring(c.svg) for c in html_report.charts(rec.finish(7200, {}), {})}
+    lines = {
+        p.get("data-series"): points(p) for c in charts.values() for p in c.iter(f"{SVG}polyline")
+    }
+    assert 500 <= len(lines["submits accepted"]) <= 600
+    assert len({y for _, y in lines["submits accepted"]}) == 1  # 50/s in every window
+    # The one slow reply is not averaged away: p99's highest point is 9 s on a 10 s axis.
+    frame = Frame(880, 280, 7200, 10)
+    assert min(y for _, y in lines["p99"]) == pytest.approx(frame.y(9.0), abs=0.2)
+
+
 def test_a_run_folder_without_a_time_series_still_gets_its_gates(tmp_path: Path) -> None:
     folder = synthetic_run(tmp_path / "run", failing=False)
     (folder / "timeseries.json").unlink()

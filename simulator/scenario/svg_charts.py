@@ -125,6 +125,16 @@ def _legend(items: Sequence[tuple[str, str, bool]], y: float, x: float = LEFT) -
     return out
 
 
+def _open(width: int, height: int, label: str) -> list[str]:
+    """The <svg> element's start, scaled to the page's width, and its accessible name."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+        f'viewBox="0 0 {width} {height}" width="100%" {FONT} font-size="12" '
+        f'aria-label="{escape(label)}">',
+        f"<title>{escape(label)}</title>",
+    ]
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -147,12 +157,7 @@ def line_chart(
         ticks = y_ticks(y_max, headroom=0)
     top = ticks[-1]
     f = Frame(width, height, max(x_max, 1e-9), top)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" {FONT} font-size="12" '
-        f'aria-label="{escape(label)}">',
-        f"<title>{escape(label)}</title>",
-    ]
+    parts = _open(width, height, label)
     for b in bands:
         x0, x1 = f.x(max(0.0, b.start)), f.x(min(f.x_max, b.end))
         parts.append(
@@ -247,12 +252,7 @@ def stacked_bars(
     palette = {k: colors.get(k, "#9ca3af") for k in keys}
     left, right, bar, gap = 110, 90, 26, 14
     height = TOP + len(rows) * (bar + gap) + 8
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" {FONT} font-size="12" '
-        f'aria-label="{escape(label)}">',
-        f"<title>{escape(label)}</title>",
-    ]
+    parts = _open(width, height, label)
     span = width - left - right
     for i, (name, by) in enumerate(rows):
         y = TOP + i * (bar + gap)

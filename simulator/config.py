@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from simulator.smpp.constants import Status, status_code
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SMPP_PORT = 2775
@@ -512,6 +522,107 @@ class JournalConfig(_Model):
     fsync: Literal["never", "batch"] = "batch"
 
 
+class FaultKind(StrEnum):
+    """What an operator's SMSC does wrong (``FaultRule.kind``)."""
+
+    #: A share of submits (submit_sm, data_sm, submit_multi) refused with ``status``:
+    #: ESME_RTHROTTLED storms, ESME_RSYSERR / ESME_RMSGQFUL bursts, any chosen status.
+    SUBMIT_ERROR = "submit_error"
+    #: Binds refused with ``status`` (default ESME_RBINDFAIL) while the rule is on.
+    BIND_REFUSE = "bind_refuse"
+    #: At ``start`` (and each ``every`` seconds): drop binds, with an unbind or without.
+    BIND_DROP = "bind_drop"
+    #: At ``start`` every bind is cut; for ``duration`` new connections are closed at once.
+    OUTAGE = "outage"
+    #: A share of responses held ``delay`` seconds (a latency spike).
+    RESPONSE_DELAY = "response_delay"
+    #: enquire_link answered ``delay`` seconds late, or never (``drop``).
+    ENQUIRE_LINK = "enquire_link"
+    #: Receipts queued ``delay`` seconds after they came due.
+    RECEIPT_DELAY = "receipt_delay"
+    #: A share of receipts delivered twice.
+    RECEIPT_DUPLICATE = "receipt_duplicate"
+    #: Messages to ``numbers`` end in ``stat`` with ``err`` (a range that always fails).
+    RECEIPT_FAIL = "receipt_fail"
+    #: At ``start`` (and each ``every``): ``count`` malformed PDUs (``form``) to each bind.
+    MALFORMED = "malformed"
+
+
+#: The kinds that act once at ``start`` (then each ``every``) rather than while on.
+FAULT_ACTIONS = frozenset({FaultKind.BIND_DROP, FaultKind.OUTAGE, FaultKind.MALFORMED})
+
+
+class FaultRule(_Model):
+    """One fault: what, when (seconds after the SMSC started, or after the rule was added
+    through the control API), for whom (operator, account, destination numbers)."""
+
+    kind: FaultKind
+    #: Shown in logs, the control API and /metrics; default ``<kind>-<n>``.
+    name: str = ""
+    start: Annotated[float, Field(ge=0)] = 0.0
+    #: Seconds the rule stays on; None: until removed (an outage needs one).
+    duration: Annotated[float, Field(gt=0)] | None = None
+    #: Repeat a one-shot kind (bind_drop, outage, malformed) every this many seconds.
+    every: Annotated[float, Field(gt=0)] | None = None
+    #: Share of the matching traffic hit (drawn from the rule's seeded generator).
+    share: Annotated[float, Field(ge=0, le=1)] = 1.0
+    #: SMPP status name (``ESME_RTHROTTLED``) or number, for submit_error / bind_refuse.
+    status: Annotated[
+        str | int | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"enum": [s.name for s in Status]},
+                    {"type": "integer", "minimum": 0, "maximum": 0xFFFFFFFF},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = None
+    operator: str | None = None
+    account: str | None = None
+    #: Destination numbers: prefixes (``2015``, ``015``) or ranges ``LO-HI`` of numbers, in
+    #: any form gateways send; empty: every number.
+    numbers: list[str] = Field(default_factory=list)
+    #: Seconds for response_delay, enquire_link, receipt_delay.
+    delay: Annotated[float, Field(ge=0)] = 0.0
+    #: enquire_link: never answered.
+    drop: bool = False
+    #: bind_drop: end binds with an unbind instead of cutting the connection.
+    unbind: bool = False
+    #: receipt_fail: the final state and network error code.
+    stat: Literal["UNDELIV", "REJECTD", "EXPIRED", "DELETED", "UNKNOWN"] = "UNDELIV"
+    err: Annotated[int, Field(ge=0, le=999)] = 1
+    #: malformed: how many PDUs per bind and what is wrong with them.
+    count: Annotated[int, Field(ge=1, le=1000)] = 1
+    form: Literal["unknown_command", "bad_body", "bad_length", "truncated"] = "bad_body"
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            status_code(value)  # ValueError names it
+        return value
+
+    @model_validator(mode="after")
+    def _sense(self) -> FaultRule:
+        if self.kind is FaultKind.OUTAGE and self.duration is None:
+            raise ValueError("an outage needs a duration")
+        if self.every is not None and self.kind not in FAULT_ACTIONS:
+            raise ValueError(f"every is for bind_drop, outage and malformed, not {self.kind}")
+        if self.numbers and self.kind not in (FaultKind.SUBMIT_ERROR, FaultKind.RECEIPT_FAIL):
+            raise ValueError("numbers is for submit_error and receipt_fail")
+        return self
+
+
+class FaultsConfig(_Model):
+    """Faults from the start (``[[faults.rules]]``); the control API and scenarios' chaos
+    schedules add more at run time. Seeded: the same seed hits the same messages."""
+
+    seed: int = 1442
+    rules: list[FaultRule] = Field(default_factory=list)
+
+
 class SmscConfig(_Model):
     """The whole simulator's configuration: one TOML file, one typed tree."""
 
@@ -533,6 +644,14 @@ class SmscConfig(_Model):
     control: ControlConfig = Field(default_factory=ControlConfig)
     #: The durable message journal (``smsim audit`` reads it).
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    #: A graceful stop (SIGTERM, ``SmscServer.stop``) refuses new submits and keeps
+    #: delivering queued receipts and MO to bound receivers for at most this many
+    #: seconds, then unbinds each client ...
+    shutdown_drain: Annotated[float, Field(ge=0)] = 5.0
+    #: ... and waits at most this many seconds for their unbind_resp before closing.
+    shutdown_unbind_timeout: Annotated[float, Field(ge=0)] = 2.0
+    #: Fault injection: what the operators' SMSCs do wrong, and when.
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
 
     @model_validator(mode="after")
     def _unique_operators(self) -> SmscConfig:

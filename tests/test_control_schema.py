@@ -10,6 +10,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from simulator.config import ControlConfig, OperatorConfig, PopulationConfig, SmscConfig
 from simulator.smsc.control import VERSION
@@ -48,4 +49,10 @@ def test_served_document_is_this_one(smsc: SmscThread) -> None:
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case, smsc: SmscThread) -> None:
-    case.call_and_validate(base_url=url(smsc))
+    excluded = []
+    if case.operation.label == "POST /faults":
+        # Rules across fields (an outage needs a duration, numbers only for the number
+        # kinds, a range low to high) are the server's, not the document's: a
+        # schema-valid rule may get 400, and must say why (the other checks still run).
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(base_url=url(smsc), excluded_checks=excluded)

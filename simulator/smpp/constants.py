@@ -105,6 +105,24 @@ def status_name(status: int) -> str:
         return f"RESERVED_0x{status:X}"
 
 
+def status_code(value: str | int) -> int:
+    """A command_status from its name (``ESME_RTHROTTLED``) or number (88, ``0x58``);
+    ValueError for anything else."""
+    if isinstance(value, int):
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise ValueError(f"status {value} is not a 32-bit command_status")
+        return value
+    text = value.strip()
+    try:
+        return int(Status[text.upper()])
+    except KeyError:
+        pass
+    try:
+        return status_code(int(text, 0))
+    except ValueError:
+        raise ValueError(f"unknown SMPP status {value!r}") from None
+
+
 class Tag(IntEnum):
     """Standard SMPP 3.4 optional parameter (TLV) tags (section 5.3.2)."""
 

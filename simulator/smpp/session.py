@@ -209,6 +209,7 @@ class Session:
         "_out",
         "_outstanding",
         "_sendable",
+        "answer_enquire_link",
         "enquire_link_interval",
         "inactivity_timeout",
         "inbound_window",
@@ -230,8 +231,12 @@ class Session:
         inactivity_timeout: float | None = None,
         response_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        answer_enquire_link: bool = True,
     ) -> None:
         self.role = role
+        #: Answer enquire_link here (False: it comes out as ``PduReceived``, for an
+        #: application that may answer late or never, such as a fault-injecting SMSC).
+        self.answer_enquire_link = answer_enquire_link
         self.window = window
         self.inbound_window = inbound_window
         self.max_pdu_size = max_pdu_size
@@ -478,7 +483,7 @@ class Session:
             self._reject(pdu, status)
             events.append(RequestRejected(pdu, status))
             return
-        if cid == C.ENQUIRE_LINK:
+        if cid == C.ENQUIRE_LINK and self.answer_enquire_link:
             self._out.append(pdu.response().encode())
             return
         if cid == C.UNBIND:

@@ -54,6 +54,7 @@ class SmppConnection(asyncio.Protocol):
             inactivity_timeout=cfg.inactivity_timeout,
             response_timeout=cfg.response_timeout,
             clock=self._loop.time,
+            answer_enquire_link=False,  # the operator answers (faults may delay it)
         )
         self.transport: asyncio.Transport | None = None
         self.account: Account | None = None

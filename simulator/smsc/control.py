@@ -8,6 +8,7 @@ Prometheus exposition is ``metrics.py``. Off loopback a token is always required
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from simulator.config import ControlConfig
+from simulator.config import ControlConfig, FaultRule
 from simulator.subscribers.numbering import normalize
 
 from .control_schema import (
@@ -192,6 +193,10 @@ class ControlServer:
         r.add_put("/operators/{operator}/accounts/{system_id}/tps", self.tps)
         r.add_post("/receipts/pause", self.pause)
         r.add_post("/receipts/resume", self.resume)
+        r.add_get("/faults", self.faults)
+        r.add_post("/faults", self.add_fault)
+        r.add_delete("/faults", self.clear_faults)
+        r.add_delete("/faults/{id}", self.remove_fault)
         r.add_get("/metrics", self.prometheus)
         return app
 
@@ -390,6 +395,38 @@ class ControlServer:
         body = await self._body(request, OperatorChoice, required=False)
         released = sum(op.resume_receipts() for op in self._operators(body.operator))
         return _json({"paused": False, "released": released})
+
+    async def faults(self, request: web.Request) -> web.Response:
+        now = asyncio.get_running_loop().time()
+        return _json({"faults": [f.describe(now) for f in self.smsc.faults.faults.values()]})
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        rule = await self._body(request, FaultRule)
+        smsc = self.smsc
+        if rule.operator is not None:
+            self._operators(rule.operator)
+        if rule.account is not None and not any(
+            rule.account in op.accounts for op in smsc.operators.values()
+        ):
+            raise ApiError(404, f"no account {rule.account!r}")
+        try:
+            fault = self.smsc.add_fault(rule)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return _json({"fault": fault.describe(asyncio.get_running_loop().time())})
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        ids = list(self.smsc.faults.faults)
+        for fid in ids:
+            self.smsc.remove_fault(fid)
+        return _json({"removed": len(ids)})
+
+    async def remove_fault(self, request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        fault = self.smsc.remove_fault(int(raw)) if raw.isdigit() else None
+        if fault is None:
+            raise ApiError(404, f"no fault rule {raw!r}")
+        return _json({"removed": fault.describe(asyncio.get_running_loop().time())})
 
     async def prometheus(self, request: web.Request) -> web.Response:
         if self.metrics is None:

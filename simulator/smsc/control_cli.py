@@ -92,15 +92,17 @@ def _client(args: argparse.Namespace) -> ControlClient:
     return ControlClient(args.control, args.token)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    """--control and --token; ``inherit``: a subcommand's, leaving the parent's value be
+    when not given again (``smsim faults --control URL list``)."""
+    url: object = argparse.SUPPRESS if inherit else os.environ.get(URL_ENV, DEFAULT_URL)
+    token: object = argparse.SUPPRESS if inherit else os.environ.get(TOKEN_ENV)
     p.add_argument(
         "--control",
-        default=os.environ.get(URL_ENV, DEFAULT_URL),
+        default=url,
         help=f"control API URL (default: env {URL_ENV} or {DEFAULT_URL})",
     )
-    p.add_argument(
-        "--token", default=os.environ.get(TOKEN_ENV), help=f"API token (default: env {TOKEN_ENV})"
-    )
+    p.add_argument("--token", default=token, help=f"API token (default: env {TOKEN_ENV})")
 
 
 def _read_batch(path: str) -> list[dict[str, Any]]:
@@ -233,6 +235,66 @@ def cmd_steer(args: argparse.Namespace) -> int:
         return 1
 
 
+def _fault_fields(kind: str, pairs: list[str]) -> dict[str, Any]:
+    """``KIND key=value ...`` as the FaultRule JSON: numbers and booleans as such,
+    ``numbers=A,B`` as a list; the server validates the rest."""
+    rule: dict[str, Any] = {"kind": kind}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ControlError(f"{pair!r}: expected key=value")
+        if key == "numbers":
+            rule[key] = [n for n in value.split(",") if n]
+        elif value.lower() in ("true", "false"):
+            rule[key] = value.lower() == "true"
+        else:
+            try:
+                rule[key] = json.loads(value) if value[:1].isdigit() else value
+            except ValueError:
+                rule[key] = value
+    return rule
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        if args.action == "add":
+            got = client.post("/faults", _fault_fields(args.kind, args.fields))["fault"]
+            print(f"fault {got['id']} {got['name']}: on in {got['starts_in']:g}s")
+            return 0
+        if args.action == "remove":
+            got = client.call("DELETE", f"/faults/{args.id}")["removed"]
+            print(f"fault {got['id']} {got['name']} removed after {got['hits']} hits")
+            return 0
+        if args.action == "clear":
+            print(f"removed {client.call('DELETE', '/faults')['removed']} fault rules")
+            return 0
+        faults = client.get("/faults")["faults"]
+    except ControlError as exc:
+        print(f"smsim faults: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(faults, ensure_ascii=False, indent=2))
+        return 0
+    table = Table(title="fault rules")
+    for col in ("id", "name", "kind", "on", "starts in", "ends in", "hits", "rule"):
+        table.add_column(col, justify="right" if col in ("id", "hits") else "left")
+    for f in faults:
+        rule = {k: v for k, v in f["rule"].items() if k != "kind"}
+        table.add_row(
+            str(f["id"]),
+            f["name"],
+            f["rule"]["kind"],
+            "yes" if f["active"] else "no",
+            f"{f['starts_in']:.0f}s",
+            "-" if f["ends_in"] is None else f"{f['ends_in']:.0f}s",
+            str(f["hits"]),
+            " ".join(f"{k}={v}" for k, v in rule.items()),
+        )
+    Console().print(table)
+    return 0
+
+
 def snapshot(client: ControlClient) -> Snapshot:
     return Snapshot(client.get("/stats"), client.get("/binds")["binds"], time.monotonic())
 
@@ -301,6 +363,31 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     s.add_argument("--unbind", action="store_true", help="send unbind instead of cutting TCP")
     _add_common(s)
     p.set_defaults(func=cmd_steer)
+
+    p = sub.add_parser("faults", help="fault injection in a running SMSC: list, add, remove")
+    faults = p.add_subparsers(dest="action")
+    s = faults.add_parser("list", help="the rules, and how often each acted (the default)")
+    s.add_argument("--json", action="store_true")
+    _add_common(s, inherit=True)
+    s = faults.add_parser(
+        "add",
+        help="add a rule: KIND key=value ... (e.g. submit_error status=ESME_RTHROTTLED "
+        "share=0.3 duration=60)",
+    )
+    s.add_argument(
+        "kind",
+        help="submit_error, bind_refuse, bind_drop, outage, response_delay, "
+        "enquire_link, receipt_delay, receipt_duplicate, receipt_fail, malformed",
+    )
+    s.add_argument("fields", nargs="*", help="FaultRule fields as key=value")
+    _add_common(s, inherit=True)
+    s = faults.add_parser("remove", help="remove one rule")
+    s.add_argument("id", type=int)
+    _add_common(s, inherit=True)
+    s = faults.add_parser("clear", help="remove every rule")
+    _add_common(s, inherit=True)
+    _add_common(p)
+    p.set_defaults(func=cmd_faults, action="list", json=False)
 
     p = sub.add_parser("top", help="live dashboard of a running SMSC")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")

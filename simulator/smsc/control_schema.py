@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulator.config import FaultRule
+
 #: The environment variable a token may come from (server and CLI alike).
 TOKEN_ENV = "SMSIM_CONTROL_TOKEN"
 
@@ -61,7 +63,14 @@ class DropRequest(_Body):
     unbind: Annotated[bool, Field(description="send unbind instead of cutting the TCP")] = False
 
 
-_MODELS: tuple[type[BaseModel], ...] = (MoRequest, MoBatch, TpsRequest, OperatorChoice, DropRequest)
+_MODELS: tuple[type[BaseModel], ...] = (
+    MoRequest,
+    MoBatch,
+    TpsRequest,
+    OperatorChoice,
+    DropRequest,
+    FaultRule,
+)
 
 
 def _schema(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -135,6 +144,17 @@ _SUBSCRIBER = _schema(
     }
 )
 _ERROR = _schema({"error": _STR})
+_FAULT = _schema(
+    {
+        "id": _INT,
+        "name": _STR,
+        "active": {"type": "boolean"},
+        "starts_in": {"type": "number"},
+        "ends_in": {"type": ["number", "null"]},
+        "hits": _INT,
+        "rule": {"type": "object"},
+    }
+)
 
 
 def _ok(schema: dict[str, Any], what: str = "done") -> dict[str, Any]:
@@ -187,6 +207,7 @@ def openapi_document(version: str) -> dict[str, Any]:
     components["Bind"] = _BIND
     components["Stats"] = _STATS
     components["Subscriber"] = _SUBSCRIBER
+    components["Fault"] = _FAULT
     not_found = _err("no such operator, account or subscriber")
     paths: dict[str, Any] = {
         "/status": {
@@ -293,6 +314,25 @@ def openapi_document(version: str) -> dict[str, Any]:
                 },
                 body="OperatorChoice",
                 body_required=False,
+            )
+        },
+        "/faults": {
+            "get": _op(
+                "Fault rules: on, waiting or repeating, and how often each acted",
+                {"200": _ok(_schema({"faults": {"type": "array", "items": _ref("Fault")}}))},
+            ),
+            "post": _op(
+                "Add a fault rule (its start counted from now)",
+                {"200": _ok(_schema({"fault": _ref("Fault")})), "404": not_found},
+                body="FaultRule",
+            ),
+            "delete": _op("Remove every fault rule", {"200": _ok(_schema({"removed": _INT}))}),
+        },
+        "/faults/{id}": {
+            "delete": _op(
+                "Remove one fault rule",
+                {"200": _ok(_schema({"removed": _ref("Fault")})), "404": _err("no such rule")},
+                parameters=[_path("id", "^[0-9]+$")],
             )
         },
         "/metrics": {

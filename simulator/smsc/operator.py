@@ -9,6 +9,7 @@ account and pumped to its receivers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import itertools
 import logging
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from simulator.clock import SimClock
-from simulator.config import OperatorConfig
+from simulator.config import FaultKind, OperatorConfig
 from simulator.smpp.constants import (
     CommandId,
     EsmClass,
@@ -58,6 +59,7 @@ from simulator.smpp.text import alphabet_of, choose_coding, encode_text
 from simulator.smpp.times import SmppTimeError, format_smpp_time, parse_smpp_time
 
 from .accounts import Account
+from .faults import Fault, FaultPlan, malformed_pdu
 from .guard import BindGuard
 from .ids import MessageIds
 from .receipts import RECEIPT_STAT_TEXT, FixedPolicy, ReceiptBuilder, ReceiptPolicy
@@ -163,6 +165,8 @@ class OperatorSmsc:
         self.ussd: UssdNetwork | None = None
         #: The message journal's hooks (``journal.py``), set by the server when it is on.
         self.journal: OperatorJournal | None = None
+        #: Fault injection (``faults.py``): the server shares one plan between operators.
+        self.faults = FaultPlan()
         for acct in self.accounts.values():
             if acct.config.outbind:
                 acct.wants_receiver = self._want_receiver
@@ -176,11 +180,22 @@ class OperatorSmsc:
             CommandId.QUERY_SM: self._on_query_sm,
             CommandId.CANCEL_SM: self._on_cancel_sm,
             CommandId.REPLACE_SM: self._on_replace_sm,
+            # Reaches here because the SMSC's sessions leave enquire_link to the operator
+            # (``answer_enquire_link``): a fault may answer it late or never.
+            CommandId.ENQUIRE_LINK: self._on_enquire_link,
         }
 
     # --- connection lifecycle -------------------------------------------------------------
 
     def connection_opened(self, conn: SmppConnection) -> None:
+        if conn.accepted and self.faults.has(FaultKind.OUTAGE):
+            outage = self.faults.down(self._loop.time(), self.name)
+            if outage is not None:
+                # Down: the connection is cut as it comes (one line when the outage began).
+                outage.hits += 1
+                self.stats.connections_refused += 1
+                conn.abort()
+                return
         if conn.accepted:
             if not self.guard.open(conn.ip):
                 self.stats.connections_refused += 1
@@ -255,6 +270,7 @@ class OperatorSmsc:
     def handle_events(self, conn: SmppConnection, events: list[Event]) -> None:
         handlers = self._handlers
         latency = self.config.response_latency
+        faults = self.faults
         counts = self.pdus_in
         for ev in events:
             if type(ev) is PduReceived:
@@ -267,8 +283,16 @@ class OperatorSmsc:
                     # rest have no meaning from an ESME: refuse politely.
                     if pdu.response_class is not None:
                         conn.send(pdu.response(Status.ESME_RINVCMDID))
-                elif latency and pdu.command_id not in BIND_IDS:
-                    self._loop.call_later(latency, self._delayed, handler, conn, pdu)
+                elif (latency or faults.has(FaultKind.RESPONSE_DELAY)) and cid not in _AT_ONCE:
+                    delay = latency + faults.response_delay(
+                        self._loop.time(),
+                        self.name,
+                        conn.account.system_id if conn.account else None,
+                    )
+                    if delay:
+                        self._loop.call_later(delay, self._delayed, handler, conn, pdu)
+                    else:
+                        handler(conn, pdu)
                 else:
                     handler(conn, pdu)
             elif type(ev) is ResponseReceived:
@@ -410,6 +434,18 @@ class OperatorSmsc:
             )
             conn.send(pdu.response(Status.ESME_RBINDFAIL))
             return
+        refusal = self.faults.bind_refusal(now, self.name, pdu.system_id)
+        if refusal:
+            self.stats.bind_failures += 1
+            log.warning(
+                "bind_refused operator=%s system_id=%r peer=%s status=%s reason=fault",
+                self.name,
+                pdu.system_id,
+                conn.peer,
+                status_name(refusal),
+            )
+            conn.send(pdu.response(refusal))
+            return
         if acct is None:
             status = Status.ESME_RINVSYSID
         elif pdu.password != acct.config.password:
@@ -488,6 +524,22 @@ class OperatorSmsc:
             acct.stats.throttled += 1
             conn.send(pdu.response(Status.ESME_RTHROTTLED))
             return False
+        if self.faults.has(FaultKind.SUBMIT_ERROR):
+            status = self.faults.submit_error(
+                self._loop.time(), self.name, acct.system_id, getattr(pdu, "destination_addr", "")
+            )
+            if status:
+                # Counted like the real refusal it imitates; one line per rule, not per PDU.
+                if status == Status.ESME_RTHROTTLED:
+                    self.stats.throttled += 1
+                    acct.stats.throttled += 1
+                elif status == Status.ESME_RMSGQFUL:
+                    self.stats.queue_full += 1
+                else:
+                    self.stats.rejected += 1
+                    self.stats.rejected_by_status[status_name(status)] += 1
+                conn.send(pdu.response(status))
+                return False
         return True
 
     def _refuse(self, conn: SmppConnection, pdu: Pdu, status: int, why: str) -> None:
@@ -618,10 +670,18 @@ class OperatorSmsc:
 
     def _schedule_outcome(self, msg: Message) -> None:
         outcome = self.policy.outcome(msg)
-        msg.planned_state = outcome.state
+        state: int = outcome.state
+        err = outcome.err
+        if self.faults.has(FaultKind.RECEIPT_FAIL):
+            failed = self.faults.receipt_failure(
+                self._loop.time(), self.name, msg.account, msg.destination_addr
+            )
+            if failed is not None:
+                state, err = failed
+        msg.planned_state = state
         msg.planned_time = msg.submit_time + outcome.delay
         due = self._loop.time() + self.clock.to_real(outcome.delay)
-        self._schedule(due, self._finish, (msg, msg.version, outcome.state, outcome.err))
+        self._schedule(due, self._finish, (msg, msg.version, state, err))
 
     def _finish(self, item: tuple[Message, int, int, int]) -> None:
         msg, version, state, err = item
@@ -654,8 +714,82 @@ class OperatorSmsc:
         if self.receipts_paused:
             self.held_receipts.append((acct, receipt))
             return
+        faults = self.faults
+        if faults.has(FaultKind.RECEIPT_DELAY) or faults.has(FaultKind.RECEIPT_DUPLICATE):
+            self._faulty_receipt(acct, receipt)
+            return
         acct.outbox.append(receipt)
         acct.pump()
+
+    def _faulty_receipt(self, acct: Account, receipt: DeliverSm) -> None:
+        now = self._loop.time()
+        receipts = [receipt]
+        if self.faults.receipt_duplicate(now, self.name, acct.system_id):
+            receipts.append(dataclasses.replace(receipt))
+        delay = self.faults.receipt_delay(now, self.name, acct.system_id)
+        if delay:
+            self._schedule(now + delay, self._queue_receipts, (acct, receipts))
+        else:
+            self._queue_receipts((acct, receipts))
+
+    @staticmethod
+    def _queue_receipts(item: tuple[Account, list[DeliverSm]]) -> None:
+        acct, receipts = item
+        acct.outbox.extend(receipts)
+        acct.pump()
+
+    def _on_enquire_link(self, conn: SmppConnection, pdu: Pdu) -> None:
+        delay: float | None = 0.0
+        if self.faults.has(FaultKind.ENQUIRE_LINK):
+            account = conn.account.system_id if conn.account else None
+            delay = self.faults.enquire_link(self._loop.time(), self.name, account)
+        if delay is None:
+            return  # a fault: never answered
+        if delay:
+            self._loop.call_later(delay, self._answer_late, conn, pdu)
+        else:
+            conn.send(pdu.response())
+
+    @staticmethod
+    def _answer_late(conn: SmppConnection, pdu: Pdu) -> None:
+        if not conn.session.closed:
+            conn.send(pdu.response())
+
+    # --- faults (one-shot kinds, run by the server's schedule) --------------------------------
+
+    def fault_action(self, fault: Fault) -> int:
+        """Carry out a bind_drop, outage or malformed fault on this operator's binds now;
+        returns how many binds it touched."""
+        rule = fault.rule
+        if rule.kind is FaultKind.BIND_DROP:
+            return self.drop_binds(rule.account, unbind=rule.unbind)
+        if rule.kind is FaultKind.OUTAGE:
+            cut = list(self.connections)
+            for conn in cut:
+                conn.abort()  # unanswered deliveries go back to the queue, as on any drop
+            return len(cut)
+        touched = 0
+        for conn in list(self.connections):
+            acct = conn.account
+            if acct is None or (rule.account is not None and acct.system_id != rule.account):
+                continue
+            if not conn.session.can_receive:
+                continue  # a transmitter is sent nothing but answers
+            touched += 1
+            for _ in range(rule.count):
+                conn.send_raw(malformed_pdu(rule.form, 0x7F00_0000 + fault.hits))
+                fault.hits += 1
+            log.info(
+                "fault_malformed operator=%s account=%s peer=%s form=%s count=%d",
+                self.name,
+                acct.system_id,
+                conn.peer,
+                rule.form,
+                rule.count,
+            )
+            if rule.form == "truncated":
+                conn.close()  # the link dies mid-PDU
+        return touched
 
     # --- steering (the control API) ---------------------------------------------------------
 
@@ -1072,3 +1206,5 @@ class OperatorSmsc:
 
 
 BIND_IDS = frozenset(cls.command_id for cls in BIND_CLASSES)
+#: Answered when they come, whatever the response latency (binds, keep-alive).
+_AT_ONCE = BIND_IDS | {CommandId.ENQUIRE_LINK}

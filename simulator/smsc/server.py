@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from simulator.clock import SimClock
-from simulator.config import SmscConfig
+from simulator.config import FaultKind, FaultRule, SmscConfig
 from simulator.smpp.pdu import DeliverSm, Unbind
 from simulator.smpp.session import SessionStateError
 
 from .connection import SmppConnection
+from .faults import Fault, FaultPlan
 from .handsets import MtRecorder, MtSink
 from .operator import OperatorSmsc
 from .receipts import ReceiptPolicy
@@ -122,6 +123,9 @@ class SmscServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: The durable message journal (``config.journal``), started with the server.
         self.journal: Journal | None = None
+        #: Fault injection, shared by every operator (``config.faults``, the control API,
+        #: scenarios' chaos schedules).
+        self.faults = FaultPlan(self.config.faults.seed)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class SmscServer:
                 policy=self._policy,
             )
             self.operators[op.name] = op
+            op.faults = self.faults
             if self.journal is not None:
                 op.journal = self.journal.operator(op.name)
             if op_cfg.ussd.enabled and op_cfg.ussd.transport == "http":
@@ -182,6 +187,8 @@ class SmscServer:
                 operators=list(self.operators),
                 alert=self.handset_available,
             )
+        for rule in self.config.faults.rules:
+            self.add_fault(rule)
         self._tick_task = asyncio.create_task(self._tick_loop())
         if self.config.control.enabled:
             from .control import ControlServer
@@ -325,6 +332,9 @@ class SmscServer:
             if self.subscribers is not None:
                 self.subscribers.spontaneous_tick()
             self.recorder.expire(self.clock.now())
+            assert self._loop is not None
+            for fault in self.faults.expire(self._loop.time()):
+                log.info("fault_off id=%d name=%s hits=%d", fault.id, fault.name, fault.hits)
             for op in self.operators.values():
                 op.close_unbound()
                 for conn in list(op.connections):
@@ -332,6 +342,67 @@ class SmscServer:
                     if events:
                         op.handle_events(conn, events)
                     conn.flush()
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def add_fault(self, rule: FaultRule) -> Fault:
+        """Put a fault rule on (``rule.start`` counted from now); ValueError when it names
+        an operator or account the SMSC does not have, or a status that does not parse."""
+        assert self._loop is not None, "start the server first"
+        if rule.operator is not None and rule.operator not in self.operators:
+            raise ValueError(f"no operator named {rule.operator!r}")
+        if rule.account is not None and not any(
+            rule.account in op.accounts for op in self.operators.values()
+        ):
+            raise ValueError(f"no account named {rule.account!r}")
+        now = self._loop.time()
+        fault = self.faults.add(rule, now)
+        log.info(
+            "fault_on id=%d name=%s kind=%s start_in=%gs duration=%s share=%g operator=%s "
+            "account=%s",
+            fault.id,
+            fault.name,
+            rule.kind.value,
+            rule.start,
+            f"{rule.duration:g}s" if rule.duration is not None else "-",
+            rule.share,
+            rule.operator or "*",
+            rule.account or "*",
+        )
+        if FaultPlan.is_action(rule.kind):
+            self.schedule(fault.start, self._fault_due, fault)
+        return fault
+
+    def remove_fault(self, fault_id: int) -> Fault | None:
+        fault = self.faults.remove(fault_id)
+        if fault is not None:
+            log.info("fault_off id=%d name=%s hits=%d", fault.id, fault.name, fault.hits)
+        return fault
+
+    def _fault_due(self, fault: Fault) -> None:
+        if fault.removed:
+            return
+        rule = fault.rule
+        touched = sum(
+            op.fault_action(fault)
+            for op in self.operators.values()
+            if rule.operator is None or rule.operator == op.name
+        )
+        if rule.kind is not FaultKind.MALFORMED:
+            fault.hits += 1
+        log.warning(
+            "fault_action id=%d name=%s kind=%s binds=%d%s",
+            fault.id,
+            fault.name,
+            rule.kind.value,
+            touched,
+            f" for={rule.duration:g}s" if rule.kind is FaultKind.OUTAGE and rule.duration else "",
+        )
+        if rule.every is not None and not fault.removed:
+            assert self._loop is not None
+            due = self._loop.time() + rule.every
+            if due < fault.end:
+                self.schedule(due, self._fault_due, fault)
 
     # --- API --------------------------------------------------------------------------------
 

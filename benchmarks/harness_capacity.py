@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 from rich.console import Console
@@ -67,8 +68,10 @@ def cpu_of(procs: list[psutil.Process]) -> float:
     return total
 
 
-def one(rate: float, workers: int, duration: float, tmp: Path) -> dict[str, float]:
-    name = f"harness-capacity-{int(rate)}-{workers}"
+def one(
+    rate: float, workers: int, duration: float, tmp: Path, partition: bool = False
+) -> dict[str, Any]:
+    name = f"harness-capacity-{int(rate)}-{workers}{'-p' if partition else ''}"
     scen = tmp / f"{name}.yaml"
     scen.write_text(
         SCENARIO.format(duration=duration, users=2 * workers, workers=workers, rate=rate).replace(
@@ -90,17 +93,20 @@ def one(rate: float, workers: int, duration: float, tmp: Path) -> dict[str, floa
             "--out",
             str(out),
             "--no-live",
+            *(["--partition"] if partition else []),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    # Partitioned: part k's SMPP port is port + 10·k; the instant platform binds to every
+    # part and answers each MO on the bind it came in on, i.e. at the part owning it.
+    smscs = [f"127.0.0.1:{port + 10 * k}" for k in range(workers if partition else 1)]
     platform = subprocess.Popen(
         [
             sys.executable,
             str(INSTANT),
-            "--smsc",
-            f"127.0.0.1:{port}",
+            *[a for s in smscs for a in ("--smsc", s)],
             "--binds",
             "2",
             "--window",
@@ -115,17 +121,21 @@ def one(rate: float, workers: int, duration: float, tmp: Path) -> dict[str, floa
     rp = psutil.Process(runner.pid)
     pp = psutil.Process(platform.pid)
     # Sample the CPU of everything while the load runs (children come and go).
-    cpu: dict[str, float] = {"runner": 0.0, "locust": 0.0, "platform": 0.0}
+    cpu: dict[str, float] = {"runner": 0.0, "parts": 0.0, "locust": 0.0, "platform": 0.0}
     seen: dict[int, tuple[str, float]] = {}
     t0 = time.monotonic()
     while runner.poll() is None and time.monotonic() - t0 < duration + 120:
         groups = {"runner": [rp], "platform": [pp]}
+        groups["locust"], groups["parts"] = [], []
         try:
-            groups["locust"] = [
-                c for c in rp.children(recursive=True) if "locust" in " ".join(c.cmdline())
-            ]
+            for c in rp.children(recursive=True):
+                line = " ".join(c.cmdline())
+                if "locust" in line:
+                    groups["locust"].append(c)
+                elif "simulator.cli worker" in line or "multiprocessing" in line:
+                    groups["parts"].append(c)  # the local worker host and its parts
         except psutil.NoSuchProcess:
-            groups["locust"] = []
+            pass
         for g, procs in groups.items():
             for p in procs:
                 try:
@@ -152,7 +162,13 @@ def one(rate: float, workers: int, duration: float, tmp: Path) -> dict[str, floa
         "p50": (f["mo_reply_p50"] or 0) * 1000,
         "p99": (f["mo_reply_p99"] or 0) * 1000,
         # CPU microseconds per reply measured, by process group.
+        "partition": float(partition),
+        "by_part": c.get("mo_from_locust_by_part", [c["mo_from_locust"]]),
+        # Partitioned runs: each part's MO/s and CPU µs per MO while the load ran.
+        "part_rate": c.get("part_mo_per_s", []),
+        "part_cpu": c.get("part_cpu_us_per_mo", []),
         "cpu_runner": 1e6 * cpu["runner"] / max(1, replies),
+        "cpu_parts": 1e6 * cpu["parts"] / max(1, replies),
         "cpu_locust": 1e6 * cpu["locust"] / max(1, replies),
         "cpu_platform": 1e6 * cpu["platform"] / max(1, replies),
         "load": os.getloadavg()[0],
@@ -164,6 +180,11 @@ def main() -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[2000, 5000, 8000])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--duration", type=float, default=20)
+    ap.add_argument(
+        "--partition",
+        action="store_true",
+        help="the SMSC side as one part per Locust worker (smsim run --partition)",
+    )
     args = ap.parse_args()
     console = Console(width=140)
     rows = []
@@ -171,7 +192,7 @@ def main() -> None:
         for workers in args.workers:
             for rate in args.rates:
                 console.print(f"rate {rate:g}/s, {workers} Locust worker(s) ...")
-                rows.append(one(rate, workers, args.duration, Path(d)))
+                rows.append(one(rate, workers, args.duration, Path(d), args.partition))
     table = Table(title=f"smsim run harness capacity (target >= {TARGET:,.0f} MO->reply/s)")
     for col in (
         "offered/s",
@@ -181,7 +202,8 @@ def main() -> None:
         "t/o",
         "p50 ms",
         "p99 ms",
-        "µs/msg run/loc/plat",
+        "µs/msg run/parts/loc/plat",
+        "per part: MO/s @ µs/MO (load only)",
         "load",
     ):
         table.add_column(col, justify="right")
@@ -194,7 +216,11 @@ def main() -> None:
             f"{r['timeouts']:,.0f}",
             f"{r['p50']:.1f}",
             f"{r['p99']:.1f}",
-            f"{r['cpu_runner']:.0f} / {r['cpu_locust']:.0f} / {r['cpu_platform']:.0f}",
+            f"{r['cpu_runner']:.0f} / {r['cpu_parts']:.0f} / {r['cpu_locust']:.0f}"
+            f" / {r['cpu_platform']:.0f}",
+            ", ".join(
+                f"{a:,.0f} @ {b:.0f}" for a, b in zip(r["part_rate"], r["part_cpu"], strict=True)
+            ),
             f"{r['load']:.2f}",
         )
     console.print(table)

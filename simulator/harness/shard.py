@@ -95,6 +95,8 @@ def stats_of(part: int, smsc: SmscServer, hub: ChannelHub) -> dict[str, Any]:
     t = hub.tracker.stats
     return {
         "part": part,
+        #: CPU seconds this process has used (the runner reports it per MO of the load).
+        "cpu": time.process_time(),
         "sample": {
             "submits": s.submits,
             "accepted": s.accepted,

@@ -111,6 +111,25 @@ def _sum(parts: list[dict[str, Any]], key: str) -> int:
     return sum(int(p.get(key, 0)) for p in parts)
 
 
+def _per_part_load(
+    start: tuple[float, list[dict[str, Any]]] | None,
+    end: tuple[float, list[dict[str, Any]]] | None,
+) -> dict[str, list[float]]:
+    """MO/s each part took from Locust while the load ran, and its CPU µs per such MO
+    (startup, population build and drain left out): flat per-part cost is what lets
+    throughput grow with parts."""
+    if start is None or end is None or end[0] <= start[0]:
+        return {}
+    dt = end[0] - start[0]
+    rates, cost = [], []
+    for a, b in zip(start[1], end[1], strict=True):
+        mo = int(b.get("mo_from_locust", 0)) - int(a.get("mo_from_locust", 0))
+        cpu = float(b.get("cpu", 0.0)) - float(a.get("cpu", 0.0))
+        rates.append(round(mo / dt, 1))
+        cost.append(round(1e6 * cpu / mo, 1) if mo > 0 else 0.0)
+    return {"part_mo_per_s": rates, "part_cpu_us_per_mo": cost}
+
+
 def _binds(parts: list[PartAddress], ranges: NumberRanges) -> list[SmppBindConfig]:
     """One bind per part and operator, each carrying the part's prefixes."""
     return [
@@ -148,6 +167,9 @@ def _local_worker(
     processes = max(1, opts.processes or sc.load.processes)
     cmd = [sys.executable, "-m", "simulator.cli", "worker", "--master", f"127.0.0.1:{port}"]
     cmd += ["--processes", str(processes), "--out", str(out / "worker")]
+    cmd += ["--bind-host", "127.0.0.1"]
+    if opts.target:  # the external platform's gateway binds to known ports
+        cmd += ["--smpp-port", str(opts.smsc_port)]
     env = {**os.environ, TOKEN_ENV: token}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     logf = (out / "worker.log").open("wb")
@@ -248,13 +270,19 @@ async def run_partitioned(
         samples = [_sample(0.0, await monitor.sample())]
         ended_at: float | None = None
         last = samples[0]
+        # Each part's CPU and MO at the first sample with load, and when Locust ended.
+        load_from: tuple[float, list[dict[str, Any]]] | None = None
+        load_to: tuple[float, list[dict[str, Any]]] | None = None
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic() - t0
             state = await monitor.sample()
             samples.append(_sample(now, state))
+            if load_from is None and _sum(state, "mo_from_locust") > 0:
+                load_from = (now, state)
             if ended_at is None and locust.poll() is not None:
                 ended_at = now
+                load_to = (now, state)
             if opts.live and int(now) % 5 == 0:
                 cur = samples[-1]
                 console.print(
@@ -299,6 +327,7 @@ async def run_partitioned(
             "parts": parts_n,
             "worker_hosts": len(hosts),
             "mo_from_locust_by_part": [int(p.get("mo_from_locust", 0)) for p in state],
+            **_per_part_load(load_from, load_to),
             "replies": replies.replies,
             "reply_timeouts": replies.timeouts,
             "replies_pending_at_end": pending,

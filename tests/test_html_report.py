@@ -332,9 +332,13 @@ def test_smsim_report_exits_2_with_one_line_when_the_folder_is_no_run(
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no summary.json" in err
-    (tmp_path / "summary.json").write_text("{", encoding="utf-8")
-    assert main(["report", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith(f"smsim report: {tmp_path / 'summary.json'}: ")
+    for broken in ("{", '{"gates": [{"name": "mo_reply_p95"}]}'):
+        (tmp_path / "summary.json").write_text(broken, encoding="utf-8")
+        assert main(["report", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"smsim report: {tmp_path / 'summary.json'}: ") and err.count("\n") == 1
+        )
 
 
 # --- a real run -----------------------------------------------------------------------------
@@ -371,17 +375,25 @@ def test_a_real_run_writes_its_report_and_smsim_report_writes_it_again(
 # --- in a browser ---------------------------------------------------------------------------
 
 
-def chromium() -> str:
+def chromium(candidates: tuple[str, ...] = ("chromium", "/usr/bin/chromium")) -> str:
     """Chromium's path; skip when it is not installed, fail when env CI is "true"."""
-    found = shutil.which("chromium") or next(
-        (p for p in ("/usr/bin/chromium",) if os.access(p, os.X_OK)), None
-    )
+    found = next(filter(None, map(shutil.which, candidates)), None)
     if found:
         return found
     reason = "Chromium is not installed; install Debian's chromium package to run this test"
     if os.environ.get("CI", "").strip().lower() == "true":
         pytest.fail(f"{reason}. CI=true, where the browser test is required.", pytrace=False)
     pytest.skip(reason)
+
+
+def test_no_chromium_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = ("/nonexistent/chromium",)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        chromium(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        chromium(missing)
 
 
 def headless(binary: str, profile: Path, *args: str) -> str:

@@ -399,16 +399,17 @@ class Session:
                 if cid & RESPONSE_BIT:
                     if (
                         cid in _PLAIN_RESPONSES
-                        and seq in outstanding
                         and (status == 0 or length > 16)
+                        and (entry := outstanding.get(seq)) is not None
+                        and entry[0].command_id | RESPONSE_BIT == cid
                     ):
                         try:
                             pdu = cls._decode_body(data, pos + HEADER_SIZE, stop, seq, status)
                         except SmppError:
                             pass  # the slow path below answers it
                         else:
-                            request, sent_at = outstanding.pop(seq)
-                            append(ResponseReceived(pdu, request, now - sent_at))
+                            del outstanding[seq]
+                            append(ResponseReceived(pdu, entry[0], now - entry[1]))
                             pos = stop
                             continue
                 elif (
@@ -465,10 +466,11 @@ class Session:
                 resp_cls = cls.response_class
                 answer = resp_cls or GenericNack
                 self._out.append(answer(sequence_number=seq, command_status=exc.status).encode())
-            elif cid == C.GENERIC_NACK or seq in self._outstanding:
+            else:
                 # The peer's answer was unreadable; the request still counts as answered.
-                entry = self._outstanding.pop(seq, None)
+                entry = self._answered(cid, seq)
                 if entry is not None:
+                    del self._outstanding[seq]
                     events.append(ProtocolError(exc, False))
                     bad = GenericNack(seq, exc.status)
                     events.append(ResponseReceived(bad, entry[0], self._clock() - entry[1]))
@@ -505,8 +507,33 @@ class Session:
         answer = pdu.response_class or GenericNack
         self._out.append(answer(pdu.sequence_number, status).encode())
 
+    def _answered(self, cid: int, seq: int) -> tuple[Pdu, float] | None:
+        """The request of ours that a response ``cid`` with ``seq`` answers: same sequence
+        number and the response of that very command (or generic_nack). A bind_resp or
+        unbind_resp carrying a deliver_sm's number must not move the bind state."""
+        entry = self._outstanding.get(seq)
+        if entry is None or (cid != C.GENERIC_NACK and entry[0].command_id | RESPONSE_BIT != cid):
+            return None
+        return entry
+
     def _on_response(self, pdu: Pdu, events: list[Event]) -> None:
-        entry = self._outstanding.pop(pdu.sequence_number, None)
+        entry = self._answered(pdu.command_id, pdu.sequence_number)
+        if entry is not None:
+            del self._outstanding[pdu.sequence_number]
+        elif pdu.sequence_number in self._outstanding:
+            request = self._outstanding[pdu.sequence_number][0]
+            events.append(
+                ProtocolError(
+                    SmppError(
+                        Status.ESME_RUNKNOWNERR,
+                        f"{pdu.name} seq {pdu.sequence_number} answers our {request.name}",
+                        command_id=pdu.command_id,
+                        sequence_number=pdu.sequence_number,
+                    ),
+                    False,
+                )
+            )
+            return
         if entry is None:
             if pdu.command_id == C.GENERIC_NACK:
                 events.append(

@@ -1,0 +1,33 @@
+"""Fuzzing the codec, the session and a live SMSC (issue 8).
+
+``pdus.py`` generates valid PDUs of every command and mutates them; ``model.py`` says
+what a peer must be answered; ``settings`` below bounds the runs. CI runs each fuzz test
+for a fixed, derandomized number of examples; ``SMSIM_FUZZ_EXAMPLES=N`` runs N random
+examples per test instead (long local runs; failures are kept in .hypothesis/ and
+replayed first). ``atheris_codec.py`` is the coverage-guided harness for long runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+#: The env knob for long local runs: examples per fuzz test, random seed.
+EXAMPLES_ENV = "SMSIM_FUZZ_EXAMPLES"
+
+
+def fuzz_settings(ci_examples: int) -> settings:
+    """``ci_examples`` fixed examples (the same every run) unless SMSIM_FUZZ_EXAMPLES says."""
+    long_run = os.environ.get(EXAMPLES_ENV)
+    common = {
+        "deadline": None,
+        "suppress_health_check": [
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    }
+    if long_run:
+        return settings(max_examples=int(long_run), derandomize=False, **common)  # type: ignore[arg-type]
+    return settings(max_examples=ci_examples, derandomize=True, database=None, **common)  # type: ignore[arg-type]

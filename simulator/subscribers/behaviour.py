@@ -680,21 +680,16 @@ class BehaviourModel:
         seconds), ``seq`` being the subscriber's message number. Deterministic in
         (sub.entropy, seq, text); delays also depend on ``received_at`` (nights)."""
         plan = self._plan(text)
-        seed = mix64((sub.entropy ^ plan.salt ^ (seq * _GOLDEN)) & _M64)
-        u = unit(seed)
-        responsiveness = sub.responsiveness
-        if sub.opted_out or responsiveness is Responsiveness.NEVER:
-            if u >= (self._opted_out_stop if sub.opted_out else self._never_stop):
-                return []
+        seed, answers = self._first_draw(sub, plan, seq)
+        if not answers:
+            return []
+        if sub.opted_out or sub.responsiveness is Responsiveness.NEVER:
             rng = self._rng
             _reseed(rng, seed)
             rng.gauss_next = None  # type: ignore[attr-defined]
             stop = rng.choice(_STYLES[sub.script].stop)
             return [Reply(self._delay(rng, sub, received_at), stop, ReplyKind.STOP)]
         q = plan.question
-        p = self._unprompted_p if q.kind is QuestionKind.NONE else self._reply_p[responsiveness]
-        if u >= p:
-            return []
         rng = self._rng
         _reseed(rng, seed)  # as random.Random(seed), without a new generator per reply
         rng.gauss_next = None  # type: ignore[attr-defined]
@@ -719,6 +714,25 @@ class BehaviourModel:
             d2 = _after_night(rng, received_at, d1 + rng.lognormvariate(4.1, 0.7))  # ~1 min
             return [Reply(d1, first, first_kind), Reply(d2, out, kind, value)]
         return [Reply(self._delay(rng, sub, received_at), out, kind, value)]
+
+    def silent(self, sub: Subscriber, text: str, seq: int) -> bool:
+        """Whether ``react(sub, text, t, seq)`` is empty whatever ``t``: its first draw,
+        without the generator. The engine asks at submission so that a message nobody
+        will answer needs no arrival at the handset."""
+        return not self._first_draw(sub, self._plan(text), seq)[1]
+
+    def _first_draw(self, sub: Subscriber, plan: _Plan, seq: int) -> tuple[int, bool]:
+        """(the reply's seed, whether ``sub`` answers at all): opted-out and never-
+        responsive people only to send STOP, the others by responsiveness (or the
+        unprompted probability when the message asks nothing)."""
+        seed = mix64((sub.entropy ^ plan.salt ^ (seq * _GOLDEN)) & _M64)
+        u = unit(seed)
+        responsiveness = sub.responsiveness
+        if sub.opted_out or responsiveness is Responsiveness.NEVER:
+            return seed, u < (self._opted_out_stop if sub.opted_out else self._never_stop)
+        if plan.question.kind is QuestionKind.NONE:
+            return seed, u < self._unprompted_p
+        return seed, u < self._reply_p[responsiveness]
 
     def _delay(self, rng: random.Random, sub: Subscriber, at: float) -> float:
         """A lognormal reply delay for the subscriber's profile, after the night."""

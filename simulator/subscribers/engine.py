@@ -160,7 +160,8 @@ class SubscriberEngine:
         self.clock = clock
         pop_cfg = config.population
         self.population = population or Population(pop_cfg)
-        self.behaviour: ReplyModel = behaviour or BehaviourModel(config.behaviour)
+        self._silent: Callable[[Subscriber, str, int], bool] | None = None
+        self.behaviour = behaviour or BehaviourModel(config.behaviour)
         self.delivery = DeliveryModel(config.delivery)
         self.store = store or TouchedStore(pop_cfg.history_size, pop_cfg.history_per_subscriber)
         self.recorder = MtRecorder(
@@ -178,6 +179,10 @@ class SubscriberEngine:
         self._routes: dict[Operator, str | None] = {}
         self._reply_texts: dict[str, str] = {}
         self._mt_texts: dict[str, str] = {}
+        #: (data_coding, payload) -> text: a broadcast's parts decode once, not per MT.
+        self._decoded: dict[tuple[int, bytes], str] = {}
+        #: Reply texts -> whether they opt out (replies repeat: read each once).
+        self._stops: dict[str, bool] = {}
         hourly = config.behaviour.spontaneous_shape
         mean = sum(hourly) / len(hourly)
         #: The spontaneous rate's factor for each Cairo hour (mean 1 over the day).
@@ -198,6 +203,18 @@ class SubscriberEngine:
         self.alerts_planned = 0
         self._rng = random.Random(config.population.seed ^ 0x5EED)
         self._last_spontaneous: float | None = None
+
+    @property
+    def behaviour(self) -> ReplyModel:
+        """Who decides the replies (another model may be set at any time)."""
+        return self._behaviour
+
+    @behaviour.setter
+    def behaviour(self, model: ReplyModel) -> None:
+        self._behaviour = model
+        #: The model's "nobody answers this" at submission, when it has one (see
+        #: ``BehaviourModel.silent``): such a message needs no arrival at the handset.
+        self._silent = getattr(model, "silent", None)
 
     def attach(
         self,
@@ -291,7 +308,13 @@ class SubscriberEngine:
             sub = self.subscriber(mt.destination_addr, last.dest_ton)
         self.received += 1
         msisdn = sub.msisdn
-        text = mt.text
+        key = (mt.data_coding, mt.payload)
+        decoded = self._decoded
+        text = decoded.get(key)
+        if text is None:
+            if len(decoded) >= _REPLY_TEXT_CACHE:
+                decoded.clear()
+            text = decoded[key] = mt.text
         whole = None
         if parts:
             payload = mt.payload
@@ -313,7 +336,9 @@ class SubscriberEngine:
             for p in parts:
                 p.handset = whole
         if delivered and self._schedule is not None:
-            self._arrival(last, sub, done, whole, text)
+            silent = self._silent
+            if silent is None or not silent(sub, text, seq):
+                self._arrival(last, sub, done, whole, text)
 
     def _arrival(
         self, msg: Message, sub: Subscriber, done: float, whole: _Whole | None, text: str
@@ -373,7 +398,7 @@ class SubscriberEngine:
         opted = store.is_opted_out(msisdn) if store.opt_decisions else None
         if opted or (opted is None and sub.opted_out):
             return
-        replies = self.behaviour.react(sub, text, done, seq)
+        replies = self._behaviour.react(sub, text, done, seq)
         if replies:
             # Replies go to whoever sent the message when it came from a short code.
             source = msg.source_addr
@@ -414,17 +439,19 @@ class SubscriberEngine:
             whole.payload = _reassemble(whole.parts)
             first, text = whole.parts[0].message_id, decode_text(whole.payload, msg.data_coding)
             done, state = whole.done(), whole.fate()
-            last = whole.parts[-1]
+            last, seq = whole.parts[-1], whole.seq
         elif isinstance(note, int):
             first, text = msg.message_id, decode_text(mt_part(msg)[1], msg.data_coding)
-            done, state, last = msg.planned_time, msg.planned_state, msg
+            done, state, last, seq = msg.planned_time, msg.planned_state, msg, note
         else:
             return  # seen already, or a part of a message still incomplete
         delivered = state == _DELIVERED
         stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
         self.store.amend_mt(sub.msisdn, first, text=text, outcome=stat, done_time=done)
         if delivered and self._schedule is not None:
-            self._arrival(last, sub, done, whole, text)
+            silent = self._silent
+            if silent is None or not silent(sub, text, seq):
+                self._arrival(last, sub, done, whole, text)
 
     def _plan(self, msisdn: str, reply: Reply, sim_at: float, to: str) -> None:
         """Keep a reply until due. A quiz to millions leaves millions of replies waiting
@@ -471,7 +498,13 @@ class SubscriberEngine:
         now = self.clock.now()
         self.store.record_mo(sub.msisdn, now, text)
         self.mo_counts[(sub.operator, sub.responsiveness, kind)] += 1
-        if is_stop(text):
+        stops = self._stops
+        stop = stops.get(text)
+        if stop is None:
+            if len(stops) >= _REPLY_TEXT_CACHE:
+                stops.clear()
+            stop = stops[text] = is_stop(text)
+        if stop:
             self.store.opt_out(sub.msisdn, now)
         if self._inject is not None:
             self._inject(sub.msisdn, text, operator=self._routes.get(sub.operator), destination=to)

@@ -41,30 +41,9 @@ from simulator.scenario.distributed import ClusterOptions, run_cluster
 from simulator.scenario.runner import EXIT_PASSED
 from simulator.subscribers.population import Population
 from tests.support.ports import free_port
+from tests.test_scenario_run import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-
-SCENARIO = """\
-name: dist-smoke
-population: {size: 20000, seed: 7}
-platform: {tps: 0}
-behaviour:
-  reply_probability: {eager: 1.0, normal: 1.0, rare: 1.0, never: 0.0}
-  delay_median: {fast: 1.0, normal: 1.0, slow: 1.0}
-time: {scale: 60, duration: 6s, drain: 8s}
-actions:
-  - at: 1s
-    flow_start: {flow: COVID-19 awareness quiz, participants: 40}
-load:
-  users: 2
-  reply_timeout: 5s
-  mo: {shape: constant, rate: 40/s, texts: {خدمات: 1, help: 1}}
-gates:
-  mo_reply_p95: 5s
-  unanswered_ratio: 0.2
-  error_ratio: 0
-  lost_messages: 0
-"""
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 4, 7])
@@ -160,8 +139,7 @@ def _check_summary(out: Path, parts: int) -> dict[str, Any]:
 
 @pytest.mark.timeout(240)
 def test_a_partitioned_run_on_one_machine_passes_with_two_parts(tmp_path: Path) -> None:
-    path = tmp_path / "dist-smoke.yaml"
-    path.write_text(SCENARIO, encoding="utf-8")
+    path = write_scenario(tmp_path)
     out = tmp_path / "run"
     console = Console(record=True, width=140)
     rc = run_cluster(
@@ -188,8 +166,7 @@ def _master_and_worker(
     worker_prefix: list[str],
 ) -> None:
     """Master and worker as separate processes (``*_prefix``: e.g. ``ip netns exec``)."""
-    path = tmp_path / "dist-smoke.yaml"
-    path.write_text(SCENARIO, encoding="utf-8")
+    path = write_scenario(tmp_path)
     out = tmp_path / "run"
     cport, lport = free_port(), free_port()
     smsim = [sys.executable, "-m", "simulator.cli"]

@@ -248,6 +248,17 @@ class PartMonitor:
 # --- worker host ---------------------------------------------------------------------------
 
 
+def stop_popen(proc: subprocess.Popen[bytes], wait: float = 10) -> None:
+    """SIGTERM, ``wait`` seconds, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _stop_process(proc: multiprocessing.process.BaseProcess) -> None:
     if proc.is_alive() and proc.pid is not None:
         os.kill(proc.pid, signal.SIGTERM)
@@ -349,12 +360,8 @@ async def run_worker(
                 pass
         return 0
     finally:
-        if locust is not None and locust.poll() is None:
-            locust.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                locust.wait(10)
-            if locust.poll() is None:
-                locust.kill()
+        if locust is not None:
+            stop_popen(locust)
         for shard in shards:
             _stop_process(shard)
         writer.close()

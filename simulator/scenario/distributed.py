@@ -37,6 +37,7 @@ from simulator.harness.cluster import (
     PartAddress,
     PartMonitor,
     is_loopback,
+    stop_popen,
 )
 from simulator.harness.frames import Origin
 from simulator.harness.histogram import LatencyHistogram
@@ -217,6 +218,13 @@ async def run_partitioned(
         api_token = opts.token or secrets.token_hex(16)
         if opts.target:
             api_url = opts.target.rstrip("/")
+            # The gateway must bind to every part and route each MT by these prefixes.
+            for addr in parts:
+                smpp = ", ".join(f"{op} {addr.host}:{port}" for op, port in addr.smpp.items())
+                console.print(
+                    f"part {addr.part}: SMPP {smpp}; numbers "
+                    f"{' '.join(ranges.national_prefixes(addr.part)) or 'all'}"
+                )
         else:
             api_port = opts.api_port or _free_port()
             binds = _binds(parts, ranges)
@@ -354,12 +362,8 @@ async def run_partitioned(
     except ClusterError as exc:
         raise RunError(str(exc)) from None
     finally:
-        if locust is not None and locust.poll() is None:
-            locust.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                locust.wait(10)
-            if locust.poll() is None:
-                locust.kill()
+        if locust is not None:
+            stop_popen(locust)
         if monitor is not None:
             monitor.close()
         await coord.end()

@@ -110,6 +110,11 @@ class AccountConfig(_Model):
     outbind: str = ""
     #: Seconds between outbind attempts while the ESME can't be reached or doesn't bind.
     outbind_retry: Annotated[float, Field(gt=0)] = 5.0
+    #: SHA-256 fingerprints (hex, colons allowed) of the client certificates this account
+    #: binds with. Empty: any client. Set: binds only over TLS, with a client certificate
+    #: (``tls.client_ca_file`` on the operator) that is one of these; others get
+    #: ESME_RBINDFAIL.
+    tls_client_cert_sha256: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _outbind_address(self) -> AccountConfig:
@@ -118,6 +123,15 @@ class AccountConfig(_Model):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"outbind {self.outbind!r} is not host:port")
         return self
+
+    @field_validator("tls_client_cert_sha256")
+    @classmethod
+    def _fingerprints(cls, value: list[str]) -> list[str]:
+        pins = [p.replace(":", "").strip().lower() for p in value]
+        for pin in pins:
+            if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+                raise ValueError(f"{pin!r} is not a SHA-256 fingerprint in hex")
+        return pins
 
     @property
     def outbind_address(self) -> tuple[str, int] | None:
@@ -227,11 +241,20 @@ class TlsConfig(_Model):
     hostnames: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
     #: Seconds a client has to finish the TLS handshake before it is dropped.
     handshake_timeout: Annotated[float, Field(gt=0)] = 10.0
+    #: Mutual TLS: PEM file of the CA certificates client certificates must chain to.
+    #: Empty: no client certificate is asked for.
+    client_ca_file: str = ""
+    #: With ``client_ca_file``: a client that presents no certificate fails the
+    #: handshake. Off: one is asked for and verified when presented (an account's
+    #: ``tls_client_cert_sha256`` can still insist).
+    require_client_cert: bool = False
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
         if bool(self.cert_file) != bool(self.key_file):
             raise ValueError("tls: cert_file and key_file go together")
+        if self.require_client_cert and not self.client_ca_file:
+            raise ValueError("tls: require_client_cert needs client_ca_file")
         return self
 
 
@@ -689,6 +712,9 @@ class SmppBindConfig(_Model):
     #: Seconds a submit_sm may stay unanswered before it counts as failed (and is re-sent).
     response_timeout: Annotated[float, Field(gt=0)] = 30.0
     enquire_link_interval: Annotated[float, Field(gt=0)] = 30.0
+    #: Seconds the bind sends nothing after an ESME_RTHROTTLED (Kannel's
+    #: throttling-sleep-time); the refused message is re-sent by the retry policy.
+    throttle_pause: Annotated[float, Field(ge=0)] = 1.0
 
 
 class KannelChannelConfig(_Model):

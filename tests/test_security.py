@@ -461,3 +461,98 @@ async def test_a_client_that_never_reads_is_not_buffered_without_bound() -> None
         assert buffered < 4 * 1024 * 1024, buffered
         assert not conn.writable and smsc.stats().protocol_errors == 0
         sock.close()
+
+
+# --- security counters in /metrics ----------------------------------------------------------
+
+
+async def test_security_counters_are_in_metrics_over_http() -> None:
+    """Every way of being kept out is counted by reason in /metrics (read over HTTP as
+    Prometheus would): wrong password, unknown system_id, locked out, IP not allowed,
+    max binds, the lock-out itself, a connection over the per-IP limit, junk before a
+    bind."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from simulator.config import ControlConfig
+
+    security = SecurityConfig(
+        bind_failures=2,
+        bind_failure_window=30,
+        lockout=30,
+        max_connections_per_ip=1,
+        errors_before_bind=1,
+    )
+    accounts = [
+        AccountConfig(system_id=SYSTEM_ID, password=PASSWORD, max_binds=1),
+        AccountConfig(system_id="office", password="office", allowed_ips=["127.0.0.1"]),
+    ]
+    cfg = SmscConfig(
+        operators=[
+            OperatorConfig(
+                port=0, receipt=ReceiptConfig(delay=0.01), security=security, accounts=accounts
+            )
+        ],
+        control=ControlConfig(enabled=True, port=free_port()),
+    )
+    async with SmscServer(cfg) as smsc:
+        port = smsc.port
+        guard = smsc.operator().guard
+
+        async def refused(ip: str, system_id: str = SYSTEM_ID, pw: str = PASSWORD) -> int:
+            status = await bind_status(port, ip, system_id, pw)
+            # One connection per IP: wait until the SMSC has seen this one close.
+            deadline = asyncio.get_running_loop().time() + 5
+            while guard.connections(ip):
+                assert asyncio.get_running_loop().time() < deadline, ip
+                await asyncio.sleep(0.01)
+            return status
+
+        assert await refused("127.0.0.20", "nobody") == Status.ESME_RINVSYSID
+        assert await refused("127.0.0.21", pw="guess") == Status.ESME_RINVPASWD
+        assert await refused("127.0.0.21", pw="guess") == Status.ESME_RINVPASWD
+        assert await refused("127.0.0.21") == Status.ESME_RBINDFAIL  # locked out
+        assert await refused("127.0.0.22", "office", "office") == Status.ESME_RBINDFAIL
+        held = await EsmeClient.connect("127.0.0.1", port, local_addr=("127.0.0.23", 0))
+        # The account's one bind is taken (from another IP: the per-IP limit is 1).
+        assert await refused("127.0.0.24") == Status.ESME_RBINDFAIL
+        with pytest.raises(SmppClientError, match="connection lost"):  # 127.0.0.23's second
+            await EsmeClient.connect("127.0.0.1", port, local_addr=("127.0.0.23", 0))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(struct.pack(">IIII", 16, 0x7F00, 0, 1))  # junk: closed at once
+        await asyncio.wait_for(reader.read(), 3)
+        writer.close()
+        await held.unbind()
+        assert smsc.control is not None
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(smsc.control.url + "/metrics") as r,
+        ):
+            assert r.status == 200
+            text = await r.text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted({"operator": "egypt", **labels}.items())))]
+
+    refusals = {
+        dict(labels)["reason"]: v
+        for (name, labels), v in samples.items()
+        if name == "smsim_bind_refusals_total"
+    }
+    assert refusals == {
+        "unknown_system_id": 1,
+        "bad_password": 2,
+        "locked_out": 1,
+        "ip_not_allowed": 1,
+        "max_binds": 1,
+    }
+    assert value("smsim_bind_lockouts_total", key="ip") == 1
+    assert value("smsim_connections_refused_total", reason="max_connections_per_ip") == 1
+    assert value("smsim_connections_closed_unbound_total", reason="errors_before_bind") == 1
+    assert value("smsim_connections_closed_unbound_total", reason="bind_timeout") == 0
+    assert value("smsim_bind_attempts_total", result="refused") == 6

@@ -111,6 +111,7 @@ def prepare(opts: RunOptions) -> tuple[Scenario, dict[str, float]]:
         # Drop actions that no longer fit a shortened run, then validate as a file would be.
         data = sc.model_copy(update=update).model_dump()
         data["actions"] = [a for a in data["actions"] if a["at"] <= data["time"]["duration"]]
+        data["chaos"] = [c for c in data["chaos"] if c["start"] <= data["time"]["duration"]]
         sc = Scenario.model_validate(data)
     overrides = dict(parse_gate_override(g) for g in opts.gates)
     return sc, sc.gates.with_overrides(overrides).thresholds()
@@ -266,6 +267,8 @@ async def _run(
         settings.write(out / "run.json")
         locust = _start_locust(opts, sc, out, api_url)
         t0 = time.monotonic()
+        # The chaos schedule, on the same clock as the actions (from the load's start).
+        chaos = [smsc.add_fault(step.rule()) for step in sc.chaos]
         ussd_start = ussd_snapshot(smsc.ussd_networks(), 0.0) if sc.ussd else None
         ussd_load_end = ussd_start
         samples: list[Sample] = [_sample(smsc, hub, 0.0)]
@@ -338,6 +341,7 @@ async def _run(
             "replies_pending_at_end": pending,
             "wants_receipt": hub.wants_receipt,
             "locust_exit": locust.returncode,
+            **{f"fault_hits_{f.name}": f.hits for f in chaos},
             **ussd_counters,
         }
         write_summary(

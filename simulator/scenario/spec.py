@@ -24,6 +24,8 @@ from pydantic import (
 from simulator.config import (
     BehaviourConfig,
     DeliveryConfig,
+    FaultKind,
+    FaultRule,
     OperatorConfig,
     PlatformConfig,
     PopulationConfig,
@@ -95,6 +97,24 @@ class Action(_Spec):
     @property
     def kind(self) -> str:
         return "broadcast" if self.broadcast else "flow_start" if self.flow_start else "mo_wave"
+
+
+class Chaos(FaultRule):
+    """A fault on the SMSC during the run: one of ``smsim faults``' rules, with ``fault``
+    for the kind, ``at`` real seconds into the load, on ``for`` that long (durations as
+    ``90s``, ``5m``). The rest (``share``, ``status``, ``numbers``, ...) as in the rule."""
+
+    # By name too: a scenario re-validated after --duration etc. comes back by field name.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: FaultKind = Field(alias="fault")
+    start: Duration = Field(0.0, alias="at", ge=0)
+    duration: Duration | None = Field(None, alias="for", gt=0)
+    every: Duration | None = Field(None, gt=0)
+    delay: Duration = Field(0.0, ge=0)
+
+    def rule(self) -> FaultRule:
+        return FaultRule.model_validate(self.model_dump(exclude_defaults=True))
 
 
 # --- load --------------------------------------------------------------------------------
@@ -242,6 +262,8 @@ class Scenario(_Spec):
     platform: PlatformConfig = Field(default_factory=PlatformConfig)
     time: Timing = Field(default_factory=Timing)
     actions: list[Action] = Field(default_factory=list)
+    #: Faults on the SMSC on a schedule (an outage at 2m for 1m, a throttle storm, ...).
+    chaos: list[Chaos] = Field(default_factory=list)
     load: Load = Field(default_factory=Load)
     #: USSD dialling (*1442#); None: SMS only.
     ussd: Ussd | None = None
@@ -266,6 +288,12 @@ class Scenario(_Spec):
             if a.at > self.time.duration:
                 raise ValueError(
                     f"actions[{i}]: at {a.at:g}s is after the run's duration "
+                    f"{self.time.duration:g}s"
+                )
+        for i, c in enumerate(self.chaos):
+            if c.start > self.time.duration:
+                raise ValueError(
+                    f"chaos[{i}]: at {c.start:g}s is after the run's duration "
                     f"{self.time.duration:g}s"
                 )
         return self

@@ -240,6 +240,70 @@ class SmscCollector:
                 value=self._replies.waiting,
             )
         yield from self._subscribers()
+        yield from self._security()
+
+    def _security(self) -> Iterator[Metric]:
+        """Who was kept out: refused binds by reason, lock-outs, refused and closed
+        connections, TLS handshakes (completed, failed by reason, in progress)."""
+        server = self._server
+        op_l = ["operator"]
+        refusals = CounterMetricFamily(
+            "smsim_bind_refusals",
+            "binds refused, by reason (bad_password, unknown_system_id, locked_out, "
+            "ip_not_allowed, max_binds, not_tls, no_client_certificate, "
+            "client_certificate_not_pinned, fault)",
+            labels=[*op_l, "reason"],
+        )
+        lockouts = CounterMetricFamily(
+            "smsim_bind_lockouts",
+            "lock-outs started after repeated bad binds, by what was locked (ip, id)",
+            labels=[*op_l, "key"],
+        )
+        refused = CounterMetricFamily(
+            "smsim_connections_refused",
+            "connections closed as they came, by reason",
+            labels=[*op_l, "reason"],
+        )
+        closed = CounterMetricFamily(
+            "smsim_connections_closed_unbound",
+            "connections closed before a bind: bind_timeout, errors_before_bind",
+            labels=[*op_l, "reason"],
+        )
+        handshakes = CounterMetricFamily(
+            "smsim_tls_handshakes", "TLS handshakes completed", labels=op_l
+        )
+        failures = CounterMetricFamily(
+            "smsim_tls_handshake_failures",
+            "TLS handshakes failed, by OpenSSL's reason (or timeout, closed)",
+            labels=[*op_l, "reason"],
+        )
+        abandoned = CounterMetricFamily(
+            "smsim_tls_handshakes_abandoned",
+            "TLS handshakes cut off unfinished (client hung up, or handshake_timeout)",
+            labels=op_l,
+        )
+        in_progress = GaugeMetricFamily(
+            "smsim_tls_handshakes_in_progress", "TLS handshakes under way", labels=op_l
+        )
+        for name, op in server.operators.items():
+            s = op.stats
+            for reason, n in s.bind_refusals.items():
+                refusals.add_metric([name, reason], n)
+            for key, n in s.lockouts.items():
+                lockouts.add_metric([name, key], n)
+            for reason, n in s.connection_refusals.items():
+                refused.add_metric([name, reason], n)
+            closed.add_metric([name, "bind_timeout"], s.bind_timeouts)
+            closed.add_metric([name, "errors_before_bind"], s.junk_closed)
+            tls = server.tls_counters.get(name)
+            if tls is not None:
+                handshakes.add_metric([name], tls.handshakes)
+                abandoned.add_metric([name], tls.abandoned)
+                in_progress.add_metric([name], tls.in_progress)
+                for reason, n in tls.failures.items():
+                    failures.add_metric([name, reason], n)
+        yield from (refusals, lockouts, refused, closed)
+        yield from (handshakes, failures, abandoned, in_progress)
 
     def _subscribers(self) -> Iterator[Metric]:
         engine = self._server.subscribers

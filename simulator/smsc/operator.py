@@ -65,6 +65,7 @@ from .ids import MessageIds
 from .receipts import RECEIPT_STAT_TEXT, FixedPolicy, ReceiptBuilder, ReceiptPolicy
 from .stats import LatencyHistogram, SmscStats
 from .store import Message, MessageStore
+from .tls import pin_refusal
 
 if TYPE_CHECKING:
     from simulator.ussd.network import UssdNetwork
@@ -199,6 +200,7 @@ class OperatorSmsc:
         if conn.accepted:
             if not self.guard.open(conn.ip):
                 self.stats.connections_refused += 1
+                self.stats.connection_refusals["max_connections_per_ip"] += 1
                 log.warning(
                     "connection_refused operator=%s peer=%s reason=max_connections_per_ip limit=%d",
                     self.name,
@@ -424,6 +426,7 @@ class OperatorSmsc:
             # Locked out: the password is not even looked at, so guessing goes nowhere.
             self.stats.bind_failures += 1
             self.stats.binds_locked_out += 1
+            self.stats.bind_refusals["locked_out"] += 1
             log.warning(
                 "bind_refused operator=%s system_id=%r peer=%s status=ESME_RBINDFAIL "
                 "reason=locked_out key=%s",
@@ -437,6 +440,7 @@ class OperatorSmsc:
         refusal = self.faults.bind_refusal(now, self.name, pdu.system_id)
         if refusal:
             self.stats.bind_failures += 1
+            self.stats.bind_refusals["fault"] += 1
             log.warning(
                 "bind_refused operator=%s system_id=%r peer=%s status=%s reason=fault",
                 self.name,
@@ -446,15 +450,21 @@ class OperatorSmsc:
             )
             conn.send(pdu.response(refusal))
             return
+        reason = ""
         if acct is None:
-            status = Status.ESME_RINVSYSID
+            status, reason = Status.ESME_RINVSYSID, "unknown_system_id"
         elif pdu.password != acct.config.password:
-            status = Status.ESME_RINVPASWD
-        elif not self._ip_allowed(acct, conn) or len(acct.binds) >= acct.config.max_binds:
-            status = Status.ESME_RBINDFAIL
+            status, reason = Status.ESME_RINVPASWD, "bad_password"
+        elif not self._ip_allowed(acct, conn):
+            status, reason = Status.ESME_RBINDFAIL, "ip_not_allowed"
+        elif pinned := pin_refusal(acct.config.tls_client_cert_sha256, conn.transport):
+            status, reason = Status.ESME_RBINDFAIL, pinned
+        elif len(acct.binds) >= acct.config.max_binds:
+            status, reason = Status.ESME_RBINDFAIL, "max_binds"
         if status in (Status.ESME_RINVSYSID, Status.ESME_RINVPASWD):
             sec = self.config.security
             for key in self.guard.failed(conn.ip, pdu.system_id if acct else None, now):
+                self.stats.lockouts[key.partition(":")[0]] += 1
                 log.warning(
                     "bind_lockout operator=%s key=%s peer=%s failures=%d window=%gs for=%gs",
                     self.name,
@@ -468,12 +478,14 @@ class OperatorSmsc:
             self.guard.succeeded(conn.ip, pdu.system_id)
         if status:
             self.stats.bind_failures += 1
+            self.stats.bind_refusals[reason] += 1
             log.warning(
-                "bind_refused operator=%s system_id=%r peer=%s status=%s",
+                "bind_refused operator=%s system_id=%r peer=%s status=%s reason=%s",
                 self.name,
                 pdu.system_id,
                 conn.peer,
                 status_name(status),
+                reason,
             )
             conn.send(pdu.response(status))
             return

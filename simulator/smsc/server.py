@@ -28,6 +28,7 @@ from .receipts import ReceiptPolicy
 from .scheduler import TimerQueue
 from .stats import SmscStats
 from .store import Message
+from .tls import TlsCounters, count_handshakes, server_context
 
 if TYPE_CHECKING:
     from simulator.subscribers.engine import SubscriberEngine
@@ -116,6 +117,8 @@ class SmscServer:
         self._tls_servers: dict[str, asyncio.Server] = {}
         #: The certificate each TLS listener serves (for clients to trust when self-signed).
         self.tls_certs: dict[str, Path] = {}
+        #: Each TLS listener's handshakes: completed, failed by reason (/metrics).
+        self.tls_counters: dict[str, TlsCounters] = {}
         self._timers = TimerQueue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
@@ -209,11 +212,10 @@ class SmscServer:
 
     async def _listen_tls(self, op: OperatorSmsc) -> None:
         """The operator's second listener: the same SMSC behind TLS."""
-        from .tls import server_context
-
         assert self._loop is not None
         tls = op.config.tls
         ctx, cert = server_context(tls, op.name)
+        self.tls_counters[op.name] = count_handshakes(ctx)
         server = await self._loop.create_server(
             lambda: SmppConnection(op),
             op.config.host,

@@ -38,6 +38,13 @@ class SmscStats:
     alerts: int = 0
     rejected_by_status: Counter[str] = field(default_factory=Counter)
     receipts_by_stat: Counter[str] = field(default_factory=Counter)
+    #: Refused binds by reason: unknown_system_id, bad_password, locked_out,
+    #: ip_not_allowed, max_binds, fault, and the client-certificate pins' reasons.
+    bind_refusals: Counter[str] = field(default_factory=Counter)
+    #: Lock-outs started, by what was locked: ``ip`` or ``id`` (the system_id).
+    lockouts: Counter[str] = field(default_factory=Counter)
+    #: Connections closed as they came, by reason (max_connections_per_ip).
+    connection_refusals: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,21 +1,14 @@
 """TLS for the SMPP listeners: the configured certificate, or a self-signed one; client
-certificates (mutual TLS); the handshake done here so its failures are counted.
+certificates (mutual TLS); handshakes counted, failures by reason.
 
 A gateway's TLS settings (certificate checks, ciphers, its client certificate) must be
 exercised before it meets an operator's TLS endpoint; locally nobody has a CA-signed
 certificate for 127.0.0.1, so one is generated once and kept in the state directory for
 clients to trust.
-
-Why the listener accepts plain TCP and upgrades each connection itself
-(``TlsHandshake``, ``loop.start_tls``) rather than ``create_server(ssl=...)``: there, a
-failed handshake is dropped inside the event loop without a word (asyncio reports it
-only in debug mode, uvloop not at all), so a gateway with the wrong CA, no client
-certificate or a plain-TCP bind on the TLS port would be invisible in the metrics.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import ipaddress
@@ -24,7 +17,6 @@ import os
 import re
 import ssl
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +180,7 @@ def failure_reason(exc: BaseException) -> str:
     ``wrong_version_number``, ``http_request``, ``tlsv1_alert_unknown_ca`` when the client
     refused our certificate...), else ``timeout``, ``closed`` or ``error``."""
     if isinstance(exc, ssl.SSLError):
-        reason = (exc.reason or "").lower()
+        reason = (getattr(exc, "reason", None) or "").lower()
         if _REASON.fullmatch(reason):
             return reason
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
@@ -202,106 +194,65 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class TlsCounters:
-    """Handshakes on one operator's TLS listener: completed, and failed by reason."""
+    """Handshakes on one operator's TLS listener: begun, completed, failed by reason, and
+    abandoned (the connection ended mid-handshake: the client hung up, or the
+    listener's ``handshake_timeout`` dropped it)."""
 
-    __slots__ = ("failures", "handshakes", "in_progress")
+    __slots__ = ("abandoned", "begun", "failures", "handshakes")
 
     def __init__(self) -> None:
+        self.begun = 0
         self.handshakes = 0
-        self.in_progress = 0
+        self.abandoned = 0
         self.failures: Counter[str] = Counter()
 
-
-class _Buffered(asyncio.Protocol):
-    """Stands in for the SMPP protocol while the handshake runs: ``start_tls`` may hand
-    it data (a bind sent with the client's Finished) before the upgrade has returned."""
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.eof = False
-        self.lost: tuple[Exception | None] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def eof_received(self) -> bool | None:
-        self.eof = True
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = (exc,)
+    @property
+    def in_progress(self) -> int:
+        return self.begun - self.handshakes - self.abandoned - sum(self.failures.values())
 
 
-class TlsHandshake(asyncio.Protocol):
-    """The TLS listener's protocol: takes the TCP connection, runs the server handshake
-    (``loop.start_tls``, within ``timeout``), then hands the TLS transport to a new
-    ``protocol_factory()``; a failed handshake is counted by reason, logged at debug
-    level (junk costs no log line each) and the socket aborted."""
+class _CountedSSLObject(ssl.SSLObject):
+    """The TLS state of one connection, as the event loop's SSL protocol drives it
+    (``SSLContext.sslobject_class``): its ``do_handshake`` outcome is counted. The
+    subclass made per listener (``count_handshakes``) carries the counters."""
 
-    def __init__(
-        self,
-        context: ssl.SSLContext,
-        timeout: float,
-        protocol_factory: Callable[[], asyncio.Protocol],
-        counters: TlsCounters,
-        operator: str,
-        tasks: set[asyncio.Task[None]],
-    ) -> None:
-        self._context = context
-        self._timeout = timeout
-        self._factory = protocol_factory
-        self._counters = counters
-        self._operator = operator
-        self._tasks = tasks
+    counters: TlsCounters
+    _outcome: bool
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp: asyncio.Transport = transport  # type: ignore[assignment]
-        tcp.pause_reading()  # nothing read until start_tls owns the socket
-        task = asyncio.get_running_loop().create_task(self._upgrade(tcp))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _upgrade(self, tcp: asyncio.Transport) -> None:
-        loop = asyncio.get_running_loop()
-        counters = self._counters
-        buffered = _Buffered()
-        counters.in_progress += 1
+    def do_handshake(self) -> None:
+        counters = self.counters
+        if not hasattr(self, "_outcome"):
+            self._outcome = False
+            counters.begun += 1
         try:
-            tls = await loop.start_tls(
-                tcp,
-                buffered,
-                self._context,
-                server_side=True,
-                ssl_handshake_timeout=self._timeout,
-            )
-        except (OSError, EOFError, ssl.SSLError, TimeoutError, ValueError) as exc:
-            reason = failure_reason(exc)
-            counters.failures[reason] += 1
-            log.debug(
-                "tls_handshake_failed operator=%s peer=%s reason=%s error=%s",
-                self._operator,
-                tcp.get_extra_info("peername"),
-                reason,
-                exc,
-            )
-            tcp.abort()
-            return
-        except asyncio.CancelledError:
-            tcp.abort()
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise
-        finally:
-            counters.in_progress -= 1
-        if tls is None:  # the peer went away as the handshake ended
-            counters.failures["closed"] += 1
-            tcp.abort()
-            return
-        counters.handshakes += 1
-        protocol = self._factory()
-        protocol.connection_made(tls)
-        tls.set_protocol(protocol)
-        for chunk in buffered.data:
-            protocol.data_received(chunk)
-        if buffered.lost is not None:
-            protocol.connection_lost(buffered.lost[0])
-        elif buffered.eof and not protocol.eof_received():
-            tls.close()
+        except (ssl.SSLError, OSError) as exc:
+            if not self._outcome:
+                self._outcome = True
+                counters.failures[failure_reason(exc)] += 1
+            raise
+        if not self._outcome:
+            self._outcome = True
+            counters.handshakes += 1
+
+    def __del__(self) -> None:
+        if getattr(self, "_outcome", True) is False:
+            self.counters.abandoned += 1
+
+
+def count_handshakes(ctx: ssl.SSLContext) -> TlsCounters:
+    """Count every server handshake made with ``ctx`` from now on; the counters.
+
+    Why through the context: with ``create_server(ssl=ctx)`` a failed handshake is
+    dropped inside the event loop without a word (asyncio reports it in debug mode only,
+    uvloop not at all), so a gateway with the wrong CA, no client certificate, or plain
+    SMPP sent to the TLS port would otherwise be invisible. Both loops build each
+    connection's TLS state with ``ctx.wrap_bio``, which makes ``ctx.sslobject_class``.
+    """
+    counters = TlsCounters()
+    ctx.sslobject_class = type(
+        "CountedSSLObject", (_CountedSSLObject,), {"counters": counters, "__slots__": ()}
+    )
+    return counters

@@ -29,7 +29,13 @@ and deliver_sm_resp; what it gets wrong is replaced here (see ../shared/FINDINGS
   data_sm_resp, alert_notification (which has no response) is ignored;
 - a submit_sm_resp can be read before aiosmpplib records the request (it stores the
   correlation after ``drain()``): in-flight submits are tracked by sequence number in the
-  ``sending`` hook, which runs before the write.
+  ``sending`` hook, which runs before the write;
+- its ``SimpleThrottleHandler`` stops all sending once more than 1 % of the responses
+  of its 180 s window were ESME_RTHROTTLED, until that window ends: a 30 s throttling
+  storm silenced the bind for minutes (found by the ``operator-faults`` scenario).
+  ``_Backoff`` pauses the bind ``throttle_pause`` seconds after each throttled response
+  instead, as Kannel's ``throttling-sleep-time`` does; the refused message is re-sent by
+  the sender's retry policy.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from aiosmpplib import (
     AbstractBroker,
     AbstractCorrelator,
     AbstractHook,
+    AbstractThrottleHandler,
     BindMode,
     DeliverSm,
     GenericNack,
@@ -214,6 +221,28 @@ class _Correlator(AbstractCorrelator):  # type: ignore[misc]
         return None
 
 
+class _Backoff(AbstractThrottleHandler):  # type: ignore[misc]
+    """After an ESME_RTHROTTLED, send nothing on this bind for ``pause`` seconds."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self.until = 0.0
+        self.throttles = 0
+
+    async def throttled(self) -> None:
+        self.throttles += 1
+        self.until = time.monotonic() + self.pause
+
+    async def not_throttled(self) -> None:
+        return None
+
+    async def allow_request(self) -> bool:
+        return time.monotonic() >= self.until
+
+    async def throttle_delay(self) -> float:
+        return max(0.001, self.until - time.monotonic())
+
+
 class _Hook(AbstractHook):  # type: ignore[misc]
     """aiosmpplib's hook: synchronous bookkeeping only (it is awaited inline)."""
 
@@ -334,6 +363,7 @@ class SmppBind:
             broker=self._broker,
             correlator=self._correlator,
             socket_timeout=float(cfg.response_timeout),
+            throttle_handler=_Backoff(cfg.throttle_pause),
         )
         self.esme.bind = self
         self._task: asyncio.Task[None] | None = None

@@ -12,6 +12,7 @@ import json
 import socket
 import struct
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import smpplib.client
 import smpplib.consts as c
 import smpplib.exceptions
 import smpplib.smpp
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from simulator.cli import main as smsim
@@ -295,6 +297,8 @@ def test_an_outage_cuts_every_bind_refuses_connections_then_delivers_what_waited
         wait_until(bind_once, timeout=30)
         assert refused >= 1  # the outage was seen from outside before it ended
         assert outage.hits >= 2  # the cut, and at least one connection closed at once
+        refusals = smsc.call(lambda: dict(srv(smsc).operator().stats.connection_refusals))
+        assert refusals["outage"] == outage.hits - 1
         with bound(smsc, "receiver") as rx:
             rx.read_until(lambda: len(rx.receipts()) == 3)  # nothing accepted was lost
 
@@ -429,6 +433,15 @@ def test_faults_through_the_control_api_and_smsim_faults(
         with bound(smsc, "transmitter") as peer:
             assert submit_status(peer) == c.SMPP_ESME_RTHROTTLED
             assert api.get("/faults")["faults"][0]["hits"] == 1
+            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+                samples = {
+                    (s.name, tuple(sorted(s.labels.items()))): s.value
+                    for family in text_string_to_metric_families(resp.read().decode())
+                    for s in family.samples
+                }
+            key = (("kind", "submit_error"), ("name", got["name"]))
+            assert samples[("smsim_fault_hits_total", key)] == 1
+            assert samples[("smsim_fault_active", key)] == 1
             assert api.call("DELETE", f"/faults/{got['id']}")["removed"]["hits"] == 1
             assert submit_status(peer) == 0
         with pytest.raises(Exception, match=r"400 .*unknown SMPP status"):

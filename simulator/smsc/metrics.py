@@ -241,6 +241,23 @@ class SmscCollector:
             )
         yield from self._subscribers()
         yield from self._security()
+        yield from self._faults()
+
+    def _faults(self) -> Iterator[Metric]:
+        """Fault rules now on the plan: how often each acted, and whether it is on."""
+        labels = ["name", "kind"]
+        hits = CounterMetricFamily(
+            "smsim_fault_hits", "times each fault rule acted (requests, binds, PDUs)", labels=labels
+        )
+        active = GaugeMetricFamily(
+            "smsim_fault_active", "1 while a fault rule is on", labels=labels
+        )
+        now = self._server.loop_time()
+        for fault in self._server.faults.faults.values():
+            key = [fault.name, fault.rule.kind.value]
+            hits.add_metric(key, fault.hits)
+            active.add_metric(key, 1 if fault.on(now) else 0)
+        yield from (hits, active)
 
     def _security(self) -> Iterator[Metric]:
         """Who was kept out: refused binds by reason, lock-outs, refused and closed

@@ -195,6 +195,7 @@ class OperatorSmsc:
                 # Down: the connection is cut as it comes (one line when the outage began).
                 outage.hits += 1
                 self.stats.connections_refused += 1
+                self.stats.connection_refusals["outage"] += 1
                 conn.abort()
                 return
         if conn.accepted:

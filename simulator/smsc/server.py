@@ -375,6 +375,11 @@ class SmscServer:
             self.schedule(fault.start, self._fault_due, fault)
         return fault
 
+    def loop_time(self) -> float:
+        """The loop's clock, which fault rules' start and end are on."""
+        assert self._loop is not None, "start the server first"
+        return self._loop.time()
+
     def remove_fault(self, fault_id: int) -> Fault | None:
         fault = self.faults.remove(fault_id)
         if fault is not None:

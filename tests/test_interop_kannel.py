@@ -32,11 +32,13 @@ from pathlib import Path
 
 import pytest
 
-from simulator.config import OperatorConfig, ReceiptConfig, SmscConfig
+from simulator.config import AccountConfig, OperatorConfig, ReceiptConfig, SmscConfig, TlsConfig
 from simulator.smpp.constants import MessageState
 from simulator.smsc.receipts import Outcome, ReceiptPolicy
 from simulator.smsc.server import SmscServer
 from simulator.smsc.store import Message
+from simulator.smsc.tls import fingerprint, self_signed
+from tests.support.certs import TestCa
 from tests.support.kannel import (
     COURIER_DLR_MASK,
     HttpRecorder,
@@ -498,3 +500,149 @@ async def test_receipt_text_of_a_concatenated_message_starts_after_the_udh(
         answer = final.query["answer"][0]  # the receipt text, as Kannel hands it on
         assert " stat:DELIVRD err:000 text:" in answer
         assert answer.endswith("text:" + text[:20]), answer
+
+
+# ------------------------------------------------------------------- 7. SMPP over TLS
+#
+# Debian's Kannel 1.4.5 is built with OpenSSL (bearerbox links libssl.so.3): the smsc
+# group's ``use-ssl = true`` opens the SMPP connection with TLS, the core group's
+# ``ssl-trusted-ca-file`` is what it checks the SMSC's certificate against and
+# ``ssl-client-certkey-file`` (certificate and key in one PEM) is the client certificate
+# it presents. Without ``ssl-trusted-ca-file`` it checks nothing (pinned below).
+
+
+@asynccontextmanager
+async def tls_topology(
+    workdir: Path,
+    tls: TlsConfig,
+    *,
+    accounts: list[AccountConfig] | None = None,
+    core: dict[str, str] | None = None,
+    online: bool = True,
+) -> AsyncIterator[Topology]:
+    """Like ``topology`` with Kannel bound to the SMSC's TLS listener (``use-ssl``);
+    ``core`` adds Kannel's SSL settings (None: trust the SMSC's own certificate)."""
+    extra = {"accounts": accounts} if accounts else {}
+    config = smsc_config(tls=tls, **extra)
+    with HttpRecorder() as courier:
+        async with SmscServer(config) as smsc:
+            _, port = smsc.tls_address()
+            trusted = {"ssl-trusted-ca-file": str(smsc.tls_certs["egypt"])}
+            cfg = KannelConfig(
+                smsc_port=port,
+                mo_url=courier.receive_url(CHANNEL),
+                extra_smsc={"use-ssl": True},
+                extra_core=trusted if core is None else core,
+            )
+            async with KannelProcess(cfg, workdir / "kannel") as proc:
+                if online:
+                    await proc.async_wait_smsc_online(timeout=15)
+                yield Topology(smsc, proc, courier)
+
+
+def tls_binds(smsc: SmscServer) -> list[object]:
+    """The SSL objects of the SMSC's bound connections (None for a plain one)."""
+    return [
+        conn.transport.get_extra_info("ssl_object") if conn.transport else None
+        for acct in smsc.operator().accounts.values()
+        for conn in acct.binds
+    ]
+
+
+async def kannel_round_trip(t: Topology, msg_uuid: str) -> None:
+    """An MT with its receipt, and an MO, through Kannel and the TLS bind."""
+    assert await t.send("Takaful & Karama over TLS", msg_uuid) == "0: Accepted for delivery"
+    assert (await t.final_status(msg_uuid)).query["status"] == ["1"]
+    assert t.statuses(msg_uuid) == ["8", "1"]
+    t.smsc.inject_mo(HANDSET, ARABIC_MO)
+    got = await t.wait_request(
+        lambda r: r.path == RECEIVE_PATH and r.query.get("sender") == ["+" + HANDSET]
+    )
+    assert got.get("message") == ARABIC_MO
+    await until(lambda: t.smsc.stats().mo_delivered >= 1, 5, "MO answered")
+
+
+async def test_kannel_binds_over_tls_and_sends_and_receives(tmp_path: Path) -> None:
+    tls = TlsConfig(port=0, state_dir=str(tmp_path / "tls"))
+    async with tls_topology(tmp_path, tls) as t:
+        await kannel_round_trip(t, "mt-tls")
+        (ssl_object,) = tls_binds(t.smsc)
+        assert ssl_object is not None
+        assert ssl_object.version() in ("TLSv1.2", "TLSv1.3")  # type: ignore[attr-defined]
+        counters = t.smsc.tls_counters["egypt"]
+        assert counters.handshakes >= 1 and not counters.failures
+        log = (t.kannel.workdir / "bearerbox.log").read_text(errors="replace")
+        assert 'Accepting certificate for "/CN=localhost"' in log  # it checked ours
+
+
+async def test_kannel_presents_its_client_certificate_to_a_pinned_account(
+    tmp_path: Path,
+) -> None:
+    ca = TestCa(tmp_path / "ca")
+    kannel_cert = ca.issue("kannel")
+    tls = TlsConfig(
+        port=0,
+        state_dir=str(tmp_path / "tls"),
+        client_ca_file=str(ca.pem),
+        require_client_cert=True,
+    )
+    pinned = [
+        AccountConfig(
+            system_id="rapidpro", password="secret", tls_client_cert_sha256=[kannel_cert.sha256]
+        )
+    ]
+    core = {"ssl-client-certkey-file": str(kannel_cert.certkey)}
+    async with tls_topology(tmp_path, tls, accounts=pinned, core=core) as t:
+        await kannel_round_trip(t, "mt-mtls")
+        (ssl_object,) = tls_binds(t.smsc)
+        der = ssl_object.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+        assert fingerprint(der) == kannel_cert.sha256
+
+
+async def test_kannel_without_a_client_certificate_is_refused_and_counted(
+    tmp_path: Path,
+) -> None:
+    ca = TestCa(tmp_path / "ca")
+    tls = TlsConfig(
+        port=0,
+        state_dir=str(tmp_path / "tls"),
+        client_ca_file=str(ca.pem),
+        require_client_cert=True,
+    )
+    async with tls_topology(tmp_path, tls, core={}, online=False) as t:
+        counters = t.smsc.tls_counters["egypt"]
+        await until(
+            lambda: counters.failures["peer_did_not_return_a_certificate"] >= 2,
+            15,
+            "Kannel's handshakes refused (it retries every reconnect-delay)",
+        )
+        assert counters.handshakes == 0 and t.smsc.stats().binds == 0
+        assert not (t.kannel.smsc_state() or "").startswith("online")
+
+
+async def test_kannel_refuses_an_smsc_its_ca_file_does_not_vouch_for(tmp_path: Path) -> None:
+    other, _, _ = self_signed(tmp_path / "other", ["localhost"])
+    tls = TlsConfig(port=0, state_dir=str(tmp_path / "tls"))
+    core = {"ssl-trusted-ca-file": str(other)}
+    async with tls_topology(tmp_path, tls, core=core, online=False) as t:
+        counters = t.smsc.tls_counters["egypt"]
+        # Kannel sends its alert only after it gave up on our certificate; we count it.
+        await until(lambda: sum(counters.failures.values()) >= 2, 15, "alerts from Kannel")
+        assert set(counters.failures) == {"tlsv1_alert_unknown_ca"}
+        assert t.smsc.stats().binds == 0
+        log = (t.kannel.workdir / "bearerbox.log").read_text(errors="replace")
+        assert 'Rejecting certificate for "/CN=localhost"' in log
+        assert "certificate verify failed" in log
+
+
+async def test_kannel_without_a_trusted_ca_file_binds_to_any_certificate(
+    tmp_path: Path,
+) -> None:
+    """What a Kannel config must not forget: with ``use-ssl`` but no
+    ``ssl-trusted-ca-file`` Kannel 1.4.5 checks no certificate at all (anyone on the
+    path could play the SMSC); here a self-signed one it was never told about."""
+    tls = TlsConfig(port=0, state_dir=str(tmp_path / "tls"))
+    async with tls_topology(tmp_path, tls, core={}) as t:
+        assert t.smsc.stats().binds == 1
+        log = (t.kannel.workdir / "bearerbox.log").read_text(errors="replace")
+        assert "Accepting certificate" not in log and "Rejecting certificate" not in log

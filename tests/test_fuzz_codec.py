@@ -51,11 +51,11 @@ from simulator.smpp.session import (
     Session,
     Unbound,
 )
-from tests.fuzz import fuzz_settings
+from tests.fuzz import TIMEOUT, fuzz_settings
 from tests.fuzz.model import decode_all, expectation, match_answers, split_stream
 from tests.fuzz.pdus import ALL_CLASSES, any_pdu, chunked, frames, mutated, pdu_of
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(TIMEOUT)
 
 _STATUSES = frozenset(int(s) for s in Status)
 _FROM_PEER = (PduReceived, ResponseReceived, ProtocolError, RequestRejected, Unbound)
@@ -366,3 +366,20 @@ def test_finding_unbind_resp_or_wrong_answer_for_a_submit_frees_nothing() -> Non
     assert [p.sequence_number for p in session.outstanding] == [seq]
     (ev,) = session.receive_data(struct.pack(">IIII", 16, CommandId.GENERIC_NACK, 8, seq))
     assert isinstance(ev, ResponseReceived) and ev.pdu.command_status == 8
+
+
+def test_finding_answering_a_bind_after_a_framing_error_does_not_reopen_the_session() -> None:
+    """Found by the session fuzzer: a bind and a command_length of 0 in one read gave
+    [PduReceived(bind), ProtocolError(fatal)]; the application's bind_resp then moved
+    the closed session to BOUND_RX, so the SMSC kept the connection open on a stream
+    it could no longer frame (and attached it to the account as a receiver)."""
+    session = Session(Role.SMSC, enquire_link_interval=None)
+    bind = BIND_CLASSES[1](sequence_number=1, system_id="rapidpro").encode()
+    events = session.receive_data(bind + bytes(16))
+    assert [type(e) for e in events] == [PduReceived, ProtocolError]
+    assert session.closed
+    session.send(events[0].pdu.response())  # type: ignore[attr-defined]
+    assert session.closed and not session.is_bound
+    (nack, resp) = decode_all(session.data_to_send())
+    assert nack == GenericNack(0, Status.ESME_RINVCMDLEN)
+    assert resp.command_id == CommandId.BIND_RECEIVER_RESP  # still sent before the close

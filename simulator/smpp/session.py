@@ -310,7 +310,9 @@ class Session:
         cid = pdu.command_id
         if cid & RESPONSE_BIT:
             self._inbound.discard(pdu.sequence_number)
-            if cid in _STATEFUL_RESPONSES:
+            # Answers still go out after a framing error closed the session (the bind
+            # before it in the same read is answered), but they must not reopen it.
+            if cid in _STATEFUL_RESPONSES and self.state is not _CLOSED:
                 if pdu.command_status == 0:
                     bound = _BOUND_BY_RESP.get(type(pdu))
                     if bound is not None:

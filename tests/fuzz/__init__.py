@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 #: The env knob for long local runs: examples per fuzz test, random seed.
 EXAMPLES_ENV = "SMSIM_FUZZ_EXAMPLES"
+
+
+#: pytest-timeout for a fuzz module: generous in CI, none for a long run.
+TIMEOUT = 0 if os.environ.get(EXAMPLES_ENV) else 300
 
 
 def fuzz_settings(ci_examples: int) -> settings:
@@ -28,6 +32,8 @@ def fuzz_settings(ci_examples: int) -> settings:
             HealthCheck.filter_too_much,
         ],
     }
+    if os.environ.get("SMSIM_FUZZ_NO_SHRINK"):  # a first look at a failure, fast
+        common["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
     if long_run:
         return settings(max_examples=int(long_run), derandomize=False, **common)  # type: ignore[arg-type]
     return settings(max_examples=ci_examples, derandomize=True, database=None, **common)  # type: ignore[arg-type]

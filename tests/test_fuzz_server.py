@@ -1,0 +1,294 @@
+"""Fuzzing a live SMSC (issue 8): mutated PDUs on raw sockets, before and after a bind.
+
+One real ``SmscServer`` (its own thread and loop, a free loopback port) serves the whole
+module. Each example opens a raw connection, optionally binds (transceiver, transmitter
+or receiver), sends a stream of valid, mutated and noise frames (tests/fuzz/pdus.py),
+completes any frame left partial, and ends with an enquire_link sentinel. Then:
+
+- either the sentinel came back, and every request frame got exactly one answer: the
+  codec's status for what it cannot decode, generic_nack ESME_RINVCMDID for an unknown
+  command, a documented status for the rest; no response frame got one;
+- or the server closed the connection, with a log line saying why (unbind, framing
+  error, errors before bind), and every answer it did send was due;
+- every PDU the server wrote parses; at most one log line per frame sent (and one for
+  the bind and one for the close);
+- no traceback, no ERROR and no unhandled exception anywhere in the log;
+- a well-behaved client still binds, gets submit_sm_resp and its receipt.
+
+CI runs a fixed number of derandomized examples; SMSIM_FUZZ_EXAMPLES=N for long runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from simulator.config import SecurityConfig
+from simulator.smpp.constants import CommandId, Status, Tag
+from simulator.smpp.pdu import BIND_CLASSES, DeliverSm, EnquireLink, GenericNack, Pdu
+from simulator.smsc.server import SmscServer, SmscThread
+from tests.fuzz import TIMEOUT, fuzz_settings
+from tests.fuzz.client import ENQUIRE_LINK_RESP, BlockingEsme, RawConnection
+from tests.fuzz.model import expectation, split_stream
+from tests.fuzz.pdus import any_pdu, frames
+from tests.support.smsc import config, sm
+
+pytestmark = pytest.mark.timeout(TIMEOUT or 600)
+
+MAX_PDU = 65536
+_STATUSES = frozenset(int(s) for s in Status)
+_SENTINEL = 0x7FFFFFF0
+
+
+class LogTrap(logging.Handler):
+    """Every record from the SMSC thread (smsim.* and asyncio), formatted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lock_ = threading.Lock()
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        with self.lock_:
+            self.lines.append((record.levelno, text))
+
+    def since(self, mark: int) -> list[tuple[int, str]]:
+        with self.lock_:
+            return self.lines[mark:]
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[SmscServer, LogTrap]]:
+    trap = LogTrap()
+    loggers = [logging.getLogger(n) for n in ("smsim", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(trap)
+        lg.setLevel(logging.INFO)
+    # No bind lock-out: the fuzzer's wrong passwords come from 127.0.0.1 too, and the
+    # well-behaved client must still bind. Everything else is the shipped default
+    # (errors_before_bind 3, max_pdu_size 65536).
+    cfg = config(security=SecurityConfig(lockout=0))
+    thread = SmscThread(cfg)
+    thread.start()
+    assert thread.server is not None
+    try:
+        yield thread.server, trap
+    finally:
+        thread.stop()
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(trap)
+            lg.setLevel(level)
+    _assert_clean(trap.since(0))
+
+
+def _assert_clean(lines: list[tuple[int, str]]) -> None:
+    bad = [
+        text
+        for level, text in lines
+        if level >= logging.ERROR or "Traceback" in text or "exception" in text.lower()
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def _completion(tail: bytes) -> bytes:
+    pad = b""
+    while tail:
+        t = tail + pad
+        if len(t) < 16:
+            pad += bytes(16 - len(t))
+            continue
+        length = int.from_bytes(t[:4], "big")
+        if length < 16 or length > MAX_PDU or len(t) >= length:
+            return pad
+        pad += bytes(length - len(t))
+    return pad
+
+
+def _probe(port: int) -> None:
+    """A well-behaved client: bind, submit, submit_sm_resp, receipt, unbind."""
+    esme = BlockingEsme(port)
+    try:
+        resp = esme.bind()
+        assert resp.command_status == 0, resp
+        resp = esme.request(sm())
+        assert resp.command_status == 0, resp
+        esme.receipt_for(resp.message_id)  # type: ignore[attr-defined]
+        assert not esme.errors, esme.errors
+    finally:
+        esme.close()
+
+
+_stream = st.lists(
+    frames(any_pdu(seq=st.one_of(st.integers(1, 6), st.integers(1, 0x7FFFFFEF)))),
+    min_size=1,
+    max_size=10,
+)
+
+
+@fuzz_settings(80)
+@given(
+    bind=st.sampled_from([None, *BIND_CLASSES]),
+    sent=_stream,
+    split=st.booleans(),
+)
+def test_live_smsc_answers_mutated_pdus_and_keeps_serving(
+    live: tuple[SmscServer, LogTrap], bind: type[Pdu] | None, sent: list[bytes], split: bool
+) -> None:
+    server, trap = live
+    note(f"bind={bind} split={split} sent={sent!r}")
+    mark = len(trap.lines)
+    conn = RawConnection(server.port)
+    try:
+        if bind is not None:
+            conn.send(bind(sequence_number=1, system_id="rapidpro", password="secret").encode())
+            resp = conn.read_until(1, bind.command_id | 0x80000000)[-1]
+            assert resp.command_status == 0, resp
+        stream = b"".join(sent)
+        _, _, left = split_stream(stream, MAX_PDU)
+        stream += _completion(stream[len(stream) - left :])
+        whole, fatal, left = split_stream(stream, MAX_PDU)
+        assert left == 0
+        if split:  # as separate writes, so that the server reads them apart too
+            for frame in whole:
+                conn.send(frame.data)
+            if fatal is not None:
+                conn.send(stream[sum(len(f.data) for f in whole) :])
+        else:
+            conn.send(stream)
+        conn.send(conn.sentinel(_SENTINEL).encode())
+        got = conn.read_until(_SENTINEL, ENQUIRE_LINK_RESP)
+        closed = conn.closed_by_server
+    finally:
+        conn.close()
+    answers = [p for p in got if p.is_response and p.sequence_number != _SENTINEL]
+    if fatal is not None:
+        # The framing error's answer, unless the server closed before reading that far.
+        nack = GenericNack(fatal.seq, Status.ESME_RINVCMDLEN)
+        if nack in answers:
+            answers.remove(nack)
+    for a in answers:
+        assert a.command_status in _STATUSES, f"undocumented status in {a!r}"
+    expected = [expectation(f) for f in whole]
+    problems = _match(expected, answers, require_all=not closed)
+    lines = trap.since(mark)
+    mine = [text for _, text in lines if f"peer=127.0.0.1:{conn.local_port}" in text]
+    if fatal is not None:
+        assert closed, "a framing error must close the connection"
+    if closed:
+        assert any(
+            word in text
+            for text in mine
+            for word in ("connection_closed", "unbind ", "fatal=True", "protocol_error")
+        ), f"closed without saying why: {mine}"
+    assert not problems, problems
+    assert len(mine) <= len(whole) + 3, "more than one log line per frame:\n" + "\n".join(mine)
+    _assert_clean(lines)
+    _probe(server.port)
+    _assert_clean(trap.since(mark))
+
+
+def _match(expected: list, answers: list[Pdu], *, require_all: bool) -> list[str]:
+    """As model.match_answers, but a live SMSC refuses decodable requests with any
+    documented status (addresses, throttling, bind failures...), not only the
+    session's own."""
+    problems = []
+    taken = [False] * len(expected)
+    for ans in answers:
+        for i, exp in enumerate(expected):
+            if taken[i] or not (exp.required or exp.optional):
+                continue
+            if exp.frame.seq != ans.sequence_number or ans.command_id not in exp.cids:
+                continue
+            if exp.error is not None and ans.command_status != exp.error.status:
+                continue
+            if exp.frame.command_id not in _KNOWN and ans.command_status != Status.ESME_RINVCMDID:
+                continue
+            taken[i] = True
+            break
+        else:
+            problems.append(f"unexpected answer {ans!r}")
+    if require_all:
+        for i, exp in enumerate(expected):
+            if exp.required and not taken[i]:
+                problems.append(
+                    f"no answer to 0x{exp.frame.command_id:08X} seq {exp.frame.seq} "
+                    f"(decoded={exp.decoded!r}, error={exp.error!r}, bytes={exp.frame.data.hex()})"
+                )
+    return problems
+
+
+_KNOWN = frozenset(int(c) for c in CommandId)
+
+
+# --- findings, pinned -----------------------------------------------------------------------
+
+
+def test_finding_bind_in_the_read_of_a_framing_error_is_closed(
+    live: tuple[SmscServer, LogTrap],
+) -> None:
+    """A bind and a command_length of 0 in one write: the SMSC answers both and closes
+    (it kept the connection open, bound as a receiver, on a stream it could no longer
+    frame: the session's fix in test_fuzz_codec.py)."""
+    server, trap = live
+    mark = len(trap.lines)
+    conn = RawConnection(server.port)
+    try:
+        bind = BIND_CLASSES[1](sequence_number=1, system_id="rapidpro", password="secret")
+        conn.send(bind.encode() + bytes(16))
+        got = conn.read_until(_SENTINEL, ENQUIRE_LINK_RESP)
+        assert conn.closed_by_server
+    finally:
+        conn.close()
+    assert GenericNack(0, Status.ESME_RINVCMDLEN) in got
+    _assert_clean(trap.since(mark))
+    _probe(server.port)
+
+
+def test_finding_wrong_response_to_a_receipt_does_not_rebind_or_lose_it(
+    live: tuple[SmscServer, LogTrap],
+) -> None:
+    """A receiver answers a receipt with bind_transmitter_resp (its sequence number,
+    status 0): the SMSC logs a protocol error, keeps the bind a receiver, and the next
+    receipt still reaches it. (It used to take that as the answer, count the receipt
+    delivered and turn the bind into a transmitter: the next deliver_sm raised
+    SessionStateError inside the server and that receipt was lost.)"""
+    server, trap = live
+    _probe(server.port)  # the account's queue drained of earlier examples' receipts
+    mark = len(trap.lines)
+    conn = RawConnection(server.port)
+    sender = BlockingEsme(server.port)
+    try:
+        rx = BIND_CLASSES[1](sequence_number=1, system_id="rapidpro", password="secret")
+        conn.send(rx.encode())
+        assert conn.read_until(1, CommandId.BIND_RECEIVER_RESP)[-1].command_status == 0
+        assert sender.bind(BIND_CLASSES[0]).command_status == 0  # a transmitter
+        first = sender.request(sm())
+        receipt = conn.read_pdus(lambda p: isinstance(p, DeliverSm))[-1]
+        assert receipt.tlvs[Tag.RECEIPTED_MESSAGE_ID] == first.message_id  # type: ignore[attr-defined]
+        wrong = BIND_CLASSES[0].response_class(sequence_number=receipt.sequence_number)  # type: ignore[misc]
+        conn.send(wrong.encode())
+        second = sender.request(sm())
+        again = conn.read_pdus(lambda p: isinstance(p, DeliverSm))[-1]
+        assert again.tlvs[Tag.RECEIPTED_MESSAGE_ID] == second.message_id  # type: ignore[attr-defined]
+        conn.send(receipt.response().encode() + again.response().encode())
+        conn.send(EnquireLink(sequence_number=_SENTINEL).encode())
+        conn.read_until(_SENTINEL, ENQUIRE_LINK_RESP)
+        assert not conn.closed_by_server
+    finally:
+        conn.close()
+        sender.close()
+    lines = trap.since(mark)
+    _assert_clean(lines)
+    assert any(
+        "bind_transmitter_resp" in text and "answers our deliver_sm" in text for _, text in lines
+    )
+    _probe(server.port)

@@ -687,16 +687,24 @@ def control_main(args: argparse.Namespace) -> int:
     return 0 if all(not r.get("errors") for r in best.values()) else 1
 
 
-def _journal_lines(path: Path) -> int:
-    return sum(f.read_bytes().count(b"\n") for f in path.glob("journal-*.jsonl"))
+def _journal_records(path: Path) -> tuple[int, int]:
+    """Records in a journal directory (either format), and its bytes."""
+    from simulator.smsc.journal_files import journal_files, read_journal
+
+    return len(read_journal(path)[0]), sum(f.stat().st_size for f in journal_files(path))
 
 
 def journal_main(args: argparse.Namespace) -> int:
     """The SMSC without the journal, with it (fsync per batch), and with it plus the
-    control API and /metrics scraped; runs alternate, median of ``--repeat`` each."""
-    console = Console(width=160)
+    control API and /metrics scraped; runs alternate (off, on, on + metrics, off, ...),
+    so a load from other processes hits all alike. Per variant: the median and best of
+    ``--repeat`` runs, and the median of each repetition's ratio to the "off" run next to
+    it (the figure least moved by a machine whose load drifts)."""
+    console = Console(width=170)
     labels = ("ours, journal off", "ours, journal on", "ours, journal + metrics scraped")
     runs: dict[str, list[dict[str, float | str]]] = {label: [] for label in labels}
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = os.getloadavg()
     for rep in range(args.repeat):
         for label in labels:
             with tempfile.TemporaryDirectory() as tmp:
@@ -708,52 +716,76 @@ def journal_main(args: argparse.Namespace) -> int:
                         r = run_one("ours", args, conf, control_port=cport)
                     except Exception as exc:
                         r = {"target": label, "errors": str(exc)}
-                r["journal_records"] = _journal_lines(jdir) if jdir is not None else 0
+                r["journal_records"], r["journal_bytes"] = (
+                    _journal_records(jdir) if jdir is not None else (0, 0)
+                )
                 runs[label].append(r)
     load = os.getloadavg()
     table = Table(
         title=f"SMSC with and without the journal: {args.binds} trx binds × window "
-        f"{args.window}, {args.duration:.0f} s, median of {args.repeat}, "
-        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs"
+        f"{args.window}, {args.duration:.0f} s × {args.repeat}, from {started}, load average "
+        f"{load0[0]:.2f} → {load[0]:.2f} on {os.cpu_count()} CPUs"
     )
     cols = (
         "variant",
-        "submit_sm/s",
-        "receipts/s",
+        "receipts/s median",
+        "best",
+        "÷ off (medians)",
+        "÷ off (paired median)",
         "p99 resp ms",
-        "SMSC CPU µs/msg",
-        "receipts/s ÷ off",
-        "journal records",
+        "CPU µs/msg median",
+        "records/msg",
+        "bytes/record",
+        "slowest scrape ms",
         "errors",
     )
     for col in cols:
         table.add_column(col, justify="left" if col in ("variant", "errors") else "right")
-    med: dict[str, dict[str, float | str]] = {}
+
+    def ok(r: dict[str, float | str]) -> bool:
+        return "receipts_s" in r and not r.get("errors")
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    base_runs = runs[labels[0]]
+    base_med = median([float(r["receipts_s"]) for r in base_runs if ok(r)])
     for label, results in runs.items():
-        good = sorted(
-            (r for r in results if "receipts_s" in r and not r.get("errors")),
-            key=lambda r: float(r["receipts_s"]),
+        good = [r for r in results if ok(r)]
+        rates = [float(r["receipts_s"]) for r in good]
+        console.print(
+            f"[dim]{label}: receipts/s per run {', '.join(f'{x:,.0f}' for x in rates)}; "
+            "CPU µs/msg " + ", ".join(f"{1e6 / float(r['per_cpu_s']):.1f}" for r in good) + "[/]"
         )
-        med[label] = good[len(good) // 2] if good else results[0]
-        rates = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in good)
-        console.print(f"[dim]{label}: receipts/s per run {rates}[/]")
-    base = med[labels[0]]
-    for label, r in med.items():
-        if "receipts_s" not in r or "receipts_s" not in base:
-            table.add_row(label, *["-"] * 6, str(r.get("errors", "")))
+        errors = "; ".join(str(r["errors"]) for r in results if r.get("errors"))[:80]
+        if not good:
+            table.add_row(label, *["-"] * 9, errors)
             continue
+        paired = [
+            float(r["receipts_s"]) / float(b["receipts_s"])
+            for r, b in zip(results, base_runs, strict=True)
+            if ok(r) and ok(b)
+        ]
+        submitted = sum(float(r["submit_s"]) * args.duration for r in good)
+        records = sum(int(r["journal_records"]) for r in good)
+        jbytes = sum(int(r["journal_bytes"]) for r in good)
+        scrapes = [float(r["scrape_ms"]) for r in good if int(r["scrapes"])]
         table.add_row(
             label,
-            f"{r['submit_s']:,.0f}",
-            f"{r['receipts_s']:,.0f}",
-            f"{r['p99_ms']:.2f}",
-            f"{1e6 / float(r['per_cpu_s']):.1f}",
-            f"{float(r['receipts_s']) / float(base['receipts_s']):.3f}",
-            f"{r['journal_records']:,}",
-            str(r["errors"]),
+            f"{median(rates):,.0f}",
+            f"{max(rates):,.0f}",
+            f"{median(rates) / base_med:.3f}",
+            f"{median(paired):.3f}",
+            f"{median([float(r['p99_ms']) for r in good]):.2f}",
+            f"{median([1e6 / float(r['per_cpu_s']) for r in good]):.1f}",
+            # Records over the whole run (warm-up too) per message measured: a rough guide.
+            f"{records / submitted:.2f}" if records else "-",
+            f"{jbytes / records:.0f}" if records else "-",
+            f"{max(scrapes):.1f}" if scrapes else "-",
+            errors,
         )
     console.print(table)
-    return 0 if all(not r.get("errors") for r in med.values()) else 1
+    return 0 if all(ok(r) for results in runs.values() for r in results) else 1
 
 
 if __name__ == "__main__":

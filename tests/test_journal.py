@@ -1,5 +1,6 @@
 """The message journal and ``smsim audit``: the writer (batches, rotation, what a crash
-loses), the reconciliation, and a real ``kill -9`` of an ``smsim smsc --journal``."""
+loses, the binary frames and the JSON lines of earlier versions), the reconciliation, and
+a real ``kill -9`` of an ``smsim smsc --journal``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ from simulator.smpp.constants import Status
 from simulator.smpp.pdu import DeliverSm, SubmitSm
 from simulator.smsc.audit import audit, history
 from simulator.smsc.journal import Journal
-from simulator.smsc.journal_files import encode, journal_files, read_journal
+from simulator.smsc.journal_files import (
+    FRAME,
+    MAGIC,
+    frame,
+    journal_files,
+    read_journal,
+    write_records,
+)
 from simulator.smsc.store import Message
 from tests.support.ports import free_port
 
@@ -56,6 +64,8 @@ def test_batches_are_written_by_flush_and_read_back_in_order(tmp_path: Path) -> 
         "rd": 1,
         "submit": 1000.0,
         "t": records[0]["t"],
+        **{"src_ton": 3, "src_npi": 0, "dst_ton": 1, "dst_npi": 1, "esm": 0, "dcs": 0},
+        "sm": b"hi",
     }
     j.stop()
 
@@ -83,12 +93,20 @@ def test_a_crash_between_batches_loses_only_the_unwritten_batch(tmp_path: Path) 
     hooks.accepted(_msg("written"))
     j.flush()
     hooks.accepted(_msg("buffered"))  # the process dies here: never flushed
-    # A line torn mid-write by the crash is skipped, counted, and the rest still read.
-    with open(journal_files(tmp_path)[-1], "a") as f:
-        f.write('{"e":"accept","op":"eg')
+    # A frame torn mid-write by the crash is skipped, counted, and the rest still read.
+    whole = frame([("accept", "eg", "torn", "a", "1", "2", 1, 1.0, 1.0)])
+    with open(journal_files(tmp_path)[-1], "ab") as f:
+        f.write(whole[:-3])
     records, torn = read_journal(tmp_path)
     assert [r["id"] for r in records] == ["written"]
     assert torn == 1
+    # A frame whose bytes changed fails its checksum: not unmarshalled, counted.
+    bad = bytearray(whole)
+    bad[FRAME.size + 5] ^= 0xFF
+    (tmp_path / "journal-29990101T000000.000000-1-000001.smj").write_bytes(MAGIC + bytes(bad))
+    records, torn = read_journal(tmp_path)
+    assert [r["id"] for r in records] == ["written"]
+    assert torn == 2
 
 
 def test_the_thread_writes_within_a_flush_interval(tmp_path: Path) -> None:
@@ -186,7 +204,7 @@ def test_history_by_id_and_by_number() -> None:
 
 
 def _write(path: Path, records: list[dict[str, object]]) -> None:
-    path.mkdir()
+    path.mkdir(exist_ok=True)
     (path / "journal-20260101T000000-1-000001.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in records)
     )
@@ -284,9 +302,8 @@ def _start_smsc(tmp_path: Path, flush: float = FLUSH) -> tuple[subprocess.Popen[
 
 
 def test_sigterm_to_the_group_journals_everything(tmp_path: Path) -> None:
-    """The writer process ignores the group's SIGTERM: the SMSC stops, hands over its
-    last records, and the writer writes them before it exits. The flush interval is
-    longer than the test: every record is still in the SMSC's buffer at the signal."""
+    """SIGTERM: the SMSC stops and writes its last records before it exits. The flush
+    interval is longer than the test: every record is still in the buffer at the signal."""
     proc, port, journal = _start_smsc(tmp_path, flush=10.0)
     try:
         _wait_port(port, proc)
@@ -297,7 +314,7 @@ def test_sigterm_to_the_group_journals_everything(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
-    # No wait: the SMSC's stop waited for its writer.
+    # No wait: the SMSC's stop wrote the rest before the process ended.
     records = read_journal(journal)[0]
     assert {r["id"] for r in records if r["e"] == "accept"} == set(receipted)
     result = audit(records)
@@ -339,30 +356,31 @@ def test_kill_9_mid_run_then_audit_reconciles(tmp_path: Path) -> None:
     assert all(mid in out.stdout for mid in pending)
 
 
-def test_every_kind_encodes_to_json_with_awkward_text() -> None:
+def test_every_kind_round_trips_with_awkward_text(tmp_path: Path) -> None:
     odd = 'a"b\\c\n\u0645'
-    cases = {
-        ("accept", odd, "1", odd, odd, odd, 3, 1.5, 2.25): {
-            **{"e": "accept", "op": odd, "id": "1", "account": odd, "src": odd, "dst": odd},
-            **{"rd": 3, "submit": 1.5, "t": 2.25},
-        },
-        ("receipt_queued", "eg", odd, "2010", "DELIVRD", 1.0): {
-            **{"e": "receipt_queued", "op": "eg", "id": odd, "dst": "2010", "stat": "DELIVRD"},
-            "t": 1.0,
-        },
-        ("receipt_delivered", "eg", "9", odd, "UNDELIV", 1.0): {
-            **{"e": "receipt_delivered", "op": "eg", "id": "9", "dst": odd, "stat": "UNDELIV"},
-            "t": 1.0,
-        },
-        ("mo_injected", "eg", "m", odd, "1442", 2, 1.0): {
-            **{"e": "mo_injected", "op": "eg", "mo": "m", "src": odd, "dst": "1442"},
-            **{"parts": 2, "t": 1.0},
-        },
-        ("mo_delivered", "eg", "m", 1, 1.0): {
-            **{"e": "mo_delivered", "op": "eg", "mo": "m", "part": 1, "t": 1.0},
-        },
-    }
-    for record, expected in cases.items():
-        line = encode(record)
-        assert line.endswith("\n") and line.count("\n") == 1
-        assert json.loads(line) == expected
+    part = (0, 1, odd, 3, 0, "1442", 0x40, 8, b"\x05\x00\x03\x01\x02\x01x", {0x0424: b"y"})
+    records = [
+        ("accept", odd, "1", odd, odd, odd, 3, 1.5, 2.25, 1, 1, 1, 1, 0, 8, b"\x00\xff"),
+        ("receipt_queued", "eg", odd, "2010", "DELIVRD", 1.0, 2, 0, 3.5),
+        ("receipt_delivered", "eg", "9", odd, "UNDELIV", 1.0),
+        ("mo_injected", "eg", "m", odd, "1442", 1, 1.0, "rapidpro", (part,)),
+        ("mo_delivered", "eg", "m", 1, 1.0),
+        ("receipt_recovered", "eg", "9", odd, 2.0),
+        ("mo_recovered", "eg", "m", (0,), 2.0),
+    ]
+    write_records(tmp_path, records)
+    back, torn = read_journal(tmp_path)
+    assert torn == 0
+    assert [tuple(r.values()) for r in back] == records
+    assert back[0]["op"] == odd and back[0]["sm"] == b"\x00\xff"
+    assert back[3]["pdus"][0][-1] == {0x0424: b"y"}
+
+
+def test_journals_of_both_formats_are_read_in_order(tmp_path: Path) -> None:
+    """A directory an earlier version wrote JSON lines to, then this one frames."""
+    _write(tmp_path, RECORDS[:1])
+    write_records(tmp_path, [("receipt_delivered", "egypt", "1", "201001234567", "DELIVRD", 2.0)])
+    records, torn = read_journal(tmp_path)
+    assert torn == 0
+    assert [r["e"] for r in records] == ["accept", "receipt_delivered"]
+    assert audit(records).lost == 0

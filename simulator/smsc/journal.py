@@ -1,15 +1,15 @@
 """The message journal: every accept, receipt and MO, recorded off the hot path.
 
 Why: a load test's counters say how many; the journal says which, and survives the
-process (``smsim audit`` reconciles it after a run or a ``kill -9``). On the event loop
-each event only appends a tuple to a deque. A thread takes what is there every
-``flush_interval``, marshals it (C, a fifth of a microsecond a record) and pipes it to
-the writer process (``journal_files.py``), which encodes the lines, writes and fsyncs
-each batch and rotates the files: JSON and disk never hold the SMSC's GIL.
+process (``smsim audit`` reconciles it after a run or a ``kill -9``; a restarted SMSC
+queues again what was not delivered, ``recovery.py``). On the event loop each event
+only appends a tuple to a deque. A thread takes what is there every ``flush_interval``,
+marshals it as one frame (C, ~0.1 µs a record) and writes and fsyncs it
+(``journal_files.py``); the write and the fsync release the GIL, so the loop runs on.
 
-What a crash of the SMSC loses: the records still in its deque, i.e. at most the last
-``flush_interval`` of traffic; what is in the pipe the writer still writes. A crash of
-the machine also loses batches the writer had not fsynced (``fsync = "never"``).
+What a crash of the SMSC loses: the records not yet written, i.e. at most the last
+``flush_interval`` of traffic (and the batch being written at that instant). A crash of
+the machine also loses batches not fsynced (``fsync = "never"``).
 """
 
 from __future__ import annotations
@@ -17,24 +17,25 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from simulator.config import JournalConfig
+from simulator.smpp.constants import Tag
 from simulator.smpp.pdu import Pdu
 
 from .journal_files import (
     ACCEPT,
     MO_DELIVERED,
     MO_INJECTED,
+    MO_RECOVERED,
     RECEIPT_DELIVERED,
     RECEIPT_QUEUED,
+    RECEIPT_RECOVERED,
     JournalFiles,
     frame,
 )
@@ -44,6 +45,22 @@ from .store import Message
 log = logging.getLogger("smsim.journal")
 
 
+def _payload(msg: Message) -> bytes:
+    """The text of a message that came in message_payload (data_sm, long submit_sm)."""
+    payload = msg.tlvs.get(Tag.MESSAGE_PAYLOAD) if msg.tlvs else None
+    return payload if isinstance(payload, bytes) else b""
+
+
+def mo_part(pdu: Pdu) -> tuple[Any, ...]:
+    """What an MO part's record keeps of its deliver_sm (``recovery.mo_pdu`` inverts it)."""
+    p: Any = pdu
+    return (
+        *(p.source_addr_ton, p.source_addr_npi, p.source_addr),
+        *(p.dest_addr_ton, p.dest_addr_npi, p.destination_addr),
+        *(p.esm_class, p.data_coding, p.short_message, dict(p.tlvs)),
+    )
+
+
 class OperatorJournal:
     """One operator's hooks: called on the loop, each appends one tuple and returns.
 
@@ -51,7 +68,7 @@ class OperatorJournal:
     receipt or MO part counts as delivered once, whatever the redeliveries before.
     """
 
-    __slots__ = ("_append", "_inflight", "_mo_ids", "_op")
+    __slots__ = ("_append", "_inflight", "_mo_ids", "_op", "route")
 
     def __init__(self, name: str, append: Any, mo_ids: Iterator[str]) -> None:
         self._op = name
@@ -59,6 +76,9 @@ class OperatorJournal:
         self._mo_ids = mo_ids
         #: id(pdu) -> (pdu, the delivered record's tuple without its time).
         self._inflight: dict[int, tuple[Pdu, tuple[Any, ...]]] = {}
+        #: destination -> the account an MO to it is queued for (the operator's
+        #: ``route_mo``), set by the server; None: not recorded.
+        self.route: Any = None
 
     def accepted(self, msg: Message) -> None:
         self._append(
@@ -72,6 +92,13 @@ class OperatorJournal:
                 msg.registered_delivery,
                 msg.submit_time,
                 time.time(),
+                msg.source_ton,
+                msg.source_npi,
+                msg.dest_ton,
+                msg.dest_npi,
+                msg.esm_class,
+                msg.data_coding,
+                msg.short_message or _payload(msg),
             )
         )
 
@@ -82,14 +109,33 @@ class OperatorJournal:
             (RECEIPT_DELIVERED, self._op, msg.message_id, msg.destination_addr, stat),
         )
         self._append(
-            (RECEIPT_QUEUED, self._op, msg.message_id, msg.destination_addr, stat, time.time())
+            (
+                RECEIPT_QUEUED,
+                self._op,
+                msg.message_id,
+                msg.destination_addr,
+                stat,
+                time.time(),
+                int(msg.state),
+                msg.err,
+                msg.done_time,
+            )
         )
 
-    def mo_injected(self, source: str, destination: str, pdus: Sequence[Pdu]) -> None:
+    def mo_injected(
+        self, source: str, destination: str, pdus: Sequence[Pdu], account: str | None = None
+    ) -> str:
+        """An MO queued as ``pdus``; returns its journal id."""
         mo = next(self._mo_ids)
         for i, pdu in enumerate(pdus):
             self._inflight[id(pdu)] = (pdu, (MO_DELIVERED, self._op, mo, i))
-        self._append((MO_INJECTED, self._op, mo, source, destination, len(pdus), time.time()))
+        if account is None and self.route is not None:
+            account = self.route(destination)
+        parts = tuple(mo_part(p) for p in pdus)
+        self._append(
+            (MO_INJECTED, self._op, mo, source, destination, len(pdus), time.time(), account, parts)
+        )
+        return mo
 
     def delivered(self, pdu: Pdu) -> None:
         """The client answered a deliver_sm/data_sm with status 0."""
@@ -97,15 +143,29 @@ class OperatorJournal:
         if item is not None and item[0] is pdu:
             self._append((*item[1], time.time()))
 
+    def receipt_recovered(self, message_id: str, destination: str, stat: str, pdu: Pdu) -> None:
+        """A receipt an earlier run did not deliver, queued again as ``pdu``."""
+        self._inflight[id(pdu)] = (
+            pdu,
+            (RECEIPT_DELIVERED, self._op, message_id, destination, stat),
+        )
+        self._append((RECEIPT_RECOVERED, self._op, message_id, destination, time.time()))
+
+    def mo_recovered(self, mo: str, parts: Mapping[int, Pdu]) -> None:
+        """An earlier run's MO whose ``parts`` (index -> deliver_sm) were not delivered."""
+        for i, pdu in parts.items():
+            self._inflight[id(pdu)] = (pdu, (MO_DELIVERED, self._op, mo, i))
+        self._append((MO_RECOVERED, self._op, mo, tuple(parts), time.time()))
+
     def inflight(self) -> int:
         return len(self._inflight)
 
 
 class Journal:
-    """The records' buffer and its hand-off to the writer process; ``start`` then ``stop``.
+    """The records' buffer and the thread that writes it; ``start`` then ``stop``.
 
-    ``thread=False``: no process, no thread; ``flush()`` writes in this process (tests
-    of batching, and what ``stop`` does with the rest).
+    ``thread=False``: no thread; ``flush()`` writes (tests of batching, and what
+    ``stop`` does with the rest).
     """
 
     def __init__(self, config: JournalConfig, *, thread: bool = True) -> None:
@@ -113,10 +173,11 @@ class Journal:
         self.path = Path(config.path)
         self._buffer: deque[tuple[Any, ...]] = deque()
         self._stop = threading.Event()
-        self._use_writer = thread
+        self._use_thread = thread
         self._thread: threading.Thread | None = None
-        self._writer: subprocess.Popen[bytes] | None = None
         self._files: JournalFiles | None = None
+        #: One batch at a time reaches the files (the thread's, then stop's).
+        self._lock = threading.Lock()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         # MO ids unique across runs into one directory: this run's stamp and pid.
         self._mo_ids = (f"mo-{stamp}-{os.getpid()}-{n}" for n in itertools.count(1))
@@ -127,43 +188,26 @@ class Journal:
         return OperatorJournal(name, self._buffer.append, self._mo_ids)
 
     def pending(self) -> int:
-        """Records buffered, not yet handed to the writer."""
+        """Records buffered, not yet written."""
         return len(self._buffer)
 
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        if self._use_writer:
-            # The writer imports this package wherever it was imported from.
-            root = str(Path(__file__).resolve().parents[2])
-            pypath = os.environ.get("PYTHONPATH", "")
-            self._writer = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "simulator.smsc.journal_files",
-                    str(self.path),
-                    str(self.config.rotate_bytes),
-                    self.config.fsync,
-                ],
-                stdin=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, pypath)))},
-            )
+        self._files = JournalFiles(
+            self.path, self.config.rotate_bytes, self.config.fsync == "batch"
+        )
+        if self._use_thread:
             self._thread = threading.Thread(target=self._run, name="smsim-journal", daemon=True)
             self._thread.start()
-        else:
-            self._files = JournalFiles(
-                self.path, self.config.rotate_bytes, self.config.fsync == "batch"
-            )
         log.info(
-            "journal_started path=%s fsync=%s flush_interval=%g writer_pid=%s",
+            "journal_started path=%s fsync=%s flush_interval=%g",
             self.path,
             self.config.fsync,
             self.config.flush_interval,
-            self._writer.pid if self._writer else "-",
         )
 
     def stop(self) -> None:
-        """Hand over what is buffered, close the pipe and wait for the writer."""
+        """Write what is buffered, then close the file."""
         self._stop.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(10)
@@ -171,13 +215,6 @@ class Journal:
             self.flush()
         except OSError as exc:
             log.error("journal_write_failed path=%s error=%s", self.path, exc)
-        if self._writer is not None:
-            if self._writer.stdin is not None:
-                self._writer.stdin.close()
-            try:
-                self._writer.wait(10)
-            except subprocess.TimeoutExpired:
-                log.error("journal_writer_stuck pid=%d", self._writer.pid)
         if self._files is not None:
             self._files.close()
         log.info("journal_stopped records=%d batches=%d", self.records_sent, self.batches_sent)
@@ -190,23 +227,18 @@ class Journal:
             except OSError as exc:
                 log.error("journal_write_failed path=%s error=%s", self.path, exc)
                 return
+            except Exception:  # a bug must not end the journal silently
+                log.exception("journal_batch_failed path=%s", self.path)
 
     def flush(self) -> int:
-        """Take every buffered record as one batch and write it (in this process) or
-        pipe it to the writer; returns how many."""
-        buf = self._buffer
-        popleft = buf.popleft
-        batch = [popleft() for _ in range(len(buf))]
-        if not batch:
-            return 0
-        if self._files is not None:
-            self._files.write(batch)
-        elif self._writer is not None and self._writer.stdin is not None:
-            stdin = self._writer.stdin
-            stdin.write(frame(batch))
-            stdin.flush()
-        else:
-            return 0
-        self.records_sent += len(batch)
-        self.batches_sent += 1
-        return len(batch)
+        """Take every buffered record as one batch and write it; returns how many."""
+        with self._lock:
+            buf = self._buffer
+            popleft = buf.popleft
+            batch = [popleft() for _ in range(len(buf))]
+            if not batch or self._files is None:
+                return 0
+            self._files.write_frame(frame(batch), len(batch))
+            self.records_sent += len(batch)
+            self.batches_sent += 1
+            return len(batch)

@@ -543,6 +543,9 @@ class JournalConfig(_Model):
     flush_interval: Annotated[float, Field(gt=0, le=10)] = 0.1
     #: ``batch``: fsync each batch written; ``never``: leave it to the OS.
     fsync: Literal["never", "batch"] = "batch"
+    #: At start, queue again what the journal in ``path`` says an earlier run accepted
+    #: and never delivered (receipts, MO), for the next receiver bound.
+    recover: bool = True
 
 
 class FaultKind(StrEnum):
@@ -667,6 +670,12 @@ class SmscConfig(_Model):
     control: ControlConfig = Field(default_factory=ControlConfig)
     #: The durable message journal (``smsim audit`` reads it).
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    #: A graceful stop (SIGTERM, ``SmscServer.stop``) refuses new submits and keeps
+    #: delivering queued receipts and MO to bound receivers for at most this many
+    #: seconds, then unbinds each client ...
+    shutdown_drain: Annotated[float, Field(ge=0)] = 5.0
+    #: ... and waits at most this many seconds for their unbind_resp before closing.
+    shutdown_unbind_timeout: Annotated[float, Field(ge=0)] = 2.0
     #: A graceful stop (SIGTERM, ``SmscServer.stop``) refuses new submits and keeps
     #: delivering queued receipts and MO to bound receivers for at most this many
     #: seconds, then unbinds each client ...

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .control import ControlServer
     from .journal import Journal
     from .metrics import ReplyTimer
+    from .recovery import Recovered
 
 log = logging.getLogger("smsim.smsc")
 
@@ -126,6 +127,8 @@ class SmscServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: The durable message journal (``config.journal``), started with the server.
         self.journal: Journal | None = None
+        #: What start() queued again from an earlier run's journal, by operator.
+        self.recovered: dict[str, Recovered] = {}
         #: Fault injection, shared by every operator (``config.faults``, the control API,
         #: scenarios' chaos schedules).
         self.faults = FaultPlan(self.config.faults.seed)
@@ -134,9 +137,15 @@ class SmscServer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        plan = None
         if self.config.journal.enabled:
             from .journal import Journal
 
+            if self.config.journal.recover:
+                # What an earlier run into this directory left undelivered (recovery.py).
+                from .recovery import read_plan
+
+                plan = read_plan(Path(self.config.journal.path))
             self.journal = Journal(self.config.journal)
             self.journal.start()
         for op_cfg in self.config.operators:
@@ -152,6 +161,9 @@ class SmscServer:
             op.faults = self.faults
             if self.journal is not None:
                 op.journal = self.journal.operator(op.name)
+                op.journal.route = lambda dst, op=op: op.route_mo(dst).system_id
+                if plan:
+                    self.recovered[op.name] = plan.apply(op, op.journal)
             if op_cfg.ussd.enabled and op_cfg.ussd.transport == "http":
                 from simulator.ussd.http_gateway import HttpUssdNetwork
 
@@ -254,8 +266,17 @@ class SmscServer:
     def port(self) -> int:
         return self.address()[1]
 
-    async def stop(self, drain_timeout: float = 2.0) -> None:
-        """Stop listening, unbind every client (waiting up to ``drain_timeout``), close."""
+    async def stop(
+        self, drain_timeout: float | None = None, *, deliver_timeout: float | None = None
+    ) -> None:
+        """Stop listening and refuse submits (ESME_RSYSERR); let the bound receivers take
+        the queued receipts and MO (up to ``deliver_timeout``, ``config.shutdown_drain``);
+        unbind every client (waiting up to ``drain_timeout``,
+        ``config.shutdown_unbind_timeout``); close."""
+        from .recovery import drain, refuse_submits
+
+        if drain_timeout is None:
+            drain_timeout = self.config.shutdown_unbind_timeout
         if self.control is not None:
             await self.control.stop()
         for http in self.ussd_http.values():
@@ -264,6 +285,10 @@ class SmscServer:
             server.close()
         for op in self.operators.values():
             op.close()
+            refuse_submits(op)
+        if deliver_timeout is None:
+            deliver_timeout = self.config.shutdown_drain
+        await drain(list(self.operators.values()), deliver_timeout)
         if self._tick_task is not None:
             self._tick_task.cancel()
         conns = [c for op in self.operators.values() for c in op.connections]

@@ -676,12 +676,6 @@ class SmscConfig(_Model):
     shutdown_drain: Annotated[float, Field(ge=0)] = 5.0
     #: ... and waits at most this many seconds for their unbind_resp before closing.
     shutdown_unbind_timeout: Annotated[float, Field(ge=0)] = 2.0
-    #: A graceful stop (SIGTERM, ``SmscServer.stop``) refuses new submits and keeps
-    #: delivering queued receipts and MO to bound receivers for at most this many
-    #: seconds, then unbinds each client ...
-    shutdown_drain: Annotated[float, Field(ge=0)] = 5.0
-    #: ... and waits at most this many seconds for their unbind_resp before closing.
-    shutdown_unbind_timeout: Annotated[float, Field(ge=0)] = 2.0
     #: Fault injection: what the operators' SMSCs do wrong, and when.
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
 

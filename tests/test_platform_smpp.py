@@ -15,6 +15,7 @@ import contextlib
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,6 +154,39 @@ async def test_the_bind_survives_what_aiosmpplib_cannot_parse(tmp_path: Path) ->
         resps = [p.sequence_number for p in smsc.received if p.name == "deliver_sm_resp"]
         assert resps == [902, 903]
         assert smsc.connections == 1 and bind.bound  # never dropped
+    finally:
+        await rt.stop()
+        await smsc.stop()
+
+
+async def test_the_bind_comes_back_when_aiosmpplibs_connect_loop_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error aiosmpplib does not expect (here a RuntimeError while reading) escapes its
+    connect loop, which then ends for good: the platform starts it again and rebinds."""
+    smsc = ScriptedSmsc()
+    port = await smsc.start()
+    cfg = PlatformConfig(api_port=0, tps=0, binds=[SmppBindConfig(port=port, window=2)])
+    rt = PlatformRuntime(cfg, "t", reset=True, database=tmp_path / "p")
+    await rt.start()
+    try:
+        bind = rt.binds[0]
+        original = type(bind.esme)._get_pdu
+        failed = False
+
+        async def get_pdu_once_broken(self: Any) -> Any:
+            nonlocal failed
+            if not failed:
+                failed = True
+                raise RuntimeError("not an error aiosmpplib expects")
+            return await original(self)
+
+        monkeypatch.setattr(type(bind.esme), "_get_pdu", get_pdu_once_broken)
+        smsc.send(
+            DeliverSm(sequence_number=950, source_addr="201001234567", destination_addr="1442")
+        )
+        await until(lambda: smsc.connections == 2 and bind.bound, 20, "the second bind")
+        assert bind.stats.restarts == 1
     finally:
         await rt.stop()
         await smsc.stop()

@@ -23,6 +23,7 @@ SHIPPED = {
     "soak",
     "spike",
     "ussd-menu",
+    "operator-faults",
 }
 
 

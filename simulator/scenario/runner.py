@@ -41,6 +41,7 @@ from simulator.config import (
     SmscConfig,
 )
 from simulator.harness.hub import ChannelHub
+from simulator.logs import setup_logging
 from simulator.smsc.server import SmscServer, new_event_loop
 from simulator.smsc.stats import SmscStats
 from simulator.ussd.figures import screen_latency as ussd_screen_latency
@@ -142,6 +143,9 @@ def _platform_process(config_json: str, token: str, database: str) -> None:
     from simulator.platform.runtime import PlatformRuntime
 
     config = PlatformConfig.model_validate_json(config_json)
+    # Its binds, reconnects and send errors, one line each, beside its database.
+    log_file = open(Path(database).parent / "platform.log", "a", encoding="utf-8")  # noqa: SIM115
+    setup_logging(1, log_file)
 
     async def main() -> None:
         runtime = PlatformRuntime(config, token, reset=True, database=database)
@@ -158,6 +162,7 @@ def _platform_process(config_json: str, token: str, database: str) -> None:
         loop.run_until_complete(main())
     finally:
         loop.close()
+        log_file.close()
 
 
 def _wait_http(url: str, timeout: float) -> None:

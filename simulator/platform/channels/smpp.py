@@ -134,6 +134,8 @@ class BindStats:
     #: PDUs aiosmpplib could not have parsed (see _Esme._get_pdu).
     unknown_statuses: int = 0
     unknown_commands: int = 0
+    #: Times aiosmpplib's connect loop died and was started again (``_esme_ended``).
+    restarts: int = 0
 
 
 def national(msisdn: str, country_code: str = "20") -> str:
@@ -367,6 +369,7 @@ class SmppBind:
         )
         self.esme.bind = self
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._sweeper: asyncio.Task[None] | None = None
         #: Where deliver_sm carrying ussd_service_op go (``platform.ussd.UssdApp``).
         self.ussd: Callable[[SmppBind, RawDeliverSm | RawDataSm], None] | None = None
@@ -380,8 +383,11 @@ class SmppBind:
         return bool(self.esme.session_state == BindMode.TRANSCEIVER.session_state)
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Connect and bind (aiosmpplib reconnects by itself after a drop)."""
+        """Connect and bind (aiosmpplib reconnects by itself after a drop; when its
+        connect loop itself dies, ``_esme_ended`` starts it again)."""
+        self._stopping = False
         self._task = asyncio.create_task(self.esme.start(), name=f"smpp-{self.name}")
+        self._task.add_done_callback(self._esme_ended)
         self._sweeper = asyncio.create_task(self._sweep(), name=f"smpp-sweep-{self.name}")
         deadline = time.monotonic() + timeout
         while not self.bound:
@@ -393,7 +399,26 @@ class SmppBind:
             await asyncio.sleep(0.02)
         log.info("bound channel=%s smsc=%s:%d", self.name, self.cfg.host, self.cfg.port)
 
+    def _esme_ended(self, task: asyncio.Task[None]) -> None:
+        """aiosmpplib's connect loop ends only on stop(), unless an error it does not
+        expect escapes it: then the bind would stay down for good. Say so, start again."""
+        if self._stopping or task.cancelled():
+            return
+        exc = task.exception()
+        self.stats.restarts += 1
+        log.error("esme_ended channel=%s error=%r: reconnecting", self.name, exc)
+        self.esme._is_shutting_down = False
+        self._task = asyncio.get_running_loop().create_task(
+            self._start_again(), name=f"smpp-{self.name}"
+        )
+        self._task.add_done_callback(self._esme_ended)
+
+    async def _start_again(self) -> None:
+        await asyncio.sleep(1.0)
+        await self.esme.start()
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -278,7 +278,7 @@ async def run_partitioned(
         samples = [_sample(0.0, await monitor.sample())]
         ended_at: float | None = None
         last = samples[0]
-        # Each part's CPU and MO at the first sample with load, and when Locust ended.
+        # Each part's CPU and MO at the first and the last sample in which Locust's MO grew.
         load_from: tuple[float, list[dict[str, Any]]] | None = None
         load_to: tuple[float, list[dict[str, Any]]] | None = None
         while True:
@@ -286,11 +286,13 @@ async def run_partitioned(
             now = time.monotonic() - t0
             state = await monitor.sample()
             samples.append(_sample(now, state))
-            if load_from is None and _sum(state, "mo_from_locust") > 0:
-                load_from = (now, state)
+            mo = _sum(state, "mo_from_locust")
+            if load_from is None and mo > 0:
+                load_from = load_to = (now, state)
+            elif load_to is not None and mo > _sum(load_to[1], "mo_from_locust"):
+                load_to = (now, state)  # the last sample Locust's MO grew in
             if ended_at is None and locust.poll() is not None:
                 ended_at = now
-                load_to = (now, state)
             if opts.live and int(now) % 5 == 0:
                 cur = samples[-1]
                 console.print(

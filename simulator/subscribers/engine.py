@@ -20,6 +20,7 @@ responsiveness), ``describe`` (profile, name, counters, history as plain data).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -56,6 +57,11 @@ _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then
 #: ones (handsets off, waiting hours in numbers) derive it again.
 _KEEP_PROFILE = 10.0
 
+#: (serving operator, responsiveness) pairs: what a waiting reply keeps of its sender's
+#: profile, one byte, so that sending it derives nothing again.
+_WHO = tuple(itertools.product(Operator, Responsiveness))
+_WHO_CODE = {who: i for i, who in enumerate(_WHO)}
+
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
 #: What the MO kind counters call texts sent unprompted.
@@ -65,9 +71,11 @@ SPONTANEOUS = "spontaneous"
 @dataclass(slots=True)
 class _DueSlot:
     """The replies due in one slot, in columns: MSISDNs as int64 (-1: the address is in
-    ``others`` by position), shared texts, kinds, destinations."""
+    ``others`` by position), the sender's (operator, responsiveness) as a ``_WHO``
+    index, shared texts, kinds, destinations."""
 
     numbers: array[int]
+    who: array[int]
     texts: list[str]
     kinds: list[str]
     tos: list[str]
@@ -407,7 +415,7 @@ class SubscriberEngine:
             else:
                 to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
             for reply in replies:
-                self._plan(msisdn, reply, done + reply.delay, to)
+                self._plan(sub, reply, done + reply.delay, to)
 
     def on_cancel(self, msg: Message) -> None:
         """cancel_sm took the message before it reached the handset: never seen (its
@@ -453,11 +461,11 @@ class SubscriberEngine:
             if silent is None or not silent(sub, text, seq):
                 self._arrival(last, sub, done, whole, text)
 
-    def _plan(self, msisdn: str, reply: Reply, sim_at: float, to: str) -> None:
+    def _plan(self, sub: Subscriber, reply: Reply, sim_at: float, to: str) -> None:
         """Keep a reply until due. A quiz to millions leaves millions of replies waiting
         for hours, so they wait in columns, per slot of one simulated second (at least
         1 ms and at most 1 s of real time) with one timer per slot: the number as an int
-        (the profile is derived again when due), the text shared with equal replies,
+        and what sending needs of the profile as a byte, the text shared with equal replies,
         the kind's value and the destination as shared strings. A slot runs at its end,
         so a reply goes out at most one slot late, never early."""
         assert self._schedule is not None and self._loop_time is not None
@@ -467,8 +475,10 @@ class SubscriberEngine:
         key = math.ceil(real_due / width)
         due = self._due.get(key)
         if due is None:
-            due = self._due[key] = _DueSlot(array("q"), [], [], [], {})
+            due = self._due[key] = _DueSlot(array("q"), array("B"), [], [], [], {})
             self._schedule(key * width, self._send_due_fn, key)
+        msisdn = sub.msisdn
+        due.who.append(_WHO_CODE[(sub.operator, sub.responsiveness)])
         if msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0":
             due.numbers.append(int(msisdn))
         else:
@@ -488,16 +498,26 @@ class SubscriberEngine:
         due = self._due.pop(key, None)
         if due is None:
             return
-        profile, others = self.population.profile, due.others
+        others, who, texts, kinds, tos = due.others, due.who, due.texts, due.kinds, due.tos
+        send = self._send
         for i, number in enumerate(due.numbers):
             self._pending_replies -= 1
             msisdn = others[i] if number < 0 else str(number)
-            self._send(profile(msisdn), due.texts[i], due.kinds[i], due.tos[i])
+            send(msisdn, *_WHO[who[i]], texts[i], kinds[i], tos[i])
 
-    def _send(self, sub: Subscriber, text: str, kind: str, to: str = SHORT_CODE) -> None:
+    def _send(
+        self,
+        msisdn: str,
+        operator: Operator,
+        responsiveness: Responsiveness,
+        text: str,
+        kind: str,
+        to: str = SHORT_CODE,
+    ) -> None:
+        """``msisdn`` (served by ``operator``) texts ``text`` to ``to``."""
         now = self.clock.now()
-        self.store.record_mo(sub.msisdn, now, text)
-        self.mo_counts[(sub.operator, sub.responsiveness, kind)] += 1
+        self.store.record_mo(msisdn, now, text)
+        self.mo_counts[(operator, responsiveness, kind)] += 1
         stops = self._stops
         stop = stops.get(text)
         if stop is None:
@@ -505,9 +525,9 @@ class SubscriberEngine:
                 stops.clear()
             stop = stops[text] = is_stop(text)
         if stop:
-            self.store.opt_out(sub.msisdn, now)
+            self.store.opt_out(msisdn, now)
         if self._inject is not None:
-            self._inject(sub.msisdn, text, operator=self._routes.get(sub.operator), destination=to)
+            self._inject(msisdn, text, operator=self._routes.get(operator), destination=to)
 
     # --- spontaneous traffic ---------------------------------------------------------------
 
@@ -527,7 +547,8 @@ class SubscriberEngine:
                 continue
             if not handset_on(sub, now):
                 continue
-            self._send(sub, self.behaviour.spontaneous_text(sub, self._rng), SPONTANEOUS)
+            text = self._behaviour.spontaneous_text(sub, self._rng)
+            self._send(sub.msisdn, sub.operator, sub.responsiveness, text, SPONTANEOUS)
             sent += 1
         self.spontaneous_sent += sent
         return sent

@@ -96,6 +96,7 @@ class TouchedStore:
         "_head",
         "_last_mo",
         "_last_mt",
+        "_looked_up",
         "_mo",
         "_msisdn",
         "_mt",
@@ -149,6 +150,9 @@ class TouchedStore:
         self._n_mt = self._n_mo = 0
         self._n_opted_out = self._opt_outs = self._opt_ins = 0
         self._outcomes: dict[str, int] = {}
+        #: The last ``mt_count`` lookup (msisdn, key, row, rows then): the SMSC asks the
+        #: count for a message's fate and records the message next, for the same string.
+        self._looked_up: tuple[str, int | str, int | None, int] = ("", "", None, 0)
 
     # --- recording -----------------------------------------------------------------------
 
@@ -235,8 +239,11 @@ class TouchedStore:
         """A (whole, reassembled) MT reached the SMSC for ``msisdn``; with ``outcome`` its
         receipt stat is known already (``record_outcome`` in one step). Returns how many
         MTs the subscriber had before this one."""
-        key = _key(msisdn)  # _touch, inlined: this runs per message
-        row = self._rows.get(key)
+        rows = self._rows
+        seen, key, row, n_rows = self._looked_up
+        if seen is not msisdn or (row is None and n_rows != len(rows)):
+            key = _key(msisdn)  # _touch, inlined: this runs per message
+            row = rows.get(key)
         if row is None:
             row = self._add(key)
         before = self._mt[row]
@@ -255,7 +262,10 @@ class TouchedStore:
 
     def mt_count(self, msisdn: str) -> int:
         """MTs recorded for ``msisdn`` (0 when untouched)."""
-        row = self._rows.get(_key(msisdn))
+        key = _key(msisdn)
+        rows = self._rows
+        row = rows.get(key)
+        self._looked_up = (msisdn, key, row, len(rows))
         return 0 if row is None else self._mt[row]
 
     @property

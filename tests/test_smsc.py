@@ -17,9 +17,11 @@ from simulator.config import AccountConfig, ReceiptConfig, SmscConfig
 from simulator.esme.client import EsmeClient, SmppClientError
 from simulator.smpp.constants import CommandId, EsmClass, MessageState, Status, Tag
 from simulator.smpp.pdu import (
+    BindReceiver,
     CancelSm,
     DataSm,
     DeliverSm,
+    DeliverSmResp,
     MultiDest,
     QuerySm,
     ReplaceSm,
@@ -398,3 +400,31 @@ def test_port_in_use_is_a_clear_error() -> None:
         asyncio.run(main())
     finally:
         sock.close()
+
+
+async def test_an_answer_and_an_unbind_in_one_read_leave_the_queue_for_the_next_bind() -> None:
+    """A client answers its last deliver_sm and unbinds in one TCP read (Kannel does,
+    under load): the answer frees a window slot after the session is already unbound,
+    and the next queued MO must not be handed to it (that raised SessionStateError out of
+    data_received, and the MO sat in a dead bind's queue)."""
+    async with SmscServer(config(deliver_window=1)) as smsc:
+        host, port = smsc.address()
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            BindReceiver(sequence_number=1, system_id="rapidpro", password="secret").encode()
+        )
+        await reader.readexactly(16 + 6)  # bind_receiver_resp; then it reads, never answers
+        (conn,) = smsc.operator().connections
+        smsc.inject_mo("201001234500", "one")
+        smsc.inject_mo("201001234501", "two")
+        await until(lambda: len(conn.session.outstanding) == 1)
+        (first,) = conn.session.outstanding
+        answer = DeliverSmResp(sequence_number=first.sequence_number).encode()
+        conn.data_received(answer + Unbind(sequence_number=78).encode())
+        assert conn.session.state.value == "unbound"
+        assert smsc.stats().mo_delivered == 1
+        writer.close()
+        again = await EsmeClient.connect(host, port, mode="rx")
+        await until(lambda: len(again.delivered) == 1)
+        assert again.delivered[0].short_message == b"two"
+        await again.unbind()

@@ -93,7 +93,10 @@ class Account:
         while outbox and idle < n:
             conn = receivers[i % n]
             i += 1
-            if conn.writable and conn.session.window_free > 0:
+            session = conn.session
+            # can_receive: an unbind read in the same batch as an answer that freed a slot
+            # has unbound the session before connection_lost takes it off this list.
+            if conn.writable and session.can_receive and session.window_free > 0:
                 conn.send_request(outbox.popleft())
                 idle = 0
             else:

@@ -112,7 +112,10 @@ def one(
             "--window",
             "50",
             "--duration",
-            str(duration + 40),
+            str(duration + 120),
+            # Parts start in processes of their own: on a loaded box that can take a while.
+            "--connect-timeout",
+            "120",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

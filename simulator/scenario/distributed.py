@@ -131,6 +131,17 @@ def _per_part_load(
     return {"part_mo_per_s": rates, "part_cpu_us_per_mo": cost}
 
 
+async def _wait_binds(monitor: PartMonitor, console: Console, timeout: float = 60) -> None:
+    """An external platform's gateway: wait until it has bound to every part."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(p.get("binds", 0) > 0 for p in await monitor.sample()):
+            return
+        await asyncio.sleep(0.2)
+    unbound = [i for i, p in enumerate(monitor.last) if not p.get("binds", 0)]
+    console.print(f"[yellow]no bind to part(s) {unbound} after {timeout:g}s: starting anyway")
+
+
 def _binds(parts: list[PartAddress], ranges: NumberRanges) -> list[SmppBindConfig]:
     """One bind per part and operator, each carrying the part's prefixes."""
     return [
@@ -225,6 +236,7 @@ async def run_partitioned(
                     f"part {addr.part}: SMPP {smpp}; numbers "
                     f"{' '.join(ranges.national_prefixes(addr.part)) or 'all'}"
                 )
+            await _wait_binds(monitor, console)
         else:
             api_port = opts.api_port or _free_port()
             binds = _binds(parts, ranges)

@@ -302,21 +302,37 @@ def main(argv: list[str] | None = None) -> int:
         help="control run: flood a second SMSC process (the machine's load alone)",
     )
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
-    args = p.parse_args(argv)
-    result = run(
-        junk=args.junk,
-        blocks=args.blocks,
-        per_block=args.per_block,
-        pause=args.pause,
-        per_ip=args.per_ip,
-        elsewhere=args.elsewhere,
+    p.add_argument(
+        "--check",
+        type=float,
+        metavar="RATIO",
+        help="exit 1 unless the median per-pair ratio (flooded / alone) is <= RATIO in one "
+        "of --attempts runs (the CI check: 1.10)",
     )
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:26} {value}")
-    return 0
+    p.add_argument("--attempts", type=int, default=3, help="runs allowed for --check (3)")
+    args = p.parse_args(argv)
+    for attempt in range(1, (args.attempts if args.check else 1) + 1):
+        result = run(
+            junk=args.junk,
+            blocks=args.blocks,
+            per_block=args.per_block,
+            pause=args.pause,
+            per_ip=args.per_ip,
+            elsewhere=args.elsewhere,
+        )
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for key, value in result.items():
+                print(f"{key:26} {value}")
+        if args.check is None:
+            return 0
+        ratio = float(result["median_pair_ratio"])  # type: ignore[arg-type]
+        verdict = "ok" if ratio <= args.check else "over"
+        print(f"check attempt {attempt}: median pair ratio {ratio:.3f} <= {args.check}: {verdict}")
+        if ratio <= args.check:
+            return 0
+    return 1
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from simulator.smpp.session import (
     Unbound,
 )
 from tests.fuzz import TIMEOUT, fuzz_settings
-from tests.fuzz.model import decode_all, expectation, match_answers, split_stream
+from tests.fuzz.model import decode_all, expectation, match_answers, whole_stream
 from tests.fuzz.pdus import ALL_CLASSES, any_pdu, chunked, frames, mutated, pdu_of
 
 pytestmark = pytest.mark.timeout(TIMEOUT)
@@ -163,31 +163,11 @@ class App:
 PDU_REQUESTS = frozenset(c.command_id for c in ALL_CLASSES if not c.command_id & RESPONSE_BIT)
 
 
-def _completion(tail: bytes) -> bytes:
-    """Octets that finish a partial frame at the stream's end (zeros), so that every
-    frame sent is whole and the session can be asked for more afterwards."""
-    pad = b""
-    while tail:
-        t = tail + pad
-        if len(t) < HEADER_SIZE:
-            pad += bytes(HEADER_SIZE - len(t))
-            continue
-        (length,) = struct.unpack_from(">I", t)
-        if length < HEADER_SIZE or length > MAX_PDU or len(t) >= length:
-            return pad
-        pad += bytes(length - len(t))
-    return pad
-
-
 def _feed(
     session: Session, app: App, sent: list[bytes], cuts: list[int]
 ) -> tuple[list[Pdu], list[str], bool]:
     """Feed the frames (as one stream cut at ``cuts``) and check every answer."""
-    stream = b"".join(sent)
-    _, _, left = split_stream(stream, MAX_PDU)
-    stream += _completion(stream[len(stream) - left :])
-    whole, fatal, left = split_stream(stream, MAX_PDU)
-    assert left == 0
+    stream, whole, fatal = whole_stream(sent, MAX_PDU)
     for piece in chunked(stream, cuts):
         app.handle(session.receive_data(piece))
     answers = [p for p in decode_all(session.data_to_send()) if p.is_response]

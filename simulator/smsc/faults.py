@@ -116,11 +116,13 @@ class Fault:
 class FaultPlan:
     """Every fault rule of one SMSC process, by kind, and the questions the hot path asks."""
 
-    __slots__ = ("_by_kind", "_next_id", "faults", "seed")
+    __slots__ = ("_by_kind", "_next_id", "active", "faults", "seed")
 
     def __init__(self, seed: int = 1442) -> None:
         self.seed = seed
         self.faults: dict[int, Fault] = {}
+        #: Any rule at all: the one attribute the hot path reads when there is none.
+        self.active = False
         self._next_id = 1
         self._by_kind: dict[FaultKind, list[Fault]] = {k: [] for k in FaultKind}
 
@@ -152,6 +154,7 @@ class FaultPlan:
         self._next_id += 1
         self.faults[fid] = fault
         self._by_kind[rule.kind].append(fault)
+        self.active = True
         return fault
 
     def remove(self, fid: int) -> Fault | None:
@@ -159,6 +162,7 @@ class FaultPlan:
         if fault is not None:
             fault.removed = True
             self._by_kind[fault.rule.kind].remove(fault)
+            self.active = bool(self.faults)
         return fault
 
     def clear(self) -> int:

@@ -189,7 +189,7 @@ class OperatorSmsc:
     # --- connection lifecycle -------------------------------------------------------------
 
     def connection_opened(self, conn: SmppConnection) -> None:
-        if conn.accepted and self.faults.has(FaultKind.OUTAGE):
+        if conn.accepted and self.faults.active and self.faults.has(FaultKind.OUTAGE):
             outage = self.faults.down(self._loop.time(), self.name)
             if outage is not None:
                 # Down: the connection is cut as it comes (one line when the outage began).
@@ -286,7 +286,9 @@ class OperatorSmsc:
                     # rest have no meaning from an ESME: refuse politely.
                     if pdu.response_class is not None:
                         conn.send(pdu.response(Status.ESME_RINVCMDID))
-                elif (latency or faults.has(FaultKind.RESPONSE_DELAY)) and cid not in _AT_ONCE:
+                elif (
+                    latency or (faults.active and faults.has(FaultKind.RESPONSE_DELAY))
+                ) and cid not in _AT_ONCE:
                     delay = latency + faults.response_delay(
                         self._loop.time(),
                         self.name,
@@ -537,7 +539,7 @@ class OperatorSmsc:
             acct.stats.throttled += 1
             conn.send(pdu.response(Status.ESME_RTHROTTLED))
             return False
-        if self.faults.has(FaultKind.SUBMIT_ERROR):
+        if self.faults.active and self.faults.has(FaultKind.SUBMIT_ERROR):
             status = self.faults.submit_error(
                 self._loop.time(), self.name, acct.system_id, getattr(pdu, "destination_addr", "")
             )
@@ -685,7 +687,7 @@ class OperatorSmsc:
         outcome = self.policy.outcome(msg)
         state: int = outcome.state
         err = outcome.err
-        if self.faults.has(FaultKind.RECEIPT_FAIL):
+        if self.faults.active and self.faults.has(FaultKind.RECEIPT_FAIL):
             failed = self.faults.receipt_failure(
                 self._loop.time(), self.name, msg.account, msg.destination_addr
             )
@@ -728,7 +730,9 @@ class OperatorSmsc:
             self.held_receipts.append((acct, receipt))
             return
         faults = self.faults
-        if faults.has(FaultKind.RECEIPT_DELAY) or faults.has(FaultKind.RECEIPT_DUPLICATE):
+        if faults.active and (
+            faults.has(FaultKind.RECEIPT_DELAY) or faults.has(FaultKind.RECEIPT_DUPLICATE)
+        ):
             self._faulty_receipt(acct, receipt)
             return
         acct.outbox.append(receipt)

@@ -278,7 +278,8 @@ class ControlServer:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise ApiError(400, f"{where}: {first['msg']}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ApiError(400, f"{where}: {message}") from None
 
     def _operators(self, name: str | None) -> list[OperatorSmsc]:
         if name is None:

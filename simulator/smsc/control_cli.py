@@ -277,19 +277,23 @@ def cmd_faults(args: argparse.Namespace) -> int:
         print(json.dumps(faults, ensure_ascii=False, indent=2))
         return 0
     table = Table(title="fault rules")
-    for col in ("id", "name", "kind", "on", "starts in", "ends in", "hits", "rule"):
+    for col in ("id", "name", "on", "starts in", "ends in", "hits", "rule"):
         table.add_column(col, justify="right" if col in ("id", "hits") else "left")
     for f in faults:
-        rule = {k: v for k, v in f["rule"].items() if k != "kind"}
+        rule = dict(f["rule"])
+        fields = " ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in rule.items()
+            if k != "kind"
+        )
         table.add_row(
             str(f["id"]),
             f["name"],
-            f["rule"]["kind"],
             "yes" if f["active"] else "no",
             f"{f['starts_in']:.0f}s",
             "-" if f["ends_in"] is None else f"{f['ends_in']:.0f}s",
             str(f["hits"]),
-            " ".join(f"{k}={v}" for k, v in rule.items()),
+            f"{rule['kind']} {fields}".strip(),
         )
     Console().print(table)
     return 0

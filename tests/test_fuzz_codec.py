@@ -53,7 +53,17 @@ from simulator.smpp.session import (
 )
 from tests.fuzz import TIMEOUT, fuzz_settings
 from tests.fuzz.model import decode_all, expectation, match_answers, whole_stream
-from tests.fuzz.pdus import ALL_CLASSES, any_pdu, chunked, frames, mutated, pdu_of
+from tests.fuzz.pdus import (
+    ALL_CLASSES,
+    ESME_SENDS,
+    SMSC_SENDS,
+    any_pdu,
+    chunked,
+    frames,
+    mutated,
+    pdu_of,
+    sent_by,
+)
 
 pytestmark = pytest.mark.timeout(TIMEOUT)
 
@@ -139,6 +149,10 @@ class App:
             if isinstance(ev, PduReceived):
                 pdu = ev.pdu
                 assert pdu.command_id in PDU_REQUESTS, pdu
+                if pdu.command_id in _NEEDS_BIND[self.session.role]:
+                    assert self.state in _NEEDS_BIND[self.session.role][pdu.command_id], (
+                        f"{pdu.name} handed to the application in state {self.state}"
+                    )
                 if pdu.response_class is not None:
                     self.session.send(pdu.response())
                     if pdu.command_id in _BOUND_BY:
@@ -160,6 +174,25 @@ class App:
                 self.state = BindState.UNBOUND
 
 
+_TX = frozenset({BindState.BOUND_TX, BindState.BOUND_TRX})
+_RX = frozenset({BindState.BOUND_RX, BindState.BOUND_TRX})
+#: Requests a session may hand its application only in these states (the rest it refuses).
+_NEEDS_BIND = {
+    Role.SMSC: {
+        int(c): _TX
+        for c in (
+            CommandId.SUBMIT_SM,
+            CommandId.SUBMIT_MULTI,
+            CommandId.DATA_SM,
+            CommandId.QUERY_SM,
+            CommandId.CANCEL_SM,
+            CommandId.REPLACE_SM,
+        )
+    },
+    Role.ESME: {
+        int(c): _RX for c in (CommandId.DELIVER_SM, CommandId.DATA_SM, CommandId.ALERT_NOTIFICATION)
+    },
+}
 PDU_REQUESTS = frozenset(c.command_id for c in ALL_CLASSES if not c.command_id & RESPONSE_BIT)
 
 
@@ -215,8 +248,11 @@ def _probe(session: Session, app: App) -> None:
 
 
 _small_seq = st.integers(1, 6)
+_any_seq = st.one_of(_small_seq, st.integers(1, 0x7FFFFFFF))
 _stream = st.lists(
-    frames(any_pdu(seq=st.one_of(_small_seq, st.integers(1, 0x7FFFFFFF)))), min_size=1, max_size=8
+    st.one_of(frames(any_pdu(seq=_any_seq)), frames(sent_by(ESME_SENDS, seq=_any_seq))),
+    min_size=1,
+    max_size=8,
 )
 
 
@@ -256,6 +292,7 @@ _esme_seqs = st.integers(1, 4)
 _answers = st.one_of(
     *(pdu_of(c, seq=_esme_seqs) for c in ALL_CLASSES if c.command_id & RESPONSE_BIT),
     any_pdu(seq=_esme_seqs),
+    sent_by(SMSC_SENDS, seq=_esme_seqs),
 )
 
 
@@ -363,3 +400,33 @@ def test_finding_answering_a_bind_after_a_framing_error_does_not_reopen_the_sess
     (nack, resp) = decode_all(session.data_to_send())
     assert nack == GenericNack(0, Status.ESME_RINVCMDLEN)
     assert resp.command_id == CommandId.BIND_RECEIVER_RESP  # still sent before the close
+
+
+def test_finding_a_submit_after_an_unbind_in_the_same_read_is_refused() -> None:
+    """Found by the session fuzzer: the fast path kept the bind state's table from the
+    start of the read, so a submit_sm right behind an unbind (one TCP read) reached the
+    SMSC as a request to accept: the message was taken, its submit_sm_resp lost with
+    the closing connection. It gets ESME_RINVBNDSTS now; deliver_sm after an unbind
+    from the SMSC likewise on an ESME."""
+    session = Session(Role.SMSC, enquire_link_interval=None)
+    app = App(session)
+    app.handle(session.receive_data(BIND_CLASSES[2](sequence_number=1).encode()))
+    session.data_to_send()
+    unbind_then_submit = (
+        struct.pack(">IIII", 16, CommandId.UNBIND, 0, 2)
+        + SubmitSm(sequence_number=3, destination_addr="201001234567").encode()
+    )
+    events = session.receive_data(unbind_then_submit)
+    assert [type(e) for e in events] == [Unbound, RequestRejected]
+    unbind_resp, refusal = decode_all(session.data_to_send())
+    assert unbind_resp.command_id == CommandId.UNBIND_RESP
+    assert (refusal.command_id, refusal.sequence_number) == (CommandId.SUBMIT_SM_RESP, 3)
+    assert refusal.command_status == Status.ESME_RINVBNDSTS
+
+    esme = Session(Role.ESME, enquire_link_interval=None)
+    esme.send(BIND_CLASSES[1](system_id="rapidpro"))
+    esme.receive_data(BIND_CLASSES[1].response_class(sequence_number=1).encode())  # type: ignore[misc]
+    events = esme.receive_data(
+        struct.pack(">IIII", 16, CommandId.UNBIND, 0, 9) + DeliverSm(sequence_number=10).encode()
+    )
+    assert [type(e) for e in events] == [Unbound, RequestRejected]

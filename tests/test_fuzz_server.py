@@ -30,12 +30,12 @@ from hypothesis import strategies as st
 
 from simulator.config import SecurityConfig
 from simulator.smpp.constants import CommandId, Status, Tag
-from simulator.smpp.pdu import BIND_CLASSES, DeliverSm, EnquireLink, GenericNack, Pdu
+from simulator.smpp.pdu import BIND_CLASSES, DeliverSm, EnquireLink, GenericNack, Pdu, Unbind
 from simulator.smsc.server import SmscServer, SmscThread
 from tests.fuzz import TIMEOUT, fuzz_settings
 from tests.fuzz.client import ENQUIRE_LINK_RESP, BlockingEsme, RawConnection
 from tests.fuzz.model import expectation, match_answers, whole_stream
-from tests.fuzz.pdus import any_pdu, frames
+from tests.fuzz.pdus import ESME_SENDS, any_pdu, frames, sent_by
 from tests.support.smsc import config, sm
 
 pytestmark = pytest.mark.timeout(TIMEOUT)
@@ -113,8 +113,9 @@ def _probe(port: int) -> None:
         esme.close()
 
 
+_seq = st.one_of(st.integers(1, 6), st.integers(1, 0x7FFFFFEF))
 _stream = st.lists(
-    frames(any_pdu(seq=st.one_of(st.integers(1, 6), st.integers(1, 0x7FFFFFEF)))),
+    st.one_of(frames(any_pdu(seq=_seq)), frames(sent_by(ESME_SENDS, seq=_seq))),
     min_size=1,
     max_size=10,
 )
@@ -240,4 +241,30 @@ def test_finding_wrong_response_to_a_receipt_does_not_rebind_or_lose_it(
     assert any(
         "bind_transmitter_resp" in text and "answers our deliver_sm" in text for _, text in lines
     )
+    _probe(server.port)
+
+
+def test_finding_submit_behind_an_unbind_is_not_accepted(
+    live: tuple[SmscServer, LogTrap],
+) -> None:
+    """unbind and submit_sm in one write: the SMSC unbinds and refuses the submit
+    (ESME_RINVBNDSTS). It used to accept the message (receipt and all) while the
+    submit_sm_resp went nowhere: the client could only think it unsent."""
+    server, trap = live
+    mark = len(trap.lines)
+    conn = RawConnection(server.port)
+    try:
+        trx = BIND_CLASSES[2](sequence_number=1, system_id="rapidpro", password="secret")
+        conn.send(trx.encode())
+        assert conn.read_until(1, CommandId.BIND_TRANSCEIVER_RESP)[-1].command_status == 0
+        accepted = server.stats().accepted
+        conn.send(Unbind(sequence_number=2).encode() + sm(sequence_number=3).encode())
+        got = conn.read_until(3, CommandId.SUBMIT_SM_RESP)
+    finally:
+        conn.close()
+    answers = {p.sequence_number: p for p in got if p.is_response}
+    assert answers[2].command_id == CommandId.UNBIND_RESP
+    assert answers[3].command_status == Status.ESME_RINVBNDSTS
+    assert server.stats().accepted == accepted
+    _assert_clean(trap.since(mark))
     _probe(server.port)

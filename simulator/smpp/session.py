@@ -430,6 +430,8 @@ class Session:
             pos = stop
             if self.state is _CLOSED:
                 return events
+            # An unbind in this read moved the state: what follows it is refused.
+            allowed = self._allowed
         if pos < end:
             self._buf = data[pos:]
         return events

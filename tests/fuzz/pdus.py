@@ -66,6 +66,48 @@ def any_pdu(seq: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[Pdu]
 
 _ANY = any_pdu()
 
+_C = CommandId
+#: What each side sends in a real session: weighted in so that sequences such as
+#: "unbind, then submit_sm" in one read come up often, not once in thousands.
+ESME_SENDS = [
+    PDU_CLASSES[c]
+    for c in (
+        _C.BIND_TRANSCEIVER,
+        _C.BIND_TRANSMITTER,
+        _C.BIND_RECEIVER,
+        _C.UNBIND,
+        _C.ENQUIRE_LINK,
+        _C.SUBMIT_SM,
+        _C.DATA_SM,
+        _C.SUBMIT_MULTI,
+        _C.QUERY_SM,
+        _C.CANCEL_SM,
+        _C.REPLACE_SM,
+        _C.DELIVER_SM_RESP,
+        _C.GENERIC_NACK,
+    )
+]
+SMSC_SENDS = [
+    PDU_CLASSES[c]
+    for c in (
+        _C.DELIVER_SM,
+        _C.DATA_SM,
+        _C.ALERT_NOTIFICATION,
+        _C.UNBIND,
+        _C.ENQUIRE_LINK,
+        _C.OUTBIND,
+        _C.SUBMIT_SM_RESP,
+        _C.GENERIC_NACK,
+    )
+]
+
+
+def sent_by(
+    classes: list[type[Pdu]], seq: st.SearchStrategy[int] | None = None
+) -> st.SearchStrategy[Pdu]:
+    """Valid PDUs of the commands one side sends."""
+    return st.one_of([pdu_of(c, seq=seq) for c in classes])
+
 
 # --- mutations ------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.smsc_throughput import cpu_seconds, free_port  # noqa: E402
+from benchmarks.smsc_throughput import _wait_port, cpu_seconds, free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -90,13 +90,9 @@ def _driver_main(
     counters: Any,
     q: mp.Queue,  # type: ignore[type-arg]
 ) -> None:
-    loop: asyncio.AbstractEventLoop
-    try:
-        import uvloop
+    from simulator.smsc.server import new_event_loop
 
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
+    loop = new_event_loop(True)
     try:
         q.put(loop.run_until_complete(_drive(port, binds, window, rate, duration, drain, counters)))
     except Exception as exc:
@@ -310,21 +306,6 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"smsim smsc exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("smsim smsc did not listen in time")
-
-
 def scrape(control_port: int) -> int:
     """Read /metrics once (as Prometheus would); its size in bytes, -1 on failure."""
     try:
@@ -522,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     result: SoakResult | None = None
     audit_rc, audit_text = -1, ""
     try:
-        wait_port(port, proc)
+        _wait_port(port, proc, timeout=60)
         ctx = mp.get_context("spawn")
         counters = ctx.Array("q", len(COUNTERS), lock=False)
         q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]

@@ -38,6 +38,7 @@ from simulator.smsc.tls import CERT_NAME, failure_reason
 from tests.support.certs import Issued, TestCa
 from tests.support.peers import HANDSET, PASSWORD, SHORT_CODE, SYSTEM_ID
 from tests.support.ports import free_port
+from tests.support.smpplib_peer import Peer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -119,18 +120,16 @@ def control_url(smsc: SmscThread) -> str:
     return smsc.server.control.url
 
 
-def smpplib_bind(port: int, ctx: ssl.SSLContext) -> smpplib.client.Client:
-    client = smpplib.client.Client(
-        "127.0.0.1", port, timeout=3.0, allow_unknown_opt_params=True, ssl_context=_Hostname(ctx)
-    )
-    client.connect()
+def smpplib_bind(port: int, ctx: ssl.SSLContext) -> Peer:
+    peer = Peer(port, _Hostname(ctx))
+    peer.client.connect()
     try:
-        resp = client.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
+        resp = peer.client.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
     except Exception:
-        client.disconnect()
+        peer.client.disconnect()
         raise
     assert (resp.command, resp.status) == ("bind_transceiver_resp", c.SMPP_ESME_ROK)
-    return client
+    return peer
 
 
 # --- client certificate required --------------------------------------------------------------
@@ -141,27 +140,14 @@ def test_required_client_certificate_smpplib_with_one_binds_and_gets_its_receipt
 ) -> None:
     server_cert = tmp_path / "server" / CERT_NAME
     gateway = ca.issue("gateway")
-    client = smpplib_bind(tls_port(required_smsc), client_context(server_cert, gateway))
-    delivered: list[Any] = []
-    client.set_message_received_handler(lambda pdu, **kw: delivered.append(pdu))
+    peer = smpplib_bind(tls_port(required_smsc), client_context(server_cert, gateway))
     try:
-        client.send_message(
-            source_addr_ton=c.SMPP_TON_NWSPEC,
-            source_addr=SHORT_CODE,
-            dest_addr_ton=c.SMPP_TON_INTL,
-            dest_addr_npi=c.SMPP_NPI_ISDN,
-            destination_addr=HANDSET,
-            short_message=b"hello over mutual tls",
-            registered_delivery=1,
-        )
-        deadline = time.monotonic() + 10
-        while not delivered and time.monotonic() < deadline:
-            client.read_once(auto_send_enquire_link=False)
-        assert delivered and delivered[0].esm_class & 0x04
-        assert b"stat:DELIVRD" in delivered[0].short_message
-        assert client.unbind().status == c.SMPP_ESME_ROK
+        peer.submit(b"hello over mutual tls", data_coding=0, esm_class=0)
+        peer.read_until(peer.receipts, timeout=10)
+        assert b"stat:DELIVRD" in peer.receipts()[0].short_message
+        assert peer.client.unbind().status == c.SMPP_ESME_ROK
     finally:
-        client.disconnect()
+        peer.client.disconnect()
     samples = scrape(control_url(required_smsc))
     assert metric(samples, "smsim_tls_handshakes_total") == 1
     assert metric(samples, "smsim_tls_handshakes_in_progress") == 0
@@ -178,8 +164,7 @@ def test_required_client_certificate_refuses_none_and_another_cas(
         # TLS 1.3: the client's side of the handshake ends before the server has judged
         # its certificate, so the refusal shows on the bind: an alert, or EOF.
         with pytest.raises((OSError, smpplib.exceptions.ConnectionError)):
-            client = smpplib_bind(port, client_context(server_cert, presented))
-            client.disconnect()
+            smpplib_bind(port, client_context(server_cert, presented)).client.disconnect()
     # Plain SMPP on the TLS port: not a TLS record at all.
     with socket.create_connection(("127.0.0.1", port), 3) as plain:
         plain.sendall(BindTransceiver(system_id=SYSTEM_ID, password=PASSWORD).encode())

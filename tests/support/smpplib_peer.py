@@ -21,9 +21,14 @@ ESM_DELIVERY_RECEIPT = 0x04  # esm_class "SMSC delivery receipt" (smpplib names 
 class Peer:
     """A smpplib client and what its handlers saw."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ssl_context: Any = None) -> None:
+        """``ssl_context``: what smpplib calls ``wrap_socket(sock)`` on (TLS), or None."""
         self.client = smpplib.client.Client(
-            "127.0.0.1", port, timeout=SOCKET_TIMEOUT, allow_unknown_opt_params=True
+            "127.0.0.1",
+            port,
+            timeout=SOCKET_TIMEOUT,
+            allow_unknown_opt_params=True,
+            ssl_context=ssl_context,
         )
         self.delivered: list[Any] = []  # deliver_sm PDUs, answered ESME_ROK by smpplib
         self.responses: list[Any] = []  # submit_sm_resp PDUs

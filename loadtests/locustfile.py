@@ -6,6 +6,10 @@ after a `smsim run --ui` wrote a run.json:
 
     SMSIM_RUN=runs/<run>/run.json locust -f loadtests/locustfile.py
 
+In a partitioned run (`smsim run --partition`, or `--master` with `smsim worker` on other
+hosts) the master runs this file as Locust's master and each worker host as Locust
+workers; run.json then lists every part's channel and each MO goes to its number's part.
+
 Users: `Subscriber` (people texting 1442, open loop; their MO -> reply latency is timed
 at the SMSC and reported here as "SMS" requests), `Dialler` (people dialling *1442#,
 open loop; each session is played by the SMSC's USSD behaviour model) and `Manager` (the

@@ -279,7 +279,8 @@ async def run_worker(
     verbosity: int = 0,
 ) -> int:
     """``smsim worker``: join the master, run this host's parts and Locust workers until
-    the master ends the run. Exit 0 when it did, 2 when the run could not be made."""
+    the master ends the run. Exit 0 when it did, 1 when the master went away first, 2
+    when the run could not be made."""
     host, port = split_address(master)
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection(host, port)
@@ -355,9 +356,12 @@ async def run_worker(
         locust = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=out)
         log.info("locust_workers started=%d master=%s:%s", processes, host, lc["port"])
         # Until the master says the run is over (its drain needs the parts alive).
-        with contextlib.suppress(ConnectionError, ValueError):
+        try:
             while "end" not in await _recv(reader):
                 pass
+        except (ConnectionError, ValueError) as exc:
+            log.error("cluster_lost master=%s error=%s", master, exc)
+            return 1
         return 0
     finally:
         if locust is not None:

@@ -30,7 +30,15 @@ from hypothesis import strategies as st
 
 from simulator.config import SecurityConfig
 from simulator.smpp.constants import CommandId, Status, Tag
-from simulator.smpp.pdu import BIND_CLASSES, DeliverSm, EnquireLink, GenericNack, Pdu, Unbind
+from simulator.smpp.pdu import (
+    BIND_CLASSES,
+    DataSm,
+    DeliverSm,
+    EnquireLink,
+    GenericNack,
+    Pdu,
+    Unbind,
+)
 from simulator.smsc.server import SmscServer, SmscThread
 from tests.fuzz import TIMEOUT, fuzz_settings
 from tests.fuzz.client import ENQUIRE_LINK_RESP, BlockingEsme, RawConnection
@@ -268,3 +276,37 @@ def test_finding_submit_behind_an_unbind_is_not_accepted(
     assert server.stats().accepted == accepted
     _assert_clean(trap.since(mark))
     _probe(server.port)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="simulator/smsc (lead): data_sm takes 64-octet addresses, the receipt's deliver_sm "
+    "only 20, and the SMSC writes the receipt anyway: no client can decode it",
+)
+def test_finding_receipt_for_a_data_sm_with_a_long_address_is_well_formed(
+    live: tuple[SmscServer, LogTrap],
+) -> None:
+    """Found by the live fuzzer: a data_sm to a 30-digit destination_addr is accepted and
+    its receipt goes out as a deliver_sm whose source_addr has no NUL within 21 octets;
+    the ESME's session refuses it (ESME_RINVSRCADR) and the receipt is lost. Either
+    refusing such a data_sm (ESME_RINVDSTADR) or receipting it in a form that fits
+    would pass."""
+    server, _ = live
+    _probe(server.port)  # the account's queue drained of earlier examples' receipts
+    esme = BlockingEsme(server.port, tolerant=False)
+    try:
+        assert esme.bind().command_status == 0
+        long = DataSm(
+            source_addr="1442",
+            source_addr_ton=3,
+            destination_addr="2" * 30,
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+            registered_delivery=1,
+        )
+        resp = esme.request(long)
+        if resp.command_status == 0:
+            esme.wait(lambda: esme.delivered or esme.errors, "receipt")
+        assert not esme.errors, esme.errors
+    finally:
+        esme.close()

@@ -696,17 +696,18 @@ def _journal_records(path: Path) -> tuple[int, int]:
 
 def journal_main(args: argparse.Namespace) -> int:
     """The SMSC without the journal, with it (fsync per batch), and with it plus the
-    control API and /metrics scraped; runs alternate (off, on, on + metrics, off, ...),
-    so a load from other processes hits all alike. Per variant: the median and best of
-    ``--repeat`` runs, and the median of each repetition's ratio to the "off" run next to
-    it (the figure least moved by a machine whose load drifts)."""
+    control API and /metrics scraped; runs alternate, each repetition starting with the
+    next variant, so a load from other processes hits all alike. Per variant: the median
+    and best of ``--repeat`` runs, and the median of each repetition's ratio to its "off"
+    run (the figure least moved by a machine whose load drifts)."""
     console = Console(width=170)
     labels = ("ours, journal off", "ours, journal on", "ours, journal + metrics scraped")
     runs: dict[str, list[dict[str, float | str]]] = {label: [] for label in labels}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = os.getloadavg()
     for rep in range(args.repeat):
-        for label in labels:
+        # Each repetition starts with the next variant: none always runs first or last.
+        for label in labels[rep % 3 :] + labels[: rep % 3]:
             with tempfile.TemporaryDirectory() as tmp:
                 jdir = Path(tmp) / "journal" if label != labels[0] else None
                 cport = free_port() if label == labels[2] else None

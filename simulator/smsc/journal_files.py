@@ -101,8 +101,11 @@ def frame(records: list[tuple[Any, ...]]) -> bytes:
 class JournalFiles:
     """Appends frames to ``journal-<stamp>-<pid>-<seq>.smj`` files, rotated by size.
 
-    Plain ``os.write`` on a raw descriptor, then ``os.fsync`` (per policy): both release
-    the GIL, so a thread can write while the event loop runs.
+    Plain ``os.write`` on a raw descriptor, which releases the GIL, so a thread can
+    write while the event loop runs. ``fsync``: the file is opened ``O_DSYNC``, so each
+    write returns once its data (and the file's new size) is on disk, as ``fdatasync``
+    after it would, in one system call: the thread takes the GIL back once per batch,
+    not twice (each time is a switch the event loop waits for on a busy machine).
     """
 
     def __init__(self, path: Path, rotate_bytes: int, fsync: bool) -> None:
@@ -124,7 +127,8 @@ class JournalFiles:
     def _open(self) -> None:
         self._seq += 1
         name = f"journal-{self._stamp}-{os.getpid()}-{self._seq:06d}{SUFFIX}"
-        self._fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_DSYNC if self.fsync else 0)
+        self._fd = os.open(self.path / name, flags, 0o644)
         self._size = 0
         self._write(MAGIC)
 
@@ -136,12 +140,11 @@ class JournalFiles:
         self._size += len(data)
 
     def write_frame(self, data: bytes, records: int) -> None:
-        """One batch already framed (``frame``): written, fsynced (per policy), rotated."""
+        """One batch already framed (``frame``): written (synchronously, per policy),
+        rotated."""
         if self._fd < 0:
             raise OSError("journal file closed")
-        self._write(data)
-        if self.fsync:
-            os.fsync(self._fd)
+        self._write(data)  # durable on return when fsync (O_DSYNC)
         self.records_written += records
         self.batches_written += 1
         if self._size >= self.rotate_bytes:

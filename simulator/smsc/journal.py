@@ -4,8 +4,9 @@ Why: a load test's counters say how many; the journal says which, and survives t
 process (``smsim audit`` reconciles it after a run or a ``kill -9``; a restarted SMSC
 queues again what was not delivered, ``recovery.py``). On the event loop each event
 only appends a tuple to a deque. A thread takes what is there every ``flush_interval``,
-marshals it as one frame (C, ~0.1 µs a record) and writes and fsyncs it
-(``journal_files.py``); the write and the fsync release the GIL, so the loop runs on.
+marshals it as one frame (C, ~0.1 µs a record) and writes it, durably with ``fsync =
+"batch"`` (``O_DSYNC``, ``journal_files.py``); the write releases the GIL, so the loop
+runs on.
 
 What a crash of the SMSC loses: the records not yet written, i.e. at most the last
 ``flush_interval`` of traffic (and the batch being written at that instant). A crash of

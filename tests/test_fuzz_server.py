@@ -310,3 +310,35 @@ def test_finding_receipt_for_a_data_sm_with_a_long_address_is_well_formed(
         assert not esme.errors, esme.errors
     finally:
         esme.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="simulator/smsc (lead): OperatorSmsc._on_response reads status 0 as delivered "
+    "before it looks at the command: a generic_nack with status 0 counts a receipt delivered",
+)
+def test_finding_generic_nack_with_status_0_does_not_count_a_receipt_delivered(
+    live: tuple[SmscServer, LogTrap],
+) -> None:
+    """A receiver that answers a receipt with generic_nack (ESME_ROK, a contradiction:
+    generic_nack says the PDU could not be processed) has not taken it: the SMSC should
+    deliver it again (as for any other generic_nack), not count it delivered."""
+    server, _ = live
+    _probe(server.port)
+    conn = RawConnection(server.port)
+    sender = BlockingEsme(server.port)
+    try:
+        rx = BIND_CLASSES[1](sequence_number=1, system_id="rapidpro", password="secret")
+        conn.send(rx.encode())
+        assert conn.read_until(1, CommandId.BIND_RECEIVER_RESP)[-1].command_status == 0
+        assert sender.bind(BIND_CLASSES[0]).command_status == 0
+        delivered = server.stats().receipts_delivered
+        sender.request(sm())
+        receipt = conn.read_pdus(lambda p: isinstance(p, DeliverSm))[-1]
+        conn.send(GenericNack(receipt.sequence_number, 0).encode())
+        conn.send(EnquireLink(sequence_number=_SENTINEL).encode())
+        conn.read_until(_SENTINEL, ENQUIRE_LINK_RESP)
+        assert server.stats().receipts_delivered == delivered
+    finally:
+        conn.close()
+        sender.close()

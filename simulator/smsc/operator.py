@@ -90,6 +90,8 @@ _TEMPORARY = frozenset(
 #: Final states that mean the handset could not be reached: a set_dpf=1 message that
 #: ends in one of these sets a delivery pending flag (alert_notification later).
 _ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)})
+#: The longest address a deliver_sm (a receipt) can carry: 21 octets with the NUL.
+_DELIVER_ADDR_MAX = 20
 _CONCAT = {"udh8": Concat.UDH8, "udh16": Concat.UDH16, "sar": Concat.SAR, "payload": Concat.PAYLOAD}
 
 
@@ -382,14 +384,16 @@ class OperatorSmsc:
             return
         self.delivery_rtt.observe(ev.rtt)
         acct = conn.account
-        if status == 0:
+        nack = ev.pdu.command_id == CommandId.GENERIC_NACK
+        if status == 0 and not nack:
             if self.journal is not None:
                 self.journal.delivered(request)
             if isinstance(request, DeliverSm) and request.esm_class & EsmClass.DELIVERY_RECEIPT:
                 self.stats.receipts_delivered += 1
             else:
                 self.stats.mo_delivered += 1
-        elif status in _TEMPORARY or ev.pdu.command_id == CommandId.GENERIC_NACK:
+        elif nack or status in _TEMPORARY:
+            # generic_nack, even with status 0 (a contradiction): the PDU was not taken.
             self._redeliver(conn, request, status_name(status))
         else:
             self.stats.deliver_refused += 1
@@ -914,6 +918,12 @@ class OperatorSmsc:
         status, why = self._check_dest(pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi)
         if not status:
             status, why = self._check_common(pdu)
+        # data_sm carries 64-octet addresses, a receipt's deliver_sm only 20: an address
+        # that could never be receipted (nor be a handset's) is refused, not accepted.
+        if not status and len(pdu.destination_addr) > _DELIVER_ADDR_MAX:
+            status, why = Status.ESME_RINVDSTADR, "destination_addr longer than 20"
+        if not status and len(pdu.source_addr) > _DELIVER_ADDR_MAX:
+            status, why = Status.ESME_RINVSRCADR, "source_addr longer than 20"
         if status:
             self._refuse(conn, pdu, status, why)
             return

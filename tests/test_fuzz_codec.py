@@ -55,10 +55,10 @@ from tests.fuzz import TIMEOUT, fuzz_settings
 from tests.fuzz.model import decode_all, expectation, match_answers, whole_stream
 from tests.fuzz.pdus import (
     ALL_CLASSES,
-    ESME_SENDS,
     SMSC_SENDS,
     any_pdu,
     chunked,
+    esme_stream,
     frames,
     mutated,
     pdu_of,
@@ -247,13 +247,7 @@ def _probe(session: Session, app: App) -> None:
         assert refusal.command_status in (Status.ESME_RINVBNDSTS, Status.ESME_RALYBND)
 
 
-_small_seq = st.integers(1, 6)
-_any_seq = st.one_of(_small_seq, st.integers(1, 0x7FFFFFFF))
-_stream = st.lists(
-    st.one_of(frames(any_pdu(seq=_any_seq)), frames(sent_by(ESME_SENDS, seq=_any_seq))),
-    min_size=1,
-    max_size=8,
-)
+_stream = esme_stream(max_size=8, max_seq=0x7FFFFFFF)
 
 
 @fuzz_settings(250)

@@ -295,3 +295,15 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     """``data`` split at the given offsets (as TCP may deliver it)."""
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+def esme_stream(max_size: int, max_seq: int) -> st.SearchStrategy[list[bytes]]:
+    """What an ESME (or something pretending to be one) sends an SMSC: frames of any
+    command and of the ESME's own, valid or mutated, with sequence numbers that often
+    collide (1..6) and sometimes not (up to ``max_seq``)."""
+    seq = st.one_of(st.integers(1, 6), st.integers(1, max_seq))
+    return st.lists(
+        st.one_of(frames(any_pdu(seq=seq)), frames(sent_by(ESME_SENDS, seq=seq))),
+        min_size=1,
+        max_size=max_size,
+    )

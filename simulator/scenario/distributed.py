@@ -380,13 +380,14 @@ async def run_partitioned(
             stop_popen(locust)
         if monitor is not None:
             monitor.close()
-        await coord.end()
+        # The platform first: it unbinds from parts that are still there.
         if platform is not None:
             if platform.is_alive() and platform.pid is not None:
                 os.kill(platform.pid, signal.SIGTERM)
             platform.join(10)
             if platform.is_alive():
                 platform.kill()
+        await coord.end()
         if worker is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.wait(30)

@@ -4,7 +4,9 @@
 what a peer must be answered; ``settings`` below bounds the runs. CI runs each fuzz test
 for a fixed, derandomized number of examples; ``SMSIM_FUZZ_EXAMPLES=N`` runs N random
 examples per test instead (long local runs; failures are kept in .hypothesis/ and
-replayed first). ``atheris_codec.py`` is the coverage-guided harness for long runs.
+replayed first); ``SMSIM_FUZZ_NO_SHRINK=1`` reports a failure as found, unshrunk (a
+first look in seconds rather than minutes). ``atheris_codec.py`` is the coverage-guided
+harness for long runs.
 """
 
 from __future__ import annotations

@@ -428,3 +428,28 @@ async def test_an_answer_and_an_unbind_in_one_read_leave_the_queue_for_the_next_
         await until(lambda: len(again.delivered) == 1)
         assert again.delivered[0].short_message == b"two"
         await again.unbind()
+
+
+async def test_operators_of_one_smsc_never_hand_out_the_same_message_id() -> None:
+    """Each operator counted from the clock on its own, a few ms apart: after ~10^4
+    messages one operator's ids ran into the next one's. They share one sequence now,
+    each in its own format."""
+    from simulator.config import MessageIdFormat, OperatorConfig
+
+    cfg = SmscConfig(
+        operators=[
+            OperatorConfig(name="vodafone", port=0),
+            OperatorConfig(name="orange", port=0, message_id_format=MessageIdFormat.HEX),
+        ]
+    )
+    async with SmscServer(cfg) as smsc:
+        ids: list[int] = []
+        for name, base in (("vodafone", 10), ("orange", 16), ("vodafone", 10)):
+            host, port = smsc.address(name)
+            client = await EsmeClient.connect(host, port)
+            for _ in range(3):
+                resp = await client.request(sm(registered_delivery=0))
+                ids.append(int(resp.message_id, base))
+            await client.unbind()
+        assert len(set(ids)) == len(ids) == 9
+        assert ids == sorted(ids)  # one sequence, in the order the submits came

@@ -27,7 +27,6 @@ from simulator.clock import SimClock
 from simulator.config import ControlConfig, OperatorConfig, SmscConfig
 from simulator.logs import setup_logging
 from simulator.scenario.spec import Scenario
-from simulator.smsc.ids import MessageIds
 from simulator.smsc.server import SmscServer, new_event_loop
 
 from .hub import ChannelHub
@@ -155,9 +154,8 @@ async def serve(spec: ShardSpec, ready: Connection | None = None) -> None:
     )
     smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
     await smsc.start()
-    base = int(time.time() * 1000) * 1000
-    for op in smsc.operators.values():
-        op.ids = MessageIds(op.config.message_id_format, start=base + spec.part * ID_BLOCK)
+    # The part's one id sequence (all its operators draw from it), its own block.
+    smsc.message_ids.next = int(time.time() * 1000) * 1000 + spec.part * ID_BLOCK
     if sc.ussd is not None:
         from simulator.ussd.people import attach_people
 

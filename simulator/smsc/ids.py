@@ -8,19 +8,37 @@ import uuid
 from simulator.config import MessageIdFormat, ReceiptIdFormat
 
 
+class IdCounter:
+    """The numbers behind message ids, started from the clock (so a restarted SMSC never
+    reuses one that a gateway may still hold in its DLR store). One per SMSC process,
+    shared by its operators: each operator's own counter, started a few milliseconds
+    apart, would run into the next one's after some 10^4 messages."""
+
+    __slots__ = ("next",)
+
+    def __init__(self, start: int | None = None) -> None:
+        self.next = int(time.time() * 1000) * 1000 if start is None else start
+
+
 class MessageIds:
-    """Unique ids: a counter started from the clock, so a restarted SMSC never reuses one
-    that a gateway may still hold in its DLR store."""
+    """Unique ids in one operator's format, drawn from a (shared) ``IdCounter``."""
 
-    __slots__ = ("_fmt", "_next")
+    __slots__ = ("_counter", "_fmt")
 
-    def __init__(self, fmt: MessageIdFormat = MessageIdFormat.DECIMAL, start: int | None = None):
+    def __init__(
+        self,
+        fmt: MessageIdFormat = MessageIdFormat.DECIMAL,
+        start: int | None = None,
+        *,
+        counter: IdCounter | None = None,
+    ):
         self._fmt = fmt
-        self._next = int(time.time() * 1000) * 1000 if start is None else start
+        self._counter = counter if counter is not None else IdCounter(start)
 
     def next(self) -> str:
-        n = self._next
-        self._next = n + 1
+        counter = self._counter
+        n = counter.next
+        counter.next = n + 1
         fmt = self._fmt
         if fmt is MessageIdFormat.DECIMAL:
             return str(n)

@@ -23,6 +23,7 @@ from simulator.smpp.session import SessionStateError
 from .connection import SmppConnection
 from .faults import Fault, FaultPlan
 from .handsets import MtRecorder, MtSink
+from .ids import IdCounter, MessageIds
 from .operator import OperatorSmsc
 from .receipts import ReceiptPolicy
 from .scheduler import TimerQueue
@@ -132,6 +133,8 @@ class SmscServer:
         #: Fault injection, shared by every operator (``config.faults``, the control API,
         #: scenarios' chaos schedules).
         self.faults = FaultPlan(self.config.faults.seed)
+        #: Message ids: one sequence for every operator, so no two messages share an id.
+        self.message_ids = IdCounter()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -159,6 +162,7 @@ class SmscServer:
             )
             self.operators[op.name] = op
             op.faults = self.faults
+            op.ids = MessageIds(op_cfg.message_id_format, counter=self.message_ids)
             if self.journal is not None:
                 op.journal = self.journal.operator(op.name)
                 op.journal.route = lambda dst, op=op: op.route_mo(dst).system_id

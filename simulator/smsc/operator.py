@@ -814,6 +814,31 @@ class OperatorSmsc:
 
     # --- steering (the control API) ---------------------------------------------------------
 
+    def plan_again(self, msg: Message) -> None:
+        """A message accepted by an earlier run whose outcome never came (``recovery.py``):
+        pending again for query/cancel/replace, its outcome planned anew, the handset side
+        told, as at its accept."""
+        self.store.add(msg)
+        self._schedule_outcome(msg)
+        self.sink.on_mt(msg)
+
+    def refuse_submits(self) -> bool:
+        """From now on submit_sm, submit_multi and data_sm are answered ESME_RSYSERR (a
+        temporary error: gateways retry elsewhere or later), for a graceful stop;
+        deliveries go on. False when it already was so."""
+        handlers = self._handlers
+        if handlers[CommandId.SUBMIT_SM] == self._refuse_stopping:
+            return False
+        for cid in (CommandId.SUBMIT_SM, CommandId.SUBMIT_MULTI, CommandId.DATA_SM):
+            handlers[cid] = self._refuse_stopping
+        log.info("submits_refused operator=%s reason=stopping", self.name)
+        return True
+
+    def _refuse_stopping(self, conn: SmppConnection, pdu: Pdu) -> None:
+        self.stats.rejected += 1
+        self.stats.rejected_by_status["ESME_RSYSERR"] += 1
+        conn.send(pdu.response(Status.ESME_RSYSERR))
+
     def pause_receipts(self) -> None:
         """Receipts that come due wait (in order) until ``resume_receipts``; MO still flows."""
         if not self.receipts_paused:

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.smpp.constants import STAT_STATE, CommandId, MessageState, Status, Tag
-from simulator.smpp.pdu import DeliverSm, Pdu
+from simulator.smpp.constants import STAT_STATE, CommandId, MessageState, Tag
+from simulator.smpp.pdu import DeliverSm
 
 from .journal_files import (
     ACCEPT,
@@ -56,7 +56,6 @@ from .store import Message
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .connection import SmppConnection
     from .journal import OperatorJournal
     from .operator import OperatorSmsc
 
@@ -123,9 +122,7 @@ class RecoveryPlan:
             if kind == "replan":
                 # As at its accept: pending (query_sm, cancel_sm), an outcome planned, the
                 # handset side told; the receipt is journalled when it comes due.
-                op.store.add(msg)
-                op._schedule_outcome(msg)
-                op.sink.on_mt(msg)
+                op.plan_again(msg)
                 done.replanned += 1
                 continue
             stat = extra["stat"]
@@ -277,23 +274,6 @@ def read_plan(path: Path) -> RecoveryPlan:
 
 
 # --- the graceful stop -----------------------------------------------------------------------
-
-
-def refuse_submits(op: OperatorSmsc) -> None:
-    """From now on ``op`` answers submit_sm, submit_multi and data_sm ESME_RSYSERR (a
-    temporary error: gateways retry elsewhere or later); deliveries go on."""
-    handlers = op._handlers
-    if handlers.get(CommandId.SUBMIT_SM) is _refused:
-        return
-    for cid in _SUBMITS:
-        handlers[cid] = _refused
-    log.info("submits_refused operator=%s reason=stopping", op.name)
-
-
-def _refused(conn: SmppConnection, pdu: Pdu) -> None:
-    conn.operator.stats.rejected += 1
-    conn.operator.stats.rejected_by_status["ESME_RSYSERR"] += 1
-    conn.send(pdu.response(Status.ESME_RSYSERR))
 
 
 def undelivered(op: OperatorSmsc) -> int:

@@ -277,7 +277,7 @@ class SmscServer:
         the queued receipts and MO (up to ``deliver_timeout``, ``config.shutdown_drain``);
         unbind every client (waiting up to ``drain_timeout``,
         ``config.shutdown_unbind_timeout``); close."""
-        from .recovery import drain, refuse_submits
+        from .recovery import drain
 
         if drain_timeout is None:
             drain_timeout = self.config.shutdown_unbind_timeout
@@ -289,7 +289,7 @@ class SmscServer:
             server.close()
         for op in self.operators.values():
             op.close()
-            refuse_submits(op)
+            op.refuse_submits()
         if deliver_timeout is None:
             deliver_timeout = self.config.shutdown_drain
         await drain(list(self.operators.values()), deliver_timeout)

@@ -37,10 +37,13 @@ from simulator.harness.frames import (
 from simulator.harness.hub import ChannelHub
 from simulator.harness.ranges import NumberRanges
 from simulator.platform.channels.smpp import national
-from simulator.scenario.distributed import ClusterOptions, run_cluster
+from simulator.scenario.distributed import ClusterOptions, _operators, _sample, run_cluster
 from simulator.scenario.runner import EXIT_PASSED
+from simulator.scenario.timeseries import TimeSeries
+from simulator.smsc.stats import SmscStats
 from simulator.subscribers.population import Population
 from tests.support.ports import free_port
+from tests.test_html_report import Tables, svgs
 from tests.test_scenario_run import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +124,55 @@ async def test_a_hub_with_a_token_hears_nothing_before_the_right_one() -> None:
         await hub.stop()
 
 
+def _part(part: int, accepted: dict[str, int], delivrd: dict[str, int]) -> dict[str, Any]:
+    """A part's STATS as shard.stats_of writes it: a sample and each operator's stats."""
+    ops = {}
+    for name, n in accepted.items():
+        s = SmscStats(accepted=n, receipts_delivered=delivrd[name], throttled=part)
+        s.receipts_by_stat.update({"DELIVRD": delivrd[name], "EXPIRED": part})
+        ops[name] = json.loads(json.dumps(s.as_dict()))
+    return {
+        "part": part,
+        "sample": {"accepted": sum(accepted.values()), "wants_receipt": 2 * part},
+        "operators": ops,
+    }
+
+
+def test_the_master_sums_each_operator_and_each_sample_field_over_the_parts() -> None:
+    parts = [
+        _part(0, {"vodafone": 10, "orange": 5}, {"vodafone": 7, "orange": 1}),
+        _part(1, {"vodafone": 20, "orange": 1}, {"vodafone": 3, "orange": 0}),
+    ]
+    ops = _operators(parts)
+    assert list(ops) == ["vodafone", "orange"]
+    assert (ops["vodafone"].accepted, ops["vodafone"].receipts_delivered) == (30, 10)
+    assert (ops["orange"].accepted, ops["orange"].throttled) == (6, 1)
+    assert ops["vodafone"].receipts_by_stat == Counter({"DELIVRD": 10, "EXPIRED": 1})
+    sample = _sample(3.0, parts)
+    assert (sample.t, sample.accepted, sample.wants_receipt, sample.submits) == (3.0, 36, 2, 0)
+
+
+def _check_run_folder(out: Path, summary: dict[str, Any]) -> None:
+    """A partitioned run writes what a one-process run writes: the time series of the
+    parts' sums, and the report drawn from it."""
+    c = summary["counters"]
+    ts = TimeSeries.read(out / "timeseries.json")
+    assert ts.load_ended_at is not None and len(ts.ticks) >= 4
+    # Per-tick latency from the merged histograms: every reply counted in one tick.
+    assert 0 < sum(t.latency.count for t in ts.ticks) <= c["replies"]
+    last = ts.ticks[-1]
+    # The operators' counters summed over the parts agree with the summed samples.
+    assert sum(o.accepted for o in last.operators.values()) == last.sample.accepted > 0
+    assert sum(o.mo_delivered for o in last.operators.values()) == last.sample.mo_delivered
+    assert last.sample.mo_delivered <= c["mo_delivered"]
+    issued = sum(n for by in ts.receipts_by_operator.values() for n in by.values())
+    assert issued == c["receipts_due"] > 0  # one stat per receipt issued
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert [c.get("aria-label") for c in svgs(page)][:2] == ["Throughput", "MO → reply latency"]
+    gates = [cells[-1] for _, cells in Tables(page).rows["gates"]]
+    assert gates == ["pass"] * len(summary["gates"]) and gates
+
+
 def _check_summary(out: Path, parts: int) -> dict[str, Any]:
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     c = summary["counters"]
@@ -134,6 +186,7 @@ def _check_summary(out: Path, parts: int) -> dict[str, Any]:
     # The quiz start went through the platform's API (from a Locust worker) and was
     # answered: MT reached the parts that own the participants.
     assert c["accepted"] > 0.5 * c["replies"]
+    _check_run_folder(out, summary)
     return summary
 
 

@@ -107,7 +107,9 @@ def stats_of(part: int, smsc: SmscServer, hub: ChannelHub) -> dict[str, Any]:
             "mo_queued": s.mo_queued,
             "mo_delivered": s.mo_delivered,
         },
-        "counters": {k: v for k, v in s.as_dict().items() if isinstance(v, int)},
+        #: Each operator's SmscStats (counters by stat as objects): the runner adds them
+        #: up per operator (the report's charts) and over operators (the summary).
+        "operators": {name: op.stats.as_dict() for name, op in smsc.operators.items()},
         "binds": s.binds,
         "mo_from_locust": hub.mo_from_workers,
         "dials_from_locust": hub.dials_from_workers,

@@ -20,8 +20,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,11 @@ from simulator.harness.histogram import LatencyHistogram
 from simulator.harness.ranges import NumberRanges
 from simulator.harness.replies import ReplyStats
 from simulator.smsc.server import new_event_loop
+from simulator.smsc.stats import SmscStats
 
 from .figures import Sample, figures
 from .gates import judge
+from .html_report import write as write_html_report
 from .loader import ScenarioError
 from .report import compare, verdict_table, write_junit, write_summary
 from .run_settings import RunSettings
@@ -64,6 +67,8 @@ from .runner import (
     prepare,
 )
 from .spec import Scenario
+from .timeseries import FILE as TIMESERIES_FILE
+from .timeseries import Recorder
 
 
 @dataclass(slots=True)
@@ -106,6 +111,27 @@ def _replies(parts: list[dict[str, Any]]) -> ReplyStats:
         for name, h in r.get("histograms", {}).items():
             out.histograms[Origin[name]].merge(LatencyHistogram.from_json(h))
     return out
+
+
+def _operators(parts: list[dict[str, Any]]) -> dict[str, SmscStats]:
+    """Each operator's counters summed over the parts (every part has every operator)."""
+    out: dict[str, SmscStats] = {}
+    for p in parts:
+        for name, d in p.get("operators", {}).items():
+            one = SmscStats()
+            for f in fields(SmscStats):
+                if f.name in d:
+                    v = d[f.name]
+                    setattr(one, f.name, Counter(v) if isinstance(v, dict) else int(v))
+            out.setdefault(name, SmscStats()).add(one)
+    return out
+
+
+def _total(operators: dict[str, SmscStats]) -> SmscStats:
+    total = SmscStats()
+    for s in operators.values():
+        total.add(s)
+    return total
 
 
 def _sum(parts: list[dict[str, Any]], key: str) -> int:
@@ -287,7 +313,10 @@ async def run_partitioned(
             locust = _start_locust(opts, one, out, api_url)
         await coord.start_locust(lport, settings.model_dump_json())
         t0 = time.monotonic()
-        samples = [_sample(0.0, await monitor.sample())]
+        state = await monitor.sample()
+        samples = [_sample(0.0, state)]
+        recorder = Recorder(datetime.now(UTC).isoformat(timespec="seconds"))
+        recorder.record(samples[0], _replies(state).combined(), _operators(state))
         ended_at: float | None = None
         last = samples[0]
         # Each part's CPU and MO at the first and the last sample in which Locust's MO grew.
@@ -298,6 +327,7 @@ async def run_partitioned(
             now = time.monotonic() - t0
             state = await monitor.sample()
             samples.append(_sample(now, state))
+            recorder.record(samples[-1], _replies(state).combined(), _operators(state))
             mo = _sum(state, "mo_from_locust")
             if load_from is None and mo > 0:
                 load_from = load_to = (now, state)
@@ -335,10 +365,8 @@ async def run_partitioned(
         if opts.baseline is not None:
             baseline = json.loads(opts.baseline.read_text(encoding="utf-8"))
             regressions = compare(figs, baseline, opts.tolerance)
-        smsc_counters: dict[str, int] = {}
-        for p in state:
-            for k, v in p.get("counters", {}).items():
-                smsc_counters[k] = smsc_counters.get(k, 0) + int(v)
+        operators = _operators(state)
+        smsc_counters = {k: v for k, v in _total(operators).as_dict().items() if isinstance(v, int)}
         seen = {w for p in state for w in p.get("workers_seen", [])}
         counters: dict[str, Any] = {
             **smsc_counters,
@@ -366,8 +394,10 @@ async def run_partitioned(
             histogram=replies.combined().to_json(),
         )
         write_junit(out / "junit.xml", sc.name, verdicts, regressions)
+        recorder.finish(ended_at, operators).write(out / TIMESERIES_FILE)
+        write_html_report(out)
         console.print(verdict_table(sc.name, verdicts, regressions))
-        console.print(f"Run folder: {out} (summary.json, junit.xml, locust.html)")
+        console.print(f"Run folder: {out} (report.html, summary.json, junit.xml, locust.html)")
         passed = all(v.passed for v in verdicts) and all(r.passed for r in regressions)
         if locust.returncode not in (0, 1):
             console.print(f"[red]Locust exited with {locust.returncode}: see {out}/locust.log")

@@ -319,8 +319,10 @@ async def test_every_fate_gives_its_receipt_stat_err_and_dates_on_the_simulated_
         assert _date(fields["submit_date"]) == 60 * (mt.time // 60)
         done = _date(fields["done_date"])
         assert mt.time + fate.delay - 60 <= done <= mt.time + real * scale + 60, name
-        # Time compression: the receipt arrives after fate.delay / scale real seconds.
-        assert fate.delay / scale - 0.05 <= real <= fate.delay / scale + 1.0, (name, real)
+        # Time compression: the receipt arrives after fate.delay / scale real seconds (never
+        # before; the upper bound only catches a timer on the wrong clock: a loaded box
+        # runs timers late by seconds, so it is not a latency check).
+        assert fate.delay / scale - 0.05 <= real <= fate.delay / scale + 10.0, (name, real)
     night = engine.delivery.fate(
         cases["night"][0], engine.received_by(cases["night"][0].msisdn)[0].time, "", 0
     )

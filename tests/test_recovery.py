@@ -55,7 +55,13 @@ class Smsc:
     """``smsim smsc --journal DIR`` as a subprocess (its own process group)."""
 
     def __init__(
-        self, tmp: Path, journal: Path, *, control: bool = False, receipt_delay: float = 0.0
+        self,
+        tmp: Path,
+        journal: Path,
+        *,
+        control: bool = False,
+        receipt_delay: float = 0.0,
+        receipt_stat: str = "DELIVRD",
     ) -> None:
         self.port = free_port()
         self.control = free_port() if control else 0
@@ -63,7 +69,7 @@ class Smsc:
         conf.write_text(
             "[[operators]]\n"
             f"port = {self.port}\n"
-            f"[operators.receipt]\ndelay = {receipt_delay}\n"
+            f'[operators.receipt]\ndelay = {receipt_delay}\nstat = "{receipt_stat}"\n'
             "[population]\nenabled = false\n"
             "[journal]\nflush_interval = 0.05\n"
         )
@@ -131,10 +137,16 @@ class Gateway:
         self.responses: list[Any] = []
         self.unbound = False
 
-    def submit(self, destination: str) -> Any:
-        """A GSM 7-bit submit_sm asking for a receipt."""
+    def submit(self, destination: str, registered_delivery: int = 1) -> Any:
+        """A GSM 7-bit submit_sm asking for a receipt (on failure only with 2)."""
         text = b"Takaful: your payment is ready"
-        return self.peer.submit(text, data_coding=0, esm_class=0, destination_addr=destination)
+        return self.peer.submit(
+            text,
+            data_coding=0,
+            esm_class=0,
+            destination_addr=destination,
+            registered_delivery=registered_delivery,
+        )
 
     def read_until(self, pred: Callable[[], object], timeout: float = PATIENCE) -> None:
         """Read and answer PDUs until ``pred()`` (or the SMSC's unbind)."""
@@ -318,5 +330,33 @@ def test_a_message_whose_outcome_had_not_come_is_planned_again(
     sender.close()
     second = smscs()
     gw = _receive_until_stopped(second, "receiver", lambda g: len(g.receipts()) >= 1)
+    assert gw.receipts() == [sender.responses[0].message_id.decode()]
+    assert main(["audit", str(journal)]) == 0
+
+
+def test_failure_only_messages_are_planned_again_unless_they_ended_well(
+    smscs: Callable[..., Smsc], tmp_path: Path
+) -> None:
+    """registered_delivery 2 (a receipt on failure only): one that ended well before the
+    kill is journalled as finished and left alone; one whose outcome had not come is
+    planned again, fails, and its receipt comes."""
+    journal = tmp_path / "journal"
+    first = smscs()  # DELIVRD at once: needs no receipt
+    sender = Gateway(first.port, "transmitter")
+    sender.submit(HANDSET, registered_delivery=2)
+    sender.read_until(lambda: len(sender.responses) == 1)
+    wait_for(journal_has(journal, "finished", 1))
+    first.terminate()
+    assert first.wait() == 0, first.stderr()
+    sender.close()
+    second = smscs(receipt_delay=3600.0, receipt_stat="UNDELIV")
+    sender = Gateway(second.port, "transmitter")
+    sender.submit(HANDSET, registered_delivery=2)
+    sender.read_until(lambda: len(sender.responses) == 1)
+    wait_for(journal_has(journal, "accept", 2))
+    second.kill9()
+    sender.close()
+    third = smscs(receipt_stat="UNDELIV")  # the pending one fails at once now
+    gw = _receive_until_stopped(third, "receiver", lambda g: len(g.receipts()) >= 1)
     assert gw.receipts() == [sender.responses[0].message_id.decode()]
     assert main(["audit", str(journal)]) == 0

@@ -31,6 +31,7 @@ from simulator.smpp.pdu import Pdu
 
 from .journal_files import (
     ACCEPT,
+    FINISHED,
     MO_DELIVERED,
     MO_INJECTED,
     MO_RECOVERED,
@@ -102,6 +103,11 @@ class OperatorJournal:
                 msg.short_message or _payload(msg),
             )
         )
+
+    def finished(self, msg: Message) -> None:
+        """A failure-only message ended well: no receipt, and nothing left to recover."""
+        stat = RECEIPT_STAT_TEXT[msg.state]
+        self._append((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, time.time()))
 
     def receipt_queued(self, msg: Message, pdu: Pdu) -> None:
         stat = RECEIPT_STAT_TEXT[msg.state]

@@ -38,6 +38,9 @@ MO_DELIVERED = "mo_delivered"
 #: earlier run of it had not delivered (``recovery.py``).
 RECEIPT_RECOVERED = "receipt_recovered"
 MO_RECOVERED = "mo_recovered"
+#: A message that asked for a receipt on failure only reached a state that needs none:
+#: recovery must not plan it again.
+FINISHED = "finished"
 
 #: The fields of each kind's tuple, in order. Fields after those of the JSON-lines
 #: format are what recovery rebuilds a receipt or an MO from.
@@ -59,6 +62,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     RECEIPT_RECOVERED: ("e", "op", "id", "dst", "t"),
     #: ``part_list``: the parts queued again.
     MO_RECOVERED: ("e", "op", "mo", "part_list", "t"),
+    FINISHED: ("e", "op", "id", "dst", "stat", "t"),
 }
 KINDS = frozenset(FIELDS)
 SUFFIX = ".smj"

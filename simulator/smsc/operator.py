@@ -720,6 +720,8 @@ class OperatorSmsc:
                 msg.source_npi,
             )
         if not msg.wants_receipt():
+            if self.journal is not None and msg.registered_delivery & 0x03:
+                self.journal.finished(msg)  # failure-only, and it did not fail
             return
         acct = self.accounts.get(msg.account)
         if acct is None:

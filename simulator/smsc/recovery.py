@@ -10,8 +10,9 @@ SMSC must not lose them. With ``--journal DIR`` on a directory an earlier run wr
   rebuilt from the accept and the final state by the operator's receipt builder, so
   they carry the original message id, submit date, done date and stat;
 * messages accepted with registered_delivery asking for a receipt on every outcome
-  (bits 1-0 = 1) whose outcome had not come yet: planned again (the receipt policy,
-  from now), stored, and handed to the handset side, as at their accept;
+  (bits 1-0 = 1) or on failure (2) whose outcome had not come yet (a failure-only one
+  that ended well is journalled ``finished``): planned again (the receipt policy, from
+  now), stored, and handed to the handset side, as at their accept;
 * MO injected whose parts were not all acknowledged: the missing parts, rebuilt from
   their deliver_sm fields, queued for the account they were queued for.
 
@@ -45,6 +46,7 @@ from simulator.smpp.pdu import DeliverSm
 
 from .journal_files import (
     ACCEPT,
+    FINISHED,
     MO_DELIVERED,
     MO_INJECTED,
     RECEIPT_DELIVERED,
@@ -229,7 +231,7 @@ def read_plan(path: Path) -> RecoveryPlan:
             key = (rec["op"], rec["id"], rec["dst"])
             if key in open_:
                 queued[key] = (n, rec)
-        elif kind == RECEIPT_DELIVERED:
+        elif kind in (RECEIPT_DELIVERED, FINISHED):
             key = (rec["op"], rec["id"], rec["dst"])
             open_.pop(key, None)
             queued.pop(key, None)
@@ -248,7 +250,7 @@ def read_plan(path: Path) -> RecoveryPlan:
         q = queued.get(key)
         if q is not None:
             found.append((q[0], key[0], "receipt", acc, q[1]))
-        elif acc["rd"] & 0x03 == 1:
+        else:  # its outcome had not come: a receipt on every outcome, or on failure
             found.append((pos, key[0], "replan", acc, None))
     for (op, _), (pos, rec, left) in mo_open.items():
         if left and "pdus" in rec:

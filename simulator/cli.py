@@ -59,11 +59,12 @@ def _with_address(
     return config.model_copy(update={"operators": [changed, *config.operators[1:]]})
 
 
-async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool) -> None:
+async def _run_smsc(config: SmscConfig, reuse_port: bool, quiet: bool, id_offset: int = 0) -> None:
     from simulator.smsc.server import SmscServer
 
     console = Console(stderr=True)
     server = SmscServer(config, reuse_port=reuse_port)
+    server.message_ids.next += id_offset
     # Handlers first: a client can bind (and a supervisor send SIGTERM) as soon as the
     # listeners are up, before start() has returned.
     stop = asyncio.Event()
@@ -117,14 +118,27 @@ def stats_table(stats: dict[str, object], title: str) -> Table:
     return table
 
 
-def _smsc_process(config_json: str, reuse_port: bool, verbose: int) -> None:
+#: Message ids of ``--processes`` worker K start K blocks above the clock: no two
+#: processes hand out the same id (a gateway matches receipts by it).
+_PROCESS_ID_BLOCK = 10**13
+
+
+def _smsc_process(config_json: str, reuse_port: bool, verbose: int, index: int = 0) -> None:
     setup_logging(verbose)
     config = SmscConfig.model_validate_json(config_json)
+    from simulator.smsc.journal_files import PROCESS_DIR
     from simulator.smsc.server import new_event_loop
 
+    if config.journal.enabled:
+        # Its own journal directory: a restart recovers each process's messages once.
+        path = config.journal.path / f"{PROCESS_DIR}{index}"
+        journal = config.journal.model_copy(update={"path": path})
+        config = config.model_copy(update={"journal": journal})
     loop = new_event_loop(config.uvloop)
     try:
-        loop.run_until_complete(_run_smsc(config, reuse_port, quiet=True))
+        loop.run_until_complete(
+            _run_smsc(config, reuse_port, quiet=True, id_offset=index * _PROCESS_ID_BLOCK)
+        )
     finally:
         loop.close()
 
@@ -155,8 +169,10 @@ def cmd_smsc(args: argparse.Namespace) -> int:
         # a bind of the same account *in the same process*, so use transceiver binds.
         ctx = multiprocessing.get_context("spawn")
         procs = [
-            ctx.Process(target=_smsc_process, args=(config.model_dump_json(), True, args.verbose))
-            for _ in range(args.processes)
+            ctx.Process(
+                target=_smsc_process, args=(config.model_dump_json(), True, args.verbose, k)
+            )
+            for k in range(args.processes)
         ]
         for p in procs:
             p.start()

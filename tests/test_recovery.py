@@ -16,6 +16,7 @@ own unbind at its graceful stop, after which it sends nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +63,7 @@ class Smsc:
         control: bool = False,
         receipt_delay: float = 0.0,
         receipt_stat: str = "DELIVRD",
+        processes: int = 1,
     ) -> None:
         self.port = free_port()
         self.control = free_port() if control else 0
@@ -77,6 +79,7 @@ class Smsc:
             [
                 *(sys.executable, "-m", "simulator.cli", "smsc", "--config", str(conf)),
                 *("--control-port", str(self.control), "--journal", str(journal)),
+                *("--processes", str(processes)),
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -360,3 +363,36 @@ def test_failure_only_messages_are_planned_again_unless_they_ended_well(
     gw = _receive_until_stopped(third, "receiver", lambda g: len(g.receipts()) >= 1)
     assert gw.receipts() == [sender.responses[0].message_id.decode()]
     assert main(["audit", str(journal)]) == 0
+
+
+def test_each_of_several_smsc_processes_journals_and_recovers_its_own(
+    smscs: Callable[..., Smsc], tmp_path: Path
+) -> None:
+    """``--processes 2``: each process journals in its own directory and hands out ids
+    of its own; after a kill -9 each recovers its own messages, so every receipt comes
+    once (with one shared directory each would have queued all of them)."""
+    journal = tmp_path / "journal"
+    first = smscs(processes=2, receipt_delay=3600.0)
+    ids = []
+    for _ in range(6):  # six connections: the kernel spreads them over the processes
+        gw = Gateway(first.port, "transmitter")
+        gw.submit(HANDSET)
+        gw.read_until(lambda gw=gw: len(gw.responses) == 1)  # type: ignore[misc]
+        ids.append(gw.responses[0].message_id.decode())
+        gw.close()
+    assert len(set(ids)) == 6
+    wait_for(journal_has(journal, "accept", 6))
+    assert sorted(p.name for p in journal.iterdir()) == ["process-0", "process-1"]
+    first.kill9()
+    second_port = smscs(processes=2).port  # receipts at once now
+    got: list[str] = []
+    deadline = time.monotonic() + PATIENCE
+    while len(set(got)) < 6:
+        assert time.monotonic() < deadline, (sorted(got), sorted(ids))
+        rx = Gateway(second_port, "receiver")  # lands on one process or the other
+        # That process may have nothing (left) for this account: then it times out.
+        with contextlib.suppress(AssertionError):
+            rx.read_until(lambda rx=rx: len(rx.receipts()) > 0, timeout=3.0)  # type: ignore[misc]
+        got += rx.receipts()
+        rx.close()
+    assert sorted(got) == sorted(ids)  # each once

@@ -66,6 +66,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 KINDS = frozenset(FIELDS)
 SUFFIX = ".smj"
+#: ``smsim smsc --processes N --journal DIR``: process K journals (and recovers) in
+#: DIR/process-K, so a restart recovers each process's own messages once.
+PROCESS_DIR = "process-"
 #: The files of the JSON-lines format (before the binary one); still read.
 LEGACY_SUFFIX = ".jsonl"
 MAGIC = b"SMSIMJ2\n"
@@ -170,8 +173,12 @@ class JournalFiles:
 
 def journal_files(path: Path) -> list[Path]:
     """A journal directory's files (both formats), oldest first: their names sort in
-    writing order (the start time, the pid, the sequence number)."""
+    writing order (the start time, the pid, the sequence number). A directory that
+    ``smsim smsc --processes N`` wrote holds one ``process-K`` directory per process:
+    then theirs, one process after the other (each in its own order)."""
     files = [*path.glob(f"journal-*{SUFFIX}"), *path.glob(f"journal-*{LEGACY_SUFFIX}")]
+    if not files:
+        return [f for sub in sorted(path.glob(PROCESS_DIR + "*")) for f in journal_files(sub)]
     return sorted(files, key=lambda p: p.stem)
 
 

@@ -21,7 +21,13 @@ from simulator.scenario.participants import (
     sender_slice,
     spontaneous_block,
 )
-from simulator.scenario.rates import expected_mo, peak_rate, rate_at, users_at
+from simulator.scenario.rates import (
+    expected_mo,
+    peak_rate,
+    per_user_rate,
+    rate_at,
+    users_at,
+)
 from simulator.scenario.report import compare, verdict_table, write_junit, write_summary
 
 
@@ -49,6 +55,31 @@ def test_expected_mo_integrates_the_rate() -> None:
     spike = shape_of("{shape: spike, rate: 10/s, factor: 50, at: 60s, length: 60s}")
     # 120 s at 10/s plus 60 s at 500/s
     assert expected_mo(spike.mo, 180) == pytest.approx(120 * 10 + 60 * 500, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "placed",
+    [
+        # Locust 2's UsersDispatcher, two workers, 2 texters + 2 diallers (+ the manager):
+        # every dialler on one worker, every texter on the other.
+        [{"texter": 2, "dialler": 0}, {"texter": 0, "dialler": 2}],
+        [{"texter": 1, "dialler": 1}, {"texter": 1, "dialler": 1}],
+        [{"texter": 2, "dialler": 2}],
+    ],
+)
+def test_users_offer_the_whole_rate_wherever_locust_places_them(
+    placed: list[dict[str, int]],
+) -> None:
+    """Each user's pace adds up to the shape's rate whichever worker runs it."""
+    sc = parse_scenario(
+        "name: x\nload: {users: 2, mo: {shape: constant, rate: 50/s}}\n"
+        "ussd: {dials: {shape: ramp, start_rate: 6/s, rate: 30/s, ramp: 10s}}\n"
+    )
+    assert sc.ussd is not None and users_at(sc.load, 0) == 2
+    for t in (0.0, 3.0, 20.0):
+        for cls, shape in (("texter", sc.load.mo), ("dialler", sc.ussd.dials)):
+            offered = sum(w[cls] * per_user_rate(sc.load, shape, t) for w in placed)
+            assert offered == pytest.approx(rate_at(shape, t)), (t, cls)
 
 
 # --- participants --------------------------------------------------------------------------

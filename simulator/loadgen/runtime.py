@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.scenario.participants import Block, action_blocks, sender_slice, spontaneous_block
-from simulator.scenario.rates import rate_at
+from simulator.scenario.rates import per_user_rate
 from simulator.scenario.run_settings import RunSettings
 from simulator.subscribers.population import Population
 
@@ -35,10 +35,6 @@ class Runtime:
     rng: random.Random
     texts: list[str]
     weights: list[float]
-    #: Subscriber users running in this process: each offers its share of the rate.
-    active_users: int = 0
-    #: USSD diallers running in this process, likewise for the dial rate.
-    active_diallers: int = 0
     _cursor: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -46,15 +42,14 @@ class Runtime:
         return time.monotonic() - self.t0
 
     def my_rate(self, t: float) -> float:
-        """MO/s one subscriber user of this process offers at ``t``."""
-        total = rate_at(self.settings.scenario.load.mo, t)
-        return total / self.workers / max(1, self.active_users)
+        """MO/s one subscriber user offers at ``t``."""
+        load = self.settings.scenario.load
+        return per_user_rate(load, load.mo, t)
 
     def my_dial_rate(self, t: float) -> float:
-        """USSD dials/s one dialler of this process offers at ``t``."""
+        """USSD dials/s one dialler offers at ``t``."""
         ussd = self.settings.scenario.ussd
-        total = rate_at(ussd.dials if ussd else None, t)
-        return total / self.workers / max(1, self.active_diallers)
+        return per_user_rate(self.settings.scenario.load, ussd.dials if ussd else None, t)
 
     def next_sender(self) -> str:
         """The next number of this worker's slice, in turn: no two workers share one."""

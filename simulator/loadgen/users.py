@@ -52,10 +52,6 @@ class SubscriberUser(User):
 
     def on_start(self) -> None:
         self.rt: Runtime = runtime(self.environment)
-        self.rt.active_users += 1
-
-    def on_stop(self) -> None:
-        self.rt.active_users -= 1
 
     @task
     def text_1442(self) -> None:
@@ -76,10 +72,6 @@ class UssdDialler(User):
 
     def on_start(self) -> None:
         self.rt: Runtime = runtime(self.environment)
-        self.rt.active_diallers += 1
-
-    def on_stop(self) -> None:
-        self.rt.active_diallers -= 1
 
     @task
     def dial(self) -> None:

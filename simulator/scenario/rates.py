@@ -53,6 +53,15 @@ def users_at(load: Load, t: float) -> int:
     return max(1, math.ceil(load.users * rate_at(load.mo, t) / peak))
 
 
+def per_user_rate(load: Load, shape: LoadShape | None, t: float) -> float:
+    """What one Locust user offers at ``t`` of ``shape`` (the MO's, or the USSD dials'):
+    the rate over the users of its class the load shape runs then, on every worker
+    together (``users_at``: as many diallers as texters). Not a share per worker: Locust
+    places a class's users where it likes (with two workers and two users of each class,
+    every dialler on one worker and every texter on the other)."""
+    return rate_at(shape, t) / users_at(load, t)
+
+
 def expected_mo(shape: LoadShape | None, duration: float, step: float = 0.01) -> float:
     """MO offered over ``[0, duration)``: what a run's count is checked against."""
     if shape is None or duration <= 0:

@@ -44,7 +44,7 @@ from simulator.smsc.stats import SmscStats
 from simulator.subscribers.population import Population
 from tests.support.ports import free_port
 from tests.test_html_report import Tables, svgs
-from tests.test_scenario_run import write_scenario
+from tests.test_scenario_run import USSD_SCENARIO, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,6 +203,39 @@ def test_a_partitioned_run_on_one_machine_passes_with_two_parts(tmp_path: Path) 
     assert rc == EXIT_PASSED, console.export_text() + log
     _check_summary(out, 2)
     assert "2 parts on 1 host(s)" in console.export_text()
+
+
+@pytest.mark.timeout(240)
+def test_a_partitioned_ussd_run_is_judged_on_the_parts_summed_ussd_counters(
+    tmp_path: Path,
+) -> None:
+    """Each part's USSD networks play the sessions dialled to its numbers; the ussd_*
+    gates and counters are the parts' sums, as test_scenario_run's one-process run."""
+    path = tmp_path / "ussd-smoke.yaml"
+    path.write_text(USSD_SCENARIO, encoding="utf-8")
+    out = tmp_path / "run"
+    console = Console(record=True, width=140)
+    rc = run_cluster(
+        ClusterOptions(scenario=str(path), out=out, live=False, processes=2, partition=True),
+        console,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    c, f = summary["counters"], summary["figures"]
+    assert rc == EXIT_PASSED, console.export_text() + json.dumps(summary["gates"])
+    assert c["parts"] == 2 and 0.7 * 80 <= c["ussd_dials_from_locust"] <= 1.05 * 80
+    assert c["ussd_dials_refused"] < c["ussd_dials_from_locust"] * 0.1
+    # Every dial a part accepted is one of the summed sessions; each had its screens.
+    assert c["ussd_sessions_dialled"] == c["ussd_dials_from_locust"] - c["ussd_dials_refused"]
+    assert c["ussd_steps"] > c["ussd_sessions_dialled"]
+    released = sum(v for k, v in c.items() if k.startswith("ussd_released_"))
+    assert released + c["ussd_open_at_end"] == c["ussd_sessions_dialled"]
+    assert f["ussd_completion_ratio"] == pytest.approx(c["ussd_released_completed"] / released)
+    assert f["ussd_sessions_per_s"] >= 5 and f["ussd_screen_p95"] is not None
+    assert {g["name"] for g in summary["gates"] if g["passed"]} >= {
+        "ussd_completion_ratio",
+        "ussd_screen_p95",
+        "ussd_sessions_per_s",
+    }
 
 
 def _env(token: str) -> dict[str, str]:

@@ -28,6 +28,8 @@ from simulator.config import ControlConfig, OperatorConfig, SmscConfig
 from simulator.logs import setup_logging
 from simulator.scenario.spec import Scenario
 from simulator.smsc.server import SmscServer, new_event_loop
+from simulator.ussd.figures import screen_latency
+from simulator.ussd.figures import snapshot as ussd_snapshot
 
 from .hub import ChannelHub
 
@@ -88,11 +90,28 @@ def shard_config(sc: Scenario, host: str, smpp_port: int = 0) -> SmscConfig:
     )
 
 
-def stats_of(part: int, smsc: SmscServer, hub: ChannelHub) -> dict[str, Any]:
-    """A part's counters and histograms, JSON (what the runner adds up)."""
+def ussd_of(smsc: SmscServer) -> dict[str, Any]:
+    """A part's USSD counters (every operator's networks) and per-screen latency buckets."""
+    networks = smsc.ussd_networks()
+    snap = ussd_snapshot(networks, 0.0)
+    screens = screen_latency(networks)
+    return {
+        "dialled": snap.dialled,
+        "busy": snap.busy,
+        "steps": snap.steps,
+        "released": snap.released,
+        "open": snap.open,
+        "screen_latency": {"counts": screens.counts, "total": screens.total},
+    }
+
+
+def stats_of(part: int, smsc: SmscServer, hub: ChannelHub, ussd: bool = False) -> dict[str, Any]:
+    """A part's counters and histograms, JSON (what the runner adds up); ``ussd``: with
+    its USSD counters (a scenario that dials)."""
     s = smsc.stats()
     t = hub.tracker.stats
     return {
+        **({"ussd": ussd_of(smsc)} if ussd else {}),
         "part": part,
         #: CPU seconds this process has used (the runner reports it per MO of the load).
         "cpu": time.process_time(),
@@ -152,7 +171,7 @@ async def serve(spec: ShardSpec, ready: Connection | None = None) -> None:
         sc.load.reply_timeout,
         dial=dial if sc.ussd else None,
         token=spec.token,
-        stats=lambda: stats_of(spec.part, smsc, hub),
+        stats=lambda: stats_of(spec.part, smsc, hub, sc.ussd is not None),
     )
     smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
     await smsc.start()

@@ -45,9 +45,12 @@ from simulator.harness.histogram import LatencyHistogram
 from simulator.harness.ranges import NumberRanges
 from simulator.harness.replies import ReplyStats
 from simulator.smsc.server import new_event_loop
+from simulator.smsc.stats import LatencyHistogram as BucketHistogram
 from simulator.smsc.stats import SmscStats
+from simulator.ussd.figures import UssdSnapshot
+from simulator.ussd.session import Release
 
-from .figures import Sample, figures
+from .figures import Sample, figures, ussd_gate_figures
 from .gates import judge
 from .html_report import write as write_html_report
 from .loader import ScenarioError
@@ -134,6 +137,33 @@ def _total(operators: dict[str, SmscStats]) -> SmscStats:
     return total
 
 
+def _ussd(parts: list[dict[str, Any]], now: float) -> UssdSnapshot:
+    """The USSD networks' counters summed over the parts, as ``ussd.figures.snapshot``
+    gives them for one SMSC's networks."""
+    total: dict[str, int] = {"dialled": 0, "busy": 0, "steps": 0, "open": 0}
+    released = {r.value: 0 for r in Release}
+    for p in parts:
+        u = p.get("ussd", {})
+        for k in total:
+            total[k] += int(u.get(k, 0))
+        for k, v in u.get("released", {}).items():
+            released[k] = released.get(k, 0) + int(v)
+    return UssdSnapshot(now, released=released, **total)
+
+
+def _screens(parts: list[dict[str, Any]]) -> BucketHistogram:
+    """The parts' per-screen latency buckets, merged."""
+    out = BucketHistogram()
+    for p in parts:
+        h = p.get("ussd", {}).get("screen_latency")
+        if h is not None:
+            one = BucketHistogram()
+            one.counts = [int(n) for n in h["counts"]]
+            one.total = float(h["total"])
+            out.add(one)
+    return out
+
+
 def _sum(parts: list[dict[str, Any]], key: str) -> int:
     return sum(int(p.get(key, 0)) for p in parts)
 
@@ -166,6 +196,21 @@ async def _wait_binds(monitor: PartMonitor, console: Console, timeout: float = 6
         await asyncio.sleep(0.2)
     unbound = [i for i, p in enumerate(monitor.last) if not p.get("binds", 0)]
     console.print(f"[yellow]no bind to part(s) {unbound} after {timeout:g}s: starting anyway")
+
+
+async def _wait_locust_workers(
+    monitor: PartMonitor, workers: int, locust: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Until every Locust worker has said HELLO to the parts: each does when its test
+    starts, which is when its own clock (the shape's, the actions') starts. The worker
+    hosts start theirs only now, so the run's clock starting at Locust's own start would
+    count their start-up as load (USSD sessions per second, the chaos schedule)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and locust.poll() is None:
+        seen = {w for p in await monitor.sample() for w in p.get("workers_seen", [])}
+        if len(seen) >= workers:
+            return
+        await asyncio.sleep(0.1)
 
 
 def _binds(parts: list[PartAddress], ranges: NumberRanges) -> list[SmppBindConfig]:
@@ -312,11 +357,14 @@ async def run_partitioned(
             one = sc.model_copy(update={"load": sc.load.model_copy(update={"processes": 1})})
             locust = _start_locust(opts, one, out, api_url)
         await coord.start_locust(lport, settings.model_dump_json())
+        await _wait_locust_workers(monitor, parts_n, locust, START_TIMEOUT)
         t0 = time.monotonic()
         state = await monitor.sample()
         samples = [_sample(0.0, state)]
         recorder = Recorder(datetime.now(UTC).isoformat(timespec="seconds"))
         recorder.record(samples[0], _replies(state).combined(), _operators(state))
+        ussd_start = _ussd(state, 0.0) if sc.ussd else None
+        ussd_load_end = ussd_start
         ended_at: float | None = None
         last = samples[0]
         # Each part's CPU and MO at the first and the last sample in which Locust's MO grew.
@@ -335,6 +383,8 @@ async def run_partitioned(
                 load_to = (now, state)  # the last sample Locust's MO grew in
             if ended_at is None and locust.poll() is not None:
                 ended_at = now
+                if sc.ussd is not None:
+                    ussd_load_end = _ussd(state, now)
             if opts.live and int(now) % 5 == 0:
                 cur = samples[-1]
                 console.print(
@@ -344,8 +394,11 @@ async def run_partitioned(
                 )
                 last = cur
             if ended_at is not None:
+                # USSD sessions still open are in flight, as in a one-process run.
                 drained = (
-                    _sum(state, "pending_replies") == 0 and _sum(state, "pending_deliveries") == 0
+                    _sum(state, "pending_replies") == 0
+                    and _sum(state, "pending_deliveries") == 0
+                    and not any(p.get("ussd", {}).get("open", 0) for p in state)
                 )
                 if drained or now - ended_at >= sc.time.drain:
                     break
@@ -360,6 +413,17 @@ async def run_partitioned(
             pending_replies=pending,
             broadcasts=any(a.broadcast for a in sc.actions),
         )
+        ussd_counters: dict[str, Any] = {}
+        if ussd_start is not None:
+            ussd_end = _ussd(state, time.monotonic() - t0)
+            assert ussd_load_end is not None
+            figs.update(ussd_gate_figures(ussd_start, ussd_load_end, ussd_end, _screens(state)))
+            ussd_counters = {
+                "ussd_sessions_dialled": ussd_end.dialled,
+                "ussd_steps": ussd_end.steps,
+                "ussd_open_at_end": ussd_end.open,
+                **{f"ussd_released_{k}": v for k, v in ussd_end.released.items()},
+            }
         verdicts = judge(thresholds, figs)
         regressions = []
         if opts.baseline is not None:
@@ -383,6 +447,7 @@ async def run_partitioned(
             "replies_pending_at_end": pending,
             "wants_receipt": _sum([p.get("sample", {}) for p in state], "wants_receipt"),
             "locust_exit": locust.returncode,
+            **ussd_counters,
         }
         write_summary(
             out / "summary.json",

@@ -358,40 +358,27 @@ async def _tracemalloc_run(n: int, console: Console) -> None:
     body = b"Takaful & Karama: school attendance reminder for this month. Reply 1 to confirm."
     async with SmscServer(cfg) as smsc:
         tx = await EsmeClient.connect("127.0.0.1", smsc.port, mode="tx", window=50)
-        warm = [
-            tx.send_nowait(
+
+        def submit(to: str) -> asyncio.Future[Any]:
+            return tx.send_nowait(
                 SubmitSm(
                     source_addr="1442",
                     source_addr_ton=3,
-                    destination_addr=f"2010{i:08d}",
+                    destination_addr=to,
                     dest_addr_ton=1,
                     dest_addr_npi=1,
                     registered_delivery=1,
                     short_message=body,
                 )
             )
-            for i in range(50)
-        ]
-        await asyncio.gather(*warm)
+
+        await asyncio.gather(*(submit(f"2010{i:08d}") for i in range(50)))
         gc.collect()
         tracemalloc.start(8)
         before = tracemalloc.take_snapshot()
         sent = 0
         while sent < n:
-            batch = [
-                tx.send_nowait(
-                    SubmitSm(
-                        source_addr="1442",
-                        source_addr_ton=3,
-                        destination_addr=f"2011{sent + i:08d}",
-                        dest_addr_ton=1,
-                        dest_addr_npi=1,
-                        registered_delivery=1,
-                        short_message=body,
-                    )
-                )
-                for i in range(min(50, n - sent))
-            ]
+            batch = [submit(f"2011{sent + i:08d}") for i in range(min(50, n - sent))]
             await asyncio.gather(*batch)
             sent += len(batch)
         while smsc.stats().receipts_due < n + 50:

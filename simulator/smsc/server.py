@@ -295,6 +295,9 @@ class SmscServer:
         await drain(list(self.operators.values()), deliver_timeout)
         if self._tick_task is not None:
             self._tick_task.cancel()
+            # Awaited, so that no "Task was destroyed but it is pending" at interpreter exit.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
         conns = [c for op in self.operators.values() for c in op.connections]
         for conn in conns:
             if conn.session.is_bound:

@@ -32,6 +32,7 @@ from simulator.harness.frames import (
     encode_auth,
     encode_hello,
     encode_mo,
+    encode_start,
     encode_stats_request,
 )
 from simulator.harness.hub import ChannelHub
@@ -44,6 +45,7 @@ from simulator.smsc.stats import SmscStats
 from simulator.subscribers.population import Population
 from tests.support.ports import free_port
 from tests.test_html_report import Tables, svgs
+from tests.test_scenario_chaos import SCENARIO as CHAOS_SCENARIO
 from tests.test_scenario_run import USSD_SCENARIO, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +126,21 @@ async def test_a_hub_with_a_token_hears_nothing_before_the_right_one() -> None:
         await hub.stop()
 
 
+async def test_a_start_frame_tells_the_hub_the_load_starts() -> None:
+    started: list[int] = []
+    hub = ChannelHub(lambda n, t: None, reply_timeout=5, load_start=lambda: started.append(1))
+    port = await hub.start()
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        # Answered in order: the STATS reply comes after the START was handled.
+        w.write(encode_start() + encode_stats_request())
+        assert await _frames(r, 1) == [Stats({})]
+        assert started == [1]
+        w.close()
+    finally:
+        await hub.stop()
+
+
 def _part(part: int, accepted: dict[str, int], delivrd: dict[str, int]) -> dict[str, Any]:
     """A part's STATS as shard.stats_of writes it: a sample and each operator's stats."""
     ops = {}
@@ -190,15 +207,20 @@ def _check_summary(out: Path, parts: int) -> dict[str, Any]:
     return summary
 
 
-@pytest.mark.timeout(240)
-def test_a_partitioned_run_on_one_machine_passes_with_two_parts(tmp_path: Path) -> None:
-    path = write_scenario(tmp_path)
-    out = tmp_path / "run"
+def _partitioned(path: Path, parts: int = 2) -> tuple[int, Path, Console]:
+    """``smsim run PATH --partition --processes PARTS``: exit code, run folder, console."""
+    out = path.parent / "run"
     console = Console(record=True, width=140)
     rc = run_cluster(
-        ClusterOptions(scenario=str(path), out=out, live=False, processes=2, partition=True),
+        ClusterOptions(scenario=str(path), out=out, live=False, processes=parts, partition=True),
         console,
     )
+    return rc, out, console
+
+
+@pytest.mark.timeout(240)
+def test_a_partitioned_run_on_one_machine_passes_with_two_parts(tmp_path: Path) -> None:
+    rc, out, console = _partitioned(write_scenario(tmp_path))
     log = (out / "locust.log").read_text() + (out / "worker.log").read_text()
     assert rc == EXIT_PASSED, console.export_text() + log
     _check_summary(out, 2)
@@ -213,12 +235,7 @@ def test_a_partitioned_ussd_run_is_judged_on_the_parts_summed_ussd_counters(
     gates and counters are the parts' sums, as test_scenario_run's one-process run."""
     path = tmp_path / "ussd-smoke.yaml"
     path.write_text(USSD_SCENARIO, encoding="utf-8")
-    out = tmp_path / "run"
-    console = Console(record=True, width=140)
-    rc = run_cluster(
-        ClusterOptions(scenario=str(path), out=out, live=False, processes=2, partition=True),
-        console,
-    )
+    rc, out, console = _partitioned(path)
     summary = json.loads((out / "summary.json").read_text())
     c, f = summary["counters"], summary["figures"]
     assert rc == EXIT_PASSED, console.export_text() + json.dumps(summary["gates"])
@@ -236,6 +253,26 @@ def test_a_partitioned_ussd_run_is_judged_on_the_parts_summed_ussd_counters(
         "ussd_screen_p95",
         "ussd_sessions_per_s",
     }
+
+
+@pytest.mark.timeout(240)
+def test_a_partitioned_run_puts_the_chaos_on_every_part_and_sums_the_hits(
+    tmp_path: Path,
+) -> None:
+    """test_scenario_chaos's run with two parts: each part is a whole SMSC, so each
+    throttles, drops its bind once and duplicates receipts; the hits are summed."""
+    path = tmp_path / "chaos-smoke.yaml"
+    path.write_text(CHAOS_SCENARIO, encoding="utf-8")
+    rc, out, console = _partitioned(path)
+    c = json.loads((out / "summary.json").read_text())["counters"]
+    assert rc == EXIT_PASSED, console.export_text() + json.dumps(c)
+    assert c["parts"] == 2
+    assert c["throttled"] == c["fault_hits_submit_error-1"] > 0
+    assert c["fault_hits_bind_drop-2"] == 2  # one drop in each part
+    assert c["binds"] >= 4  # the platform bound to each part again after its drop
+    assert c["fault_hits_dup"] > 0
+    assert c["receipts_delivered"] > c["receipts_due"]  # duplicates included
+    assert c["mo_delivered"] >= c["mo_from_locust"] > 100
 
 
 def _env(token: str) -> dict[str, str]:

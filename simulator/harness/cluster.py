@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .frames import FrameError, FrameReader, Stats, encode_auth, encode_stats_request
+from .frames import (
+    FrameError,
+    FrameReader,
+    Stats,
+    encode_auth,
+    encode_start,
+    encode_stats_request,
+)
 from .shard import ShardReady, ShardSpec, shard_process
 
 log = logging.getLogger("smsim.cluster")
@@ -214,6 +221,12 @@ class PartMonitor:
             writer.write(encode_auth(self._token))
             self._conns.append((reader, writer, FrameReader()))
 
+    def start_load(self) -> None:
+        """Tell every part the load starts now (each puts the chaos schedule on); a
+        STATS request after this one is answered after it."""
+        for _, writer, _ in self._conns:
+            writer.write(encode_start())
+
     async def _one(self, i: int) -> dict[str, Any]:
         reader, writer, frames = self._conns[i]
         writer.write(encode_stats_request())
@@ -259,7 +272,8 @@ def stop_popen(proc: subprocess.Popen[bytes], wait: float = 10) -> None:
             proc.wait()
 
 
-def _stop_process(proc: multiprocessing.process.BaseProcess) -> None:
+def stop_process(proc: multiprocessing.process.BaseProcess) -> None:
+    """SIGTERM, 10 seconds, then SIGKILL."""
     if proc.is_alive() and proc.pid is not None:
         os.kill(proc.pid, signal.SIGTERM)
     proc.join(10)
@@ -367,5 +381,5 @@ async def run_worker(
         if locust is not None:
             stop_popen(locust)
         for shard in shards:
-            _stop_process(shard)
+            stop_process(shard)
         writer.close()

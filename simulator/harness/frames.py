@@ -12,6 +12,7 @@ stream each way::
     AUTH    the cluster token, UTF-8 (count 0); first frame when the hub asks  -> SMSC
     STATS?  empty: ask for the SMSC side's counters (the runner)           -> SMSC
     STATS   one JSON object (count 0)                                    SMSC ->
+    START   empty: the load starts now (a part puts the chaos schedule on)  -> SMSC
 
 An MO is a number (an integer: 12 digits for Egypt) and a text; the SMSC answers per MO
 only with its RESULT: the time until the platform's reply reached the handset, or a
@@ -45,6 +46,7 @@ class FrameType(IntEnum):
     AUTH = 4
     STATS_REQUEST = 5
     STATS = 6
+    START = 7
 
 
 class Outcome(IntEnum):
@@ -114,6 +116,10 @@ def encode_stats_request() -> bytes:
     return HEADER.pack(HEADER.size, FrameType.STATS_REQUEST, 0)
 
 
+def encode_start() -> bytes:
+    return HEADER.pack(HEADER.size, FrameType.START, 0)
+
+
 def encode_stats(stats: dict[str, Any]) -> bytes:
     raw = json.dumps(stats, separators=(",", ":")).encode()
     return HEADER.pack(HEADER.size + len(raw), FrameType.STATS, 0) + raw
@@ -152,7 +158,12 @@ class Stats:
     data: dict[str, Any]
 
 
-Frame = Hello | Dials | Auth | StatsRequest | Stats | list[tuple[int, str]] | list[Result]
+@dataclass(frozen=True, slots=True)
+class Start:
+    pass
+
+
+Frame = Hello | Dials | Auth | StatsRequest | Stats | Start | list[tuple[int, str]] | list[Result]
 
 
 class FrameReader:
@@ -211,6 +222,8 @@ def _decode(ftype: int, count: int, buf: bytes, pos: int, stop: int) -> Frame:
         return Auth(buf[pos:stop].decode())
     if ftype == FrameType.STATS_REQUEST:
         return StatsRequest()
+    if ftype == FrameType.START:
+        return Start()
     if ftype == FrameType.STATS:
         data = json.loads(buf[pos:stop])
         if not isinstance(data, dict):

@@ -30,6 +30,7 @@ from .frames import (
     Hello,
     Origin,
     Result,
+    Start,
     StatsRequest,
     encode_results,
     encode_stats,
@@ -81,6 +82,9 @@ class _Conn(asyncio.Protocol):
             if isinstance(frame, StatsRequest):
                 assert self.transport is not None
                 self.transport.write(encode_stats(self.hub.stats_json()))
+            elif isinstance(frame, Start):
+                if self.hub.load_start is not None:
+                    self.hub.load_start()
             elif isinstance(frame, Dials):
                 self.hub.dials_from_locust(frame.items)
             elif isinstance(frame, Hello):
@@ -126,11 +130,14 @@ class ChannelHub:
         dial: Callable[[str, str], object] | None = None,
         token: str | None = None,
         stats: Callable[[], dict[str, Any]] | None = None,
+        load_start: Callable[[], object] | None = None,
     ) -> None:
         #: Connections must send this first (AUTH) when set: a channel off loopback.
         self.token = token
         #: What a STATS request is answered with (an SMSC-side process's counters).
         self._stats = stats
+        #: What a START frame calls (a part: the load begins, the chaos goes on).
+        self.load_start = load_start
         #: Inject an MO ``(msisdn, text)`` into the SMSC as the subscriber's message.
         self._send_mo = send_mo
         #: Dial a USSD code ``(msisdn, code)`` on the subscriber's network; None: no USSD.

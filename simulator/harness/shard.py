@@ -23,15 +23,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from simulator.clock import SimClock
 from simulator.config import ControlConfig, OperatorConfig, SmscConfig
 from simulator.logs import setup_logging
 from simulator.scenario.spec import Scenario
-from simulator.smsc.server import SmscServer, new_event_loop
+from simulator.smsc.server import new_event_loop
 from simulator.ussd.figures import screen_latency
-from simulator.ussd.figures import snapshot as ussd_snapshot
 
-from .hub import ChannelHub
+from .smsc_side import SmscSide
 
 log = logging.getLogger("smsim.shard")
 
@@ -90,11 +88,10 @@ def shard_config(sc: Scenario, host: str, smpp_port: int = 0) -> SmscConfig:
     )
 
 
-def ussd_of(smsc: SmscServer) -> dict[str, Any]:
+def ussd_of(side: SmscSide) -> dict[str, Any]:
     """A part's USSD counters (every operator's networks) and per-screen latency buckets."""
-    networks = smsc.ussd_networks()
-    snap = ussd_snapshot(networks, 0.0)
-    screens = screen_latency(networks)
+    snap = side.ussd(0.0)
+    screens = screen_latency(side.smsc.ussd_networks())
     return {
         "dialled": snap.dialled,
         "busy": snap.busy,
@@ -105,31 +102,22 @@ def ussd_of(smsc: SmscServer) -> dict[str, Any]:
     }
 
 
-def stats_of(part: int, smsc: SmscServer, hub: ChannelHub, ussd: bool = False) -> dict[str, Any]:
-    """A part's counters and histograms, JSON (what the runner adds up); ``ussd``: with
-    its USSD counters (a scenario that dials)."""
-    s = smsc.stats()
+def stats_of(part: int, side: SmscSide) -> dict[str, Any]:
+    """A part's counters and histograms, JSON (what the runner adds up); with its USSD
+    counters when the scenario dials."""
+    smsc, hub = side.smsc, side.hub
     t = hub.tracker.stats
     return {
-        **({"ussd": ussd_of(smsc)} if ussd else {}),
+        **({"ussd": ussd_of(side)} if side.sc.ussd is not None else {}),
         "part": part,
         #: CPU seconds this process has used (the runner reports it per MO of the load).
         "cpu": time.process_time(),
-        "sample": {
-            "submits": s.submits,
-            "accepted": s.accepted,
-            "throttled": s.throttled,
-            "refused": s.rejected + s.queue_full,
-            "wants_receipt": hub.wants_receipt,
-            "receipts_due": s.receipts_due,
-            "receipts_delivered": s.receipts_delivered,
-            "mo_queued": s.mo_queued,
-            "mo_delivered": s.mo_delivered,
-        },
+        "sample": side.counts(),
         #: Each operator's SmscStats (counters by stat as objects): the runner adds them
         #: up per operator (the report's charts) and over operators (the summary).
-        "operators": {name: op.stats.as_dict() for name, op in smsc.operators.items()},
-        "binds": s.binds,
+        "operators": {name: s.as_dict() for name, s in side.operator_stats().items()},
+        "faults": side.fault_hits(),
+        "binds": smsc.stats().binds,
         "mo_from_locust": hub.mo_from_workers,
         "dials_from_locust": hub.dials_from_workers,
         "dials_refused": hub.dials_refused,
@@ -147,42 +135,25 @@ def stats_of(part: int, smsc: SmscServer, hub: ChannelHub, ussd: bool = False) -
 
 
 async def serve(spec: ShardSpec, ready: Connection | None = None) -> None:
-    sc = spec.scenario
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    start = sc.time.start.timestamp() if sc.time.start else None
-    cfg = shard_config(sc, spec.host, spec.smpp_port)
-
-    def send_mo(msisdn: str, text: str) -> None:
-        engine = smsc.subscribers
-        operator = engine.listener_for(msisdn) if engine is not None else None
-        smsc.inject_mo(msisdn, text, operator=operator)
-
-    def dial(msisdn: str, code: str) -> object:
-        try:
-            return smsc.ussd_dial(msisdn, code)
-        except KeyError:
-            return None
-
-    hub = ChannelHub(
-        send_mo,
-        sc.load.reply_timeout,
-        dial=dial if sc.ussd else None,
+    cfg = shard_config(spec.scenario, spec.host, spec.smpp_port)
+    # The runner's START frame puts the scenario's chaos on, in every part at once.
+    side = SmscSide(
+        spec.scenario,
+        cfg,
         token=spec.token,
-        stats=lambda: stats_of(spec.part, smsc, hub, sc.ussd is not None),
+        stats=lambda side: stats_of(spec.part, side),
+        start_on_request=True,
     )
-    smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
-    await smsc.start()
+    smsc = side.smsc
+    await side.start()
     # The part's one id sequence (all its operators draw from it), its own block.
     smsc.message_ids.next = int(time.time() * 1000) * 1000 + spec.part * ID_BLOCK
-    if sc.ussd is not None:
-        from simulator.ussd.people import attach_people
-
-        attach_people(smsc, loop.time)
     try:
-        port = await hub.start(spec.host, spec.channel_port)
+        port = await side.hub.start(spec.host, spec.channel_port)
         info = ShardReady(
             part=spec.part,
             channel_port=port,
@@ -197,8 +168,7 @@ async def serve(spec: ShardSpec, ready: Connection | None = None) -> None:
             ready.send(info.model_dump_json())
         await stop.wait()
     finally:
-        await hub.stop()
-        await smsc.stop(drain_timeout=0.5)
+        await side.stop()
 
 
 def shard_process(spec_json: str, ready: Connection, verbosity: int = 0) -> None:

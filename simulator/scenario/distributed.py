@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -44,33 +42,18 @@ from simulator.harness.frames import Origin
 from simulator.harness.histogram import LatencyHistogram
 from simulator.harness.ranges import NumberRanges
 from simulator.harness.replies import ReplyStats
-from simulator.smsc.server import new_event_loop
 from simulator.smsc.stats import LatencyHistogram as BucketHistogram
 from simulator.smsc.stats import SmscStats
 from simulator.ussd.figures import UssdSnapshot
 from simulator.ussd.session import Release
 
-from .figures import Sample, figures, ussd_gate_figures
-from .gates import judge
-from .html_report import write as write_html_report
-from .loader import ScenarioError
-from .report import compare, verdict_table, write_junit, write_summary
+from . import reference_platform
+from .figures import Sample
+from .outputs import Measured, Ussd, conclude
+from .reference_platform import free_port
 from .run_settings import RunSettings
-from .runner import (
-    EXIT_ERROR,
-    EXIT_FAILED,
-    EXIT_PASSED,
-    ROOT,
-    RunError,
-    RunOptions,
-    _free_port,
-    _platform_process,
-    _start_locust,
-    _wait_http,
-    prepare,
-)
+from .runner import ROOT, RunError, RunOptions, _start_locust, run_scenario
 from .spec import Scenario
-from .timeseries import FILE as TIMESERIES_FILE
 from .timeseries import Recorder
 
 
@@ -168,6 +151,15 @@ def _sum(parts: list[dict[str, Any]], key: str) -> int:
     return sum(int(p.get(key, 0)) for p in parts)
 
 
+def _fault_hits(parts: list[dict[str, Any]]) -> dict[str, int]:
+    """Each chaos fault's hits over the parts (every part has the whole schedule)."""
+    out: dict[str, int] = {}
+    for p in parts:
+        for name, hits in p.get("faults", {}).items():
+            out[name] = out.get(name, 0) + int(hits)
+    return out
+
+
 def _per_part_load(
     start: tuple[float, list[dict[str, Any]]] | None,
     end: tuple[float, list[dict[str, Any]]] | None,
@@ -262,7 +254,6 @@ def _local_worker(
 async def run_partitioned(
     opts: ClusterOptions, sc: Scenario, thresholds: dict[str, float], out: Path, console: Console
 ) -> int:
-    loop = asyncio.get_running_loop()
     host = opts.bind_host if opts.master else "127.0.0.1"
     token = opts.cluster_token or os.environ.get(TOKEN_ENV)
     if not token:
@@ -309,32 +300,21 @@ async def run_partitioned(
                 )
             await _wait_binds(monitor, console)
         else:
-            api_port = opts.api_port or _free_port()
+            api_port = opts.api_port or free_port()
             binds = _binds(parts, ranges)
             pcfg = sc.platform.model_copy(
-                update={
-                    "api_host": host,
-                    "api_port": api_port,
-                    "binds": binds,
-                    "database": str(out / "platform.db"),
-                }
+                update={"api_host": host, "api_port": api_port, "binds": binds}
             )
-            ctx = multiprocessing.get_context("spawn")
-            child = ctx.Process(
-                target=_platform_process,
-                args=(pcfg.model_dump_json(), api_token, str(out / "platform.db")),
-                name="smsim-platform",
-                daemon=True,
-            )
-            child.start()
-            platform = child
+            platform = reference_platform.start(pcfg, api_token, out)
             api_url = f"http://{public}:{api_port}"
-            await loop.run_in_executor(None, _wait_http, f"{api_url}/api/v2/health", 30.0)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if _sum(await monitor.sample(), "binds") >= len(binds):
-                    break
-                await asyncio.sleep(0.1)
+            parts_monitor = monitor
+
+            async def bound() -> int:
+                return _sum(await parts_monitor.sample(), "binds")
+
+            await reference_platform.wait_ready(
+                api_url, bound, len(binds), bind_timeout=30, poll=0.1
+            )
         settings = RunSettings(
             scenario=sc,
             channel=parts[0].channel,
@@ -344,7 +324,7 @@ async def run_partitioned(
             api_token=api_token,
         )
         settings.write(out / "run.json")
-        lport = opts.locust_port if opts.master else _free_port()
+        lport = opts.locust_port if opts.master else free_port()
         # Locust's master, its workers on the hosts (Locust reads these as its options).
         master_env = {
             "LOCUST_MODE_MASTER": "true",
@@ -359,6 +339,8 @@ async def run_partitioned(
         await coord.start_locust(lport, settings.model_dump_json())
         await _wait_locust_workers(monitor, parts_n, locust, START_TIMEOUT)
         t0 = time.monotonic()
+        # Every part puts the scenario's chaos on now (each is a whole SMSC).
+        monitor.start_load()
         state = await monitor.sample()
         samples = [_sample(0.0, state)]
         recorder = Recorder(datetime.now(UTC).isoformat(timespec="seconds"))
@@ -407,28 +389,11 @@ async def run_partitioned(
         state = await monitor.sample()
         replies = _replies(state)
         pending = _sum(state, "pending_replies")
-        figs = figures(
-            samples,
-            replies,
-            pending_replies=pending,
-            broadcasts=any(a.broadcast for a in sc.actions),
-        )
-        ussd_counters: dict[str, Any] = {}
+        ussd = None
         if ussd_start is not None:
-            ussd_end = _ussd(state, time.monotonic() - t0)
             assert ussd_load_end is not None
-            figs.update(ussd_gate_figures(ussd_start, ussd_load_end, ussd_end, _screens(state)))
-            ussd_counters = {
-                "ussd_sessions_dialled": ussd_end.dialled,
-                "ussd_steps": ussd_end.steps,
-                "ussd_open_at_end": ussd_end.open,
-                **{f"ussd_released_{k}": v for k, v in ussd_end.released.items()},
-            }
-        verdicts = judge(thresholds, figs)
-        regressions = []
-        if opts.baseline is not None:
-            baseline = json.loads(opts.baseline.read_text(encoding="utf-8"))
-            regressions = compare(figs, baseline, opts.tolerance)
+            end = _ussd(state, time.monotonic() - t0)
+            ussd = Ussd(ussd_start, ussd_load_end, end, _screens(state))
         operators = _operators(state)
         smsc_counters = {k: v for k, v in _total(operators).as_dict().items() if isinstance(v, int)}
         seen = {w for p in state for w in p.get("workers_seen", [])}
@@ -447,27 +412,13 @@ async def run_partitioned(
             "replies_pending_at_end": pending,
             "wants_receipt": _sum([p.get("sample", {}) for p in state], "wants_receipt"),
             "locust_exit": locust.returncode,
-            **ussd_counters,
+            **{f"fault_hits_{k}": v for k, v in _fault_hits(state).items()},
         }
-        write_summary(
-            out / "summary.json",
-            scenario=sc.name,
-            figures=figs,
-            verdicts=verdicts,
-            regressions=regressions,
-            counters=counters,
-            histogram=replies.combined().to_json(),
+        series = recorder.finish(ended_at, operators)
+        measured = Measured(samples, replies, pending, counters, series, locust.returncode, ussd)
+        return conclude(
+            out, sc, thresholds, measured, console, baseline=opts.baseline, tolerance=opts.tolerance
         )
-        write_junit(out / "junit.xml", sc.name, verdicts, regressions)
-        recorder.finish(ended_at, operators).write(out / TIMESERIES_FILE)
-        write_html_report(out)
-        console.print(verdict_table(sc.name, verdicts, regressions))
-        console.print(f"Run folder: {out} (report.html, summary.json, junit.xml, locust.html)")
-        passed = all(v.passed for v in verdicts) and all(r.passed for r in regressions)
-        if locust.returncode not in (0, 1):
-            console.print(f"[red]Locust exited with {locust.returncode}: see {out}/locust.log")
-            return EXIT_ERROR
-        return EXIT_PASSED if passed else EXIT_FAILED
     except ClusterError as exc:
         raise RunError(str(exc)) from None
     finally:
@@ -477,11 +428,7 @@ async def run_partitioned(
             monitor.close()
         # The platform first: it unbinds from parts that are still there.
         if platform is not None:
-            if platform.is_alive() and platform.pid is not None:
-                os.kill(platform.pid, signal.SIGTERM)
-            platform.join(10)
-            if platform.is_alive():
-                platform.kill()
+            reference_platform.stop(platform)
         await coord.end()
         if worker is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -492,26 +439,15 @@ async def run_partitioned(
 
 def run_cluster(opts: ClusterOptions, console: Console | None = None) -> int:
     """``runner.run`` for a partitioned run: same exit codes, same run folder."""
-    console = console or Console()
-    try:
-        sc, thresholds = prepare(opts)
-    except (ScenarioError, ValueError) as exc:
-        console.print(str(exc), style="red", markup=False)
-        return EXIT_ERROR
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = (opts.out or Path("runs") / f"{sc.name}-{stamp}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    where = f"{opts.expect_workers} worker host(s)" if opts.master else "this machine"
-    console.print(
-        f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
-        f"{sc.time.duration:g}s, SMSC side partitioned over {where}; "
-        f"target {opts.target or 'reference platform'}"
+
+    def headline(sc: Scenario, thresholds: dict[str, float]) -> str:
+        where = f"{opts.expect_workers} worker host(s)" if opts.master else "this machine"
+        return (
+            f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
+            f"{sc.time.duration:g}s, SMSC side partitioned over {where}; "
+            f"target {opts.target or 'reference platform'}"
+        )
+
+    return run_scenario(
+        opts, console, headline, lambda sc, th, out, con: run_partitioned(opts, sc, th, out, con)
     )
-    loop = new_event_loop(True)
-    try:
-        return loop.run_until_complete(run_partitioned(opts, sc, thresholds, out, console))
-    except (RunError, OSError) as exc:
-        console.print(f"[red]smsim run: {exc}")
-        return EXIT_ERROR
-    finally:
-        loop.close()

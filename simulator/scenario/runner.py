@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import multiprocessing
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,30 +29,21 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from simulator.clock import SimClock
-from simulator.config import (
-    ControlConfig,
-    OperatorConfig,
-    PlatformConfig,
-    SmppBindConfig,
-    SmscConfig,
-)
+from simulator.config import ControlConfig, OperatorConfig, SmppBindConfig, SmscConfig
 from simulator.harness.hub import ChannelHub
-from simulator.logs import setup_logging
+from simulator.harness.smsc_side import SmscSide
 from simulator.smsc.server import SmscServer, new_event_loop
-from simulator.smsc.stats import SmscStats
 from simulator.ussd.figures import screen_latency as ussd_screen_latency
-from simulator.ussd.figures import snapshot as ussd_snapshot
 
+from . import reference_platform
 from .dashboard import Snapshot, render
-from .figures import Sample, figures, ussd_gate_figures
-from .gates import judge, parse_gate_override
-from .html_report import write as write_html_report
+from .figures import Sample
+from .gates import parse_gate_override
 from .loader import ScenarioError, load_scenario
-from .report import compare, verdict_table, write_junit, write_summary
+from .outputs import EXIT_ERROR, EXIT_FAILED, EXIT_PASSED, Measured, Ussd, conclude, run_folder
+from .reference_platform import PlatformError
 from .run_settings import ENV, RunSettings
 from .spec import Scenario
-from .timeseries import FILE as TIMESERIES_FILE
 from .timeseries import Recorder
 
 log = logging.getLogger("smsim.run")
@@ -63,8 +51,17 @@ log = logging.getLogger("smsim.run")
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 
-#: Exit codes: gates passed, a gate failed, the run could not be made.
-EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+#: The exit codes (gates passed, a gate failed, the run could not be made) are outputs.py's.
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FAILED",
+    "EXIT_PASSED",
+    "RunError",
+    "RunOptions",
+    "prepare",
+    "run",
+    "run_scenario",
+]
 
 
 class RunError(Exception):
@@ -118,13 +115,6 @@ def prepare(opts: RunOptions) -> tuple[Scenario, dict[str, float]]:
     return sc, sc.gates.with_overrides(overrides).thresholds()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _smsc_config(sc: Scenario, external_port: int | None, control_port: int) -> SmscConfig:
     operators = sc.operators or [OperatorConfig(port=external_port or 0)]
     return SmscConfig(
@@ -138,93 +128,13 @@ def _smsc_config(sc: Scenario, external_port: int | None, control_port: int) -> 
     )
 
 
-def _platform_process(config_json: str, token: str, database: str) -> None:
-    """Child process: the reference platform until SIGTERM."""
-    from simulator.platform.runtime import PlatformRuntime
-
-    config = PlatformConfig.model_validate_json(config_json)
-    # Its binds, reconnects and send errors, one line each, beside its database.
-    log_file = open(Path(database).parent / "platform.log", "a", encoding="utf-8")  # noqa: SIM115
-    setup_logging(1, log_file)
-
-    async def main() -> None:
-        runtime = PlatformRuntime(config, token, reset=True, database=database)
-        await runtime.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        await stop.wait()
-        await runtime.stop()
-
-    loop = new_event_loop(True)
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-        log_file.close()
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RunError(f"{url} did not answer in {timeout:g}s ({last})")
-
-
-def _sample(smsc: SmscServer, hub: ChannelHub, t: float) -> Sample:
-    s = smsc.stats()
-    return Sample(
-        t=t,
-        submits=s.submits,
-        accepted=s.accepted,
-        throttled=s.throttled,
-        refused=s.rejected + s.queue_full,
-        wants_receipt=hub.wants_receipt,
-        receipts_due=s.receipts_due,
-        receipts_delivered=s.receipts_delivered,
-        mo_queued=s.mo_queued,
-        mo_delivered=s.mo_delivered,
-    )
-
-
-def _operator_stats(smsc: SmscServer) -> dict[str, SmscStats]:
-    return {name: op.stats for name, op in smsc.operators.items()}
-
-
 async def _run(
     opts: RunOptions, sc: Scenario, thresholds: dict[str, float], out: Path, console: Console
 ) -> int:
-    loop = asyncio.get_running_loop()
-    start = sc.time.start.timestamp() if sc.time.start else None
     cfg = _smsc_config(sc, opts.smsc_port if opts.target else None, opts.control_port)
-
-    def send_mo(msisdn: str, text: str) -> None:
-        engine = smsc.subscribers
-        operator = engine.listener_for(msisdn) if engine is not None else None
-        # Through the server, so observers (the journal) see it; the hub ignores its own.
-        smsc.inject_mo(msisdn, text, operator=operator)
-
-    def dial(msisdn: str, code: str) -> object:
-        try:
-            return smsc.ussd_dial(msisdn, code)
-        except KeyError:  # the subscriber's operator has no USSD network
-            return None
-
-    hub = ChannelHub(send_mo, sc.load.reply_timeout, dial=dial if sc.ussd else None)
-    smsc = SmscServer(cfg, clock=SimClock(sc.time.scale, start=start), observers=[hub])
-    await smsc.start()
-    if sc.ussd is not None:
-        from simulator.ussd.people import attach_people
-
-        attach_people(smsc, loop.time)
+    side = SmscSide(sc, cfg)
+    smsc, hub = side.smsc, side.hub
+    await side.start()
     platform: multiprocessing.process.BaseProcess | None = None
     locust: subprocess.Popen[bytes] | None = None
     try:
@@ -233,7 +143,7 @@ async def _run(
         if opts.target:
             api_url = opts.target.rstrip("/")
         else:
-            api_port = _free_port()
+            api_port = reference_platform.free_port()
             binds = [
                 SmppBindConfig(
                     operator=op.name,
@@ -245,24 +155,17 @@ async def _run(
                 )
                 for op in cfg.operators
             ]
-            pcfg = sc.platform.model_copy(
-                update={"api_port": api_port, "binds": binds, "database": str(out / "platform.db")}
-            )
-            ctx = multiprocessing.get_context("spawn")
-            child = ctx.Process(
-                target=_platform_process,
-                args=(pcfg.model_dump_json(), token, str(out / "platform.db")),
-                name="smsim-platform",
-                daemon=True,
-            )
-            child.start()
-            platform = child
+            pcfg = sc.platform.model_copy(update={"api_port": api_port, "binds": binds})
+            platform = reference_platform.start(pcfg, token, out)
             api_url = f"http://127.0.0.1:{api_port}"
-            await loop.run_in_executor(None, _wait_http, f"{api_url}/api/v2/health", 30.0)
+
+            async def bound() -> int:
+                return smsc.stats().binds
+
             # The platform's binds must be up before MO can reach it.
-            deadline = time.monotonic() + 15
-            while smsc.stats().binds < len(binds) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await reference_platform.wait_ready(
+                api_url, bound, len(binds), bind_timeout=15, poll=0.05
+            )
         settings = RunSettings(
             scenario=sc,
             channel=f"127.0.0.1:{channel_port}",
@@ -273,13 +176,13 @@ async def _run(
         locust = _start_locust(opts, sc, out, api_url)
         t0 = time.monotonic()
         # The chaos schedule, on the same clock as the actions (from the load's start).
-        chaos = [smsc.add_fault(step.rule()) for step in sc.chaos]
-        ussd_start = ussd_snapshot(smsc.ussd_networks(), 0.0) if sc.ussd else None
+        side.start_load()
+        ussd_start = side.ussd(0.0) if sc.ussd else None
         ussd_load_end = ussd_start
-        samples: list[Sample] = [_sample(smsc, hub, 0.0)]
+        samples: list[Sample] = [side.sample(0.0)]
         # What the samples alone don't keep, for the HTML report's charts.
         recorder = Recorder(datetime.now(UTC).isoformat(timespec="seconds"))
-        recorder.record(samples[-1], hub.tracker.stats.combined(), _operator_stats(smsc))
+        recorder.record(samples[-1], hub.tracker.stats.combined(), side.operator_stats())
         ended_at: float | None = None
         with Live(console=console, auto_refresh=False, transient=False) as live:
             if not opts.live:
@@ -287,12 +190,12 @@ async def _run(
             while True:
                 await asyncio.sleep(1.0)
                 now = time.monotonic() - t0
-                samples.append(_sample(smsc, hub, now))
-                recorder.record(samples[-1], hub.tracker.stats.combined(), _operator_stats(smsc))
+                samples.append(side.sample(now))
+                recorder.record(samples[-1], hub.tracker.stats.combined(), side.operator_stats())
                 if ended_at is None and locust.poll() is not None:
                     ended_at = now
                     if sc.ussd is not None:
-                        ussd_load_end = ussd_snapshot(smsc.ussd_networks(), now)
+                        ussd_load_end = side.ussd(now)
                 phase = "load" if ended_at is None else "drain"
                 if opts.live:
                     live.update(render(_snapshot(sc, smsc, hub, samples, phase)), refresh=True)
@@ -312,29 +215,11 @@ async def _run(
                     locust.terminate()
         # Whatever still waits for a reply after the drain is unanswered.
         pending = len(hub.tracker)
-        figs = figures(
-            samples,
-            hub.tracker.stats,
-            pending_replies=pending,
-            broadcasts=any(a.broadcast for a in sc.actions),
-        )
-        ussd_counters: dict[str, Any] = {}
+        ussd = None
         if ussd_start is not None:
-            ussd_end = ussd_snapshot(smsc.ussd_networks(), time.monotonic() - t0)
             assert ussd_load_end is not None
             screens = ussd_screen_latency(smsc.ussd_networks())
-            figs.update(ussd_gate_figures(ussd_start, ussd_load_end, ussd_end, screens))
-            ussd_counters = {
-                "ussd_sessions_dialled": ussd_end.dialled,
-                "ussd_steps": ussd_end.steps,
-                "ussd_open_at_end": ussd_end.open,
-                **{f"ussd_released_{k}": v for k, v in ussd_end.released.items()},
-            }
-        verdicts = judge(thresholds, figs)
-        regressions = []
-        if opts.baseline is not None:
-            baseline = json.loads(opts.baseline.read_text(encoding="utf-8"))
-            regressions = compare(figs, baseline, opts.tolerance)
+            ussd = Ussd(ussd_start, ussd_load_end, side.ussd(time.monotonic() - t0), screens)
         counters: dict[str, Any] = {
             **{k: v for k, v in smsc.stats().as_dict().items() if isinstance(v, int)},
             "mo_from_locust": hub.mo_from_workers,
@@ -346,28 +231,20 @@ async def _run(
             "replies_pending_at_end": pending,
             "wants_receipt": hub.wants_receipt,
             "locust_exit": locust.returncode,
-            **{f"fault_hits_{f.name}": f.hits for f in chaos},
-            **ussd_counters,
+            **{f"fault_hits_{k}": v for k, v in side.fault_hits().items()},
         }
-        write_summary(
-            out / "summary.json",
-            scenario=sc.name,
-            figures=figs,
-            verdicts=verdicts,
-            regressions=regressions,
-            counters=counters,
-            histogram=hub.tracker.stats.combined().to_json(),
+        measured = Measured(
+            samples,
+            hub.tracker.stats,
+            pending,
+            counters,
+            recorder.finish(ended_at, side.operator_stats()),
+            locust.returncode,
+            ussd,
         )
-        write_junit(out / "junit.xml", sc.name, verdicts, regressions)
-        recorder.finish(ended_at, _operator_stats(smsc)).write(out / TIMESERIES_FILE)
-        write_html_report(out)
-        console.print(verdict_table(sc.name, verdicts, regressions))
-        console.print(f"Run folder: {out} (report.html, summary.json, junit.xml, locust.html)")
-        passed = all(v.passed for v in verdicts) and all(r.passed for r in regressions)
-        if locust.returncode not in (0, 1):
-            console.print(f"[red]Locust exited with {locust.returncode}: see {out}/locust.log")
-            return EXIT_ERROR
-        return EXIT_PASSED if passed else EXIT_FAILED
+        return conclude(
+            out, sc, thresholds, measured, console, baseline=opts.baseline, tolerance=opts.tolerance
+        )
     finally:
         if locust is not None and locust.poll() is None:
             locust.terminate()
@@ -376,13 +253,8 @@ async def _run(
             if locust.poll() is None:
                 locust.kill()
         if platform is not None:
-            if platform.is_alive() and platform.pid is not None:
-                os.kill(platform.pid, signal.SIGTERM)
-            platform.join(10)
-            if platform.is_alive():
-                platform.kill()
-        await hub.stop()
-        await smsc.stop(drain_timeout=0.5)
+            reference_platform.stop(platform)
+        await side.stop()
 
 
 def _start_locust(
@@ -451,27 +323,41 @@ def _snapshot(
     )
 
 
-def run(opts: RunOptions, console: Console | None = None) -> int:
+def run_scenario(
+    opts: RunOptions,
+    console: Console | None,
+    headline: Callable[[Scenario, dict[str, float]], str],
+    body: Callable[[Scenario, dict[str, float], Path, Console], Coroutine[Any, Any, int]],
+) -> int:
+    """The scenario with its overrides, the run folder, the headline, then ``body`` on a
+    new event loop: its exit code, or 2 when the scenario is broken or the run could
+    not be made (one-process and partitioned runs alike)."""
     console = console or Console()
     try:
         sc, thresholds = prepare(opts)
     except (ScenarioError, ValueError) as exc:
         console.print(str(exc), style="red", markup=False)
         return EXIT_ERROR
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = opts.out or Path("runs") / f"{sc.name}-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
-    out = out.resolve()
-    console.print(
-        f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
-        f"{sc.time.duration:g}s at x{sc.time.scale:g}, {sc.load.users} users, "
-        f"{len(thresholds)} gates; target {opts.target or 'reference platform'}"
-    )
+    out = run_folder(opts.out, sc.name)
+    console.print(headline(sc, thresholds))
     loop = new_event_loop(True)
     try:
-        return loop.run_until_complete(_run(opts, sc, thresholds, out, console))
-    except (RunError, OSError) as exc:
+        return loop.run_until_complete(body(sc, thresholds, out, console))
+    except (RunError, PlatformError, OSError) as exc:
         console.print(f"[red]smsim run: {exc}")
         return EXIT_ERROR
     finally:
         loop.close()
+
+
+def run(opts: RunOptions, console: Console | None = None) -> int:
+    def headline(sc: Scenario, thresholds: dict[str, float]) -> str:
+        return (
+            f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
+            f"{sc.time.duration:g}s at x{sc.time.scale:g}, {sc.load.users} users, "
+            f"{len(thresholds)} gates; target {opts.target or 'reference platform'}"
+        )
+
+    return run_scenario(
+        opts, console, headline, lambda sc, th, out, con: _run(opts, sc, th, out, con)
+    )

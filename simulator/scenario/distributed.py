@@ -442,11 +442,7 @@ def run_cluster(opts: ClusterOptions, console: Console | None = None) -> int:
 
     def headline(sc: Scenario, thresholds: dict[str, float]) -> str:
         where = f"{opts.expect_workers} worker host(s)" if opts.master else "this machine"
-        return (
-            f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
-            f"{sc.time.duration:g}s, SMSC side partitioned over {where}; "
-            f"target {opts.target or 'reference platform'}"
-        )
+        return f", SMSC side partitioned over {where}"
 
     return run_scenario(
         opts, console, headline, lambda sc, th, out, con: run_partitioned(opts, sc, th, out, con)

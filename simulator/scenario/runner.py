@@ -329,9 +329,10 @@ def run_scenario(
     headline: Callable[[Scenario, dict[str, float]], str],
     body: Callable[[Scenario, dict[str, float], Path, Console], Coroutine[Any, Any, int]],
 ) -> int:
-    """The scenario with its overrides, the run folder, the headline, then ``body`` on a
-    new event loop: its exit code, or 2 when the scenario is broken or the run could
-    not be made (one-process and partitioned runs alike)."""
+    """The scenario with its overrides, the run folder, the headline (``headline``: what
+    it says after the subscribers and the duration), then ``body`` on a new event loop:
+    its exit code, or 2 when the scenario is broken or the run could not be made
+    (one-process and partitioned runs alike)."""
     console = console or Console()
     try:
         sc, thresholds = prepare(opts)
@@ -339,7 +340,11 @@ def run_scenario(
         console.print(str(exc), style="red", markup=False)
         return EXIT_ERROR
     out = run_folder(opts.out, sc.name)
-    console.print(headline(sc, thresholds))
+    console.print(
+        f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
+        f"{sc.time.duration:g}s{headline(sc, thresholds)}; "
+        f"target {opts.target or 'reference platform'}"
+    )
     loop = new_event_loop(True)
     try:
         return loop.run_until_complete(body(sc, thresholds, out, console))
@@ -352,11 +357,7 @@ def run_scenario(
 
 def run(opts: RunOptions, console: Console | None = None) -> int:
     def headline(sc: Scenario, thresholds: dict[str, float]) -> str:
-        return (
-            f"[bold]smsim run {sc.name}[/]: {sc.population.size:,} subscribers, "
-            f"{sc.time.duration:g}s at x{sc.time.scale:g}, {sc.load.users} users, "
-            f"{len(thresholds)} gates; target {opts.target or 'reference platform'}"
-        )
+        return f" at x{sc.time.scale:g}, {sc.load.users} users, {len(thresholds)} gates"
 
     return run_scenario(
         opts, console, headline, lambda sc, th, out, con: _run(opts, sc, th, out, con)

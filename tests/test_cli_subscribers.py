@@ -71,10 +71,12 @@ def _submit(number: str) -> SubmitSm:
     )
 
 
-def _quick_replier(pop: Population, at: float) -> tuple[Subscriber, str]:
-    """A member whose handset is on and who answers QUESTION within ten simulated
-    minutes (as the SMSC's default models decide), and the answer."""
+def _quick_replier(pop: Population, at: float) -> tuple[Subscriber, str, float]:
+    """The member whose handset is on who answers QUESTION soonest (as the SMSC's default
+    models decide), the answer and its delay: within minutes by day, in the morning when
+    ``at`` is a Cairo night (people answer after they wake)."""
     delivery, behaviour = DeliveryModel(DeliveryConfig()), BehaviourModel(BehaviourConfig())
+    best: tuple[Subscriber, str, float] | None = None
     for i in range(pop.size):
         sub = pop.profile_at(i)
         if sub.availability is not Availability.ALWAYS or sub.opted_out:
@@ -83,15 +85,17 @@ def _quick_replier(pop: Population, at: float) -> tuple[Subscriber, str]:
         if fate.state is not MessageState.DELIVERED:
             continue
         replies = behaviour.react(sub, QUESTION, at + fate.delay, 0)
-        if len(replies) == 1 and replies[0].delay < 600 and replies[0].text:
-            return sub, replies[0].text
-    raise AssertionError("nobody answers quickly")
+        if len(replies) == 1 and replies[0].text and (best is None or replies[0].delay < best[2]):
+            best = (sub, replies[0].text, fate.delay + replies[0].delay)
+    assert best is not None, "nobody answers"
+    return best
 
 
 async def test_population_seed_and_time_scale_from_the_command_line() -> None:
     size, seed, scale = 5_000, 9, 3600.0
     pop = Population(PopulationConfig(size=size, seed=seed))
-    sub, answer = _quick_replier(pop, time.time())
+    sub, answer, delay = _quick_replier(pop, time.time())
+    assert delay < 9 * 3600  # a night in Cairo ends within 9 hours
     stranger = next(f"2010{i:08d}" for i in range(10**8) if f"2010{i:08d}" not in pop)
     port = free_port()
     proc = smsim("--port", str(port), "--population", str(size), "--seed", str(seed),
@@ -103,7 +107,7 @@ async def test_population_seed_and_time_scale_from_the_command_line() -> None:
         for number in (sub.msisdn, stranger):
             resp = await client.request(_submit(number))
             assert resp.command_status == 0
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             mo = [p for p in received if not p.esm_class & EsmClass.DELIVERY_RECEIPT]
             if mo and len(received) >= 3:
@@ -125,8 +129,10 @@ async def test_population_seed_and_time_scale_from_the_command_line() -> None:
     (mo,) = [p for p in received if not p.esm_class & EsmClass.DELIVERY_RECEIPT]
     assert (mo.source_addr, mo.destination_addr) == (sub.msisdn, "1442")
     assert decode_text(mo.short_message, mo.data_coding) == answer
-    # Up to ten simulated minutes passed in well under the 600 real seconds.
-    assert waited < 10
+    # Simulated minutes (by day) or hours (a night) passed in real seconds (at x1 the
+    # reply would take ``delay`` seconds; the SMSC's clock ran on while the client bound,
+    # so no lower bound here: test_subscriber_engine checks compression both ways).
+    assert waited < 30
 
 
 async def test_no_subscribers_falls_back_to_the_fixed_receipt() -> None:

@@ -739,8 +739,9 @@ def test_waiting_replies_share_a_timer_per_slot_and_never_go_early() -> None:
 NEW_QUESTION = "تصحيح: هل استلمت دعم كرامة هذا الشهر؟ ١) نعم ٢) لا"
 
 
-async def test_a_cancelled_message_is_never_read_and_a_replaced_one_is_read_anew() -> None:
-    # 600 simulated seconds to each handset at x600: one real second to cancel or replace.
+async def _echo_smsc() -> tuple[SmscServer, SubscriberEngine, EchoLength]:
+    """Started SMSC at x600 whose handsets take 600 simulated seconds (one real second to
+    cancel or replace), its engine, and the EchoLength model behind its people."""
     scale = 600.0
     cfg = SmscConfig(
         operators=[OperatorConfig(port=0)],
@@ -754,6 +755,12 @@ async def test_a_cancelled_message_is_never_read_and_a_replaced_one_is_read_anew
     assert engine is not None
     model = EchoLength()
     engine.behaviour = model
+    return smsc, engine, model
+
+
+async def test_a_cancelled_message_is_never_read_and_a_replaced_one_is_read_anew() -> None:
+    # 600 simulated seconds to each handset at x600: one real second to cancel or replace.
+    smsc, engine, model = await _echo_smsc()
     kept, cancelled, replaced, long_cancelled = engine.population.sample(4, random.Random(9))
     receipts: dict[str, list[DeliverSm]] = {}
     mo: list[DeliverSm] = []
@@ -917,19 +924,7 @@ async def test_an_alert_notification_follows_a_failed_set_dpf_message_when_the_h
 
 
 async def test_a_replaced_part_of_a_long_message_is_read_in_its_place() -> None:
-    scale = 600.0
-    cfg = SmscConfig(
-        operators=[OperatorConfig(port=0)],
-        population=PopulationConfig(enabled=True, size=20_000, seed=8, **EAGER),
-        delivery=DeliveryConfig(network_delay=600.0, network_delay_sigma=0.0),
-        time_scale=scale,
-    )
-    smsc = SmscServer(cfg, clock=SimClock(scale, start=NOON_CAIRO))
-    await smsc.start()
-    engine = smsc.subscribers
-    assert engine is not None
-    model = EchoLength()
-    engine.behaviour = model
+    smsc, engine, model = await _echo_smsc()
     (number,) = engine.population.sample(1, random.Random(4))
     words = ["أ" * 60, "ب" * 60, "ت" * 60]
     coding, payload = choose_coding("".join(words))

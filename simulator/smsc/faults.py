@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulator.config import FAULT_ACTIONS, FaultKind, FaultRule
 from simulator.smpp.constants import STAT_STATE, Status, status_code
@@ -73,7 +73,8 @@ class Fault:
     hits: int = 0
     #: Set when the rule was removed: its scheduled actions do nothing.
     removed: bool = False
-    state: int = field(default=0)
+    #: receipt_fail: the message_state it ends in.
+    state: int = 0
 
     def on(self, now: float) -> bool:
         return self.start <= now < self.end and not self.removed
@@ -85,6 +86,8 @@ class Fault:
         )
 
     def matches(self, dest: str) -> bool:
+        """Every destination for a rule without numbers; else a number in them (an empty
+        ``dest``, submit_multi's, is in none)."""
         if not self.prefixes and not self.ranges:
             return True
         number = normalize(dest)
@@ -194,7 +197,7 @@ class FaultPlan:
             if (
                 fault.on(now)
                 and fault.applies(operator, account)
-                and (not dest or fault.matches(dest))
+                and fault.matches(dest)
                 and fault.draw()
             ):
                 fault.hits += 1
@@ -205,16 +208,8 @@ class FaultPlan:
         """The status to refuse this submit with; 0: accept it."""
         if not self._by_kind[FaultKind.SUBMIT_ERROR]:
             return 0
-        for fault in self._by_kind[FaultKind.SUBMIT_ERROR]:
-            if (
-                fault.on(now)
-                and fault.applies(operator, account)
-                and (fault.matches(dest) if dest else not (fault.prefixes or fault.ranges))
-                and fault.draw()
-            ):
-                fault.hits += 1
-                return fault.status
-        return 0
+        fault = self._first(FaultKind.SUBMIT_ERROR, now, operator, account, dest)
+        return fault.status if fault is not None else 0
 
     def bind_refusal(self, now: float, operator: str, account: str | None) -> int:
         """The status to refuse this bind with; 0: go on."""
@@ -256,7 +251,7 @@ class FaultPlan:
         """(message_state, err) this message ends in instead of its own fate; None: its own."""
         if not self._by_kind[FaultKind.RECEIPT_FAIL]:
             return None
-        fault = self._first(FaultKind.RECEIPT_FAIL, now, operator, account, dest or "-")
+        fault = self._first(FaultKind.RECEIPT_FAIL, now, operator, account, dest)
         return (fault.state, fault.rule.err) if fault is not None else None
 
     def down(self, now: float, operator: str) -> Fault | None:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from simulator.smpp.constants import STAT_STATE, CommandId, MessageState, Tag
 from simulator.smpp.pdu import DeliverSm
 
+from .audit import Key
 from .journal_files import (
     ACCEPT,
     FINISHED,
@@ -63,11 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smsim.recovery")
 
-#: (operator, message_id, destination), as in the audit.
-Key = tuple[str, str, str]
 _DELIVERIES = (CommandId.DELIVER_SM, CommandId.DATA_SM)
-#: The commands a graceful stop refuses while it drains.
-_SUBMITS = (CommandId.SUBMIT_SM, CommandId.SUBMIT_MULTI, CommandId.DATA_SM)
 
 
 @dataclass

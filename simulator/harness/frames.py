@@ -13,10 +13,16 @@ stream each way::
     STATS?  empty: ask for the SMSC side's counters (the runner)           -> SMSC
     STATS   one JSON object (count 0)                                    SMSC ->
     START   empty: the load starts now (a part puts the chaos schedule on)  -> SMSC
+    TRACK   <HII   action, first population index, numbers (count 1)    Locust -> SMSC
+    PROGRESS <HIIIIdd  action, numbers reached, numbers receipted, MTs,   SMSC -> Locust
+            receipts, seconds since the last number was reached / receipted (-1: none)
 
 An MO is a number (an integer: 12 digits for Egypt) and a text; the SMSC answers per MO
 only with its RESULT: the time until the platform's reply reached the handset, or a
-timeout. Writes are coalesced per loop iteration on both sides.
+timeout. A campaign manager's TRACK asks the SMSC side to follow the delivery of one
+action's numbers (``delivery.py``); it answers with PROGRESS at once and then a few
+times a second while the counts move: aggregated, never one item per message. Writes
+are coalesced per loop iteration on both sides.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ HEADER = Struct("<IBxH")
 HELLO = Struct("<HH")
 MO_ITEM = Struct("<QH")
 RESULT_ITEM = Struct("<QBBd")
+TRACK = Struct("<HII")
+PROGRESS_ITEM = Struct("<HIIIIdd")
 
 #: Items per frame at most (count is a u16).
 MAX_ITEMS = 65535
@@ -47,6 +55,8 @@ class FrameType(IntEnum):
     STATS_REQUEST = 5
     STATS = 6
     START = 7
+    TRACK = 8
+    PROGRESS = 9
 
 
 class Outcome(IntEnum):
@@ -125,6 +135,24 @@ def encode_stats(stats: dict[str, Any]) -> bytes:
     return HEADER.pack(HEADER.size + len(raw), FrameType.STATS, 0) + raw
 
 
+def encode_track(action: int, start: int, count: int) -> bytes:
+    return HEADER.pack(HEADER.size + TRACK.size, FrameType.TRACK, 1) + TRACK.pack(
+        action, start, count
+    )
+
+
+def encode_progress(items: list[Progress]) -> bytes:
+    """One PROGRESS frame (a scenario has far fewer than ``MAX_ITEMS`` actions)."""
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"{len(items)} actions in one PROGRESS frame")
+    pack = PROGRESS_ITEM.pack
+    body = b"".join(
+        pack(p.action, p.reached, p.receipted, p.mts, p.receipts, p.mt_age, p.receipt_age)
+        for p in items
+    )
+    return HEADER.pack(HEADER.size + len(body), FrameType.PROGRESS, len(items)) + body
+
+
 def encode_dials(items: list[tuple[int, str]]) -> list[bytes]:
     """DIAL frames for ``[(msisdn, ussd_code), ...]``."""
     return encode_mo(items, FrameType.DIAL)
@@ -163,7 +191,49 @@ class Start:
     pass
 
 
-Frame = Hello | Dials | Auth | StatsRequest | Stats | Start | list[tuple[int, str]] | list[Result]
+@dataclass(frozen=True, slots=True)
+class Track:
+    """Follow the delivery of population indices ``[start, start + count)`` as action
+    ``action`` of the scenario."""
+
+    action: int
+    start: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One SMSC side's counts for one tracked action, so far: numbers that got an MT,
+    numbers whose MTs all got their receipt to the platform (at least once), MT parts and
+    receipts; seconds before this frame when the last number was first reached /
+    receipted (negative: none yet)."""
+
+    action: int
+    reached: int
+    receipted: int
+    mts: int
+    receipts: int
+    mt_age: float
+    receipt_age: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progresses:
+    items: list[Progress]
+
+
+Frame = (
+    Hello
+    | Dials
+    | Auth
+    | StatsRequest
+    | Stats
+    | Start
+    | Track
+    | Progresses
+    | list[tuple[int, str]]
+    | list[Result]
+)
 
 
 class FrameReader:
@@ -224,6 +294,15 @@ def _decode(ftype: int, count: int, buf: bytes, pos: int, stop: int) -> Frame:
         return StatsRequest()
     if ftype == FrameType.START:
         return Start()
+    if ftype == FrameType.TRACK:
+        if pos + TRACK.size > stop:
+            raise ValueError("a short TRACK frame")
+        return Track(*TRACK.unpack_from(buf, pos))
+    if ftype == FrameType.PROGRESS:
+        if pos + count * PROGRESS_ITEM.size > stop:
+            raise ValueError("items run past the frame")
+        raw = buf[pos : pos + count * PROGRESS_ITEM.size]
+        return Progresses([Progress(*item) for item in PROGRESS_ITEM.iter_unpack(raw)])
     if ftype == FrameType.STATS:
         data = json.loads(buf[pos:stop])
         if not isinstance(data, dict):

@@ -6,7 +6,10 @@ Every MO the subscriber side sends (Locust's and the subscriber simulation's ans
 timed by a ``ReplyTracker`` until the platform's next MT reaches that handset; the
 result goes back to the worker that sent the MO (answers of the simulation go to the
 workers in turn), which reports it to Locust as a request. The tracker's histograms are
-what the scenario gates judge.
+what the scenario gates judge. A campaign manager's TRACK starts following one action's
+numbers (``delivery.DeliveryTracker``: MTs seen, receipts the platform accepted); the
+connections that asked get its PROGRESS at once and every ``SWEEP_INTERVAL`` while it
+moves.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
+from simulator.smpp.pdu import DeliverSm
 from simulator.smsc.store import Message
 from simulator.subscribers.numbering import normalize
 
+from .delivery import DeliveryTracker
 from .frames import (
     Auth,
     Dials,
@@ -32,6 +37,8 @@ from .frames import (
     Result,
     Start,
     StatsRequest,
+    Track,
+    encode_progress,
     encode_results,
     encode_stats,
 )
@@ -54,6 +61,8 @@ class _Conn(asyncio.Protocol):
         self._flush_pending = False
         #: A hub with a token hears nothing from a connection before its AUTH frame.
         self.authed = hub.token is None
+        #: This connection sent a TRACK: it gets the delivery PROGRESS.
+        self.follows = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -87,6 +96,10 @@ class _Conn(asyncio.Protocol):
                     self.hub.load_start()
             elif isinstance(frame, Dials):
                 self.hub.dials_from_locust(frame.items)
+            elif isinstance(frame, Track):
+                self.follows = True
+                self.hub.track(frame)
+                self.send_progress()
             elif isinstance(frame, Hello):
                 self.hello = frame
                 self.hub.workers_seen.add(frame.worker_index)
@@ -106,6 +119,11 @@ class _Conn(asyncio.Protocol):
         if not self._flush_pending:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self.flush)
+
+    def send_progress(self) -> None:
+        d = self.hub.delivery
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode_progress(d.progress(self.hub._now()) if d else []))
 
     def flush(self) -> None:
         self._flush_pending = False
@@ -131,7 +149,10 @@ class ChannelHub:
         token: str | None = None,
         stats: Callable[[], dict[str, Any]] | None = None,
         load_start: Callable[[], object] | None = None,
+        index_of: Callable[[str], int] | None = None,
     ) -> None:
+        """``index_of``: a number's population index (-1: none), for following the
+        delivery of the campaign manager's actions; None: TRACK frames follow nothing."""
         #: Connections must send this first (AUTH) when set: a channel off loopback.
         self.token = token
         #: What a STATS request is answered with (an SMSC-side process's counters).
@@ -157,6 +178,8 @@ class ChannelHub:
         self.workers_seen: set[int] = set()
         #: MT parts accepted with registered_delivery asking for a receipt (bit 0 = 1).
         self.wants_receipt = 0
+        #: The tracked actions' delivery (TRACK frames); None: no population to map.
+        self.delivery = DeliveryTracker(index_of) if index_of is not None else None
 
     def token_ok(self, token: str) -> bool:
         return self.token is None or secrets.compare_digest(token.encode(), self.token.encode())
@@ -203,6 +226,15 @@ class ChannelHub:
         finally:
             self._injecting = False
 
+    def track(self, frame: Track) -> None:
+        if self.delivery is None:
+            log.warning("delivery_untracked action=%d reason=no_population", frame.action)
+            return
+        self.delivery.track(frame.action, frame.start, frame.count, self._now())
+        log.info(
+            "delivery_tracked action=%d start=%d numbers=%d", frame.action, frame.start, frame.count
+        )
+
     def dials_from_locust(self, items: list[tuple[int, str]]) -> None:
         self.dials_from_workers += len(items)
         if self._dial is None:
@@ -225,14 +257,28 @@ class ChannelHub:
     def on_mt(self, msg: Message) -> None:
         """An MT part reached the SMSC for a handset: the first one after an MO is the
         reply; every message asking for a receipt is counted for receipt completion."""
-        if msg.registered_delivery & 0x03 == 1:
+        wants = msg.registered_delivery & 0x03 == 1
+        if wants:
             self.wants_receipt += 1
         number = _number(msg.destination_addr, msg.dest_ton)
         if number is None:
             return
-        hit = self.tracker.on_mt(number, self._now())
+        now = self._now()
+        hit = self.tracker.on_mt(number, now)
         if hit is not None:
             self._deliver(*hit)
+        d = self.delivery
+        if d is not None and d.actions:
+            d.on_mt(str(number), wants, now)
+
+    def on_receipt(self, receipt: DeliverSm) -> None:
+        """The platform accepted a receipt: count it for its action (when tracked)."""
+        d = self.delivery
+        if d is None or not d.actions:
+            return
+        number = _number(receipt.source_addr, receipt.source_addr_ton)
+        if number is not None:
+            d.on_receipt(str(number), self._now())
 
     def _deliver(self, owner: int | None, result: Result) -> None:
         conn = self.conns.get(owner) if owner is not None else None
@@ -248,6 +294,11 @@ class ChannelHub:
             await asyncio.sleep(SWEEP_INTERVAL)
             for owner, result in self.tracker.expire(self._now()):
                 self._deliver(owner, result)
+            if self.delivery is not None and self.delivery.dirty:
+                self.delivery.dirty = False
+                for conn in self.conns.values():
+                    if conn.follows:
+                        conn.send_progress()
 
 
 def _number(address: str, ton: int | None = None) -> int | None:

@@ -124,6 +124,8 @@ def stats_of(part: int, side: SmscSide) -> dict[str, Any]:
         "workers_seen": sorted(hub.workers_seen),
         "pending_replies": len(hub.tracker),
         "pending_deliveries": smsc.pending_deliveries(),
+        #: The campaign manager's actions as this part saw their numbers' delivery.
+        "delivery": hub.delivery.to_json() if hub.delivery is not None else [],
         "replies": {
             "sent": t.sent,
             "replies": t.replies,

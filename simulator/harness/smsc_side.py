@@ -24,6 +24,7 @@ from simulator.smsc.stats import SmscStats
 from simulator.ussd.figures import UssdSnapshot
 from simulator.ussd.figures import snapshot as ussd_snapshot
 
+from .delivery import DeliveryTracker
 from .hub import ChannelHub
 
 
@@ -51,6 +52,10 @@ class SmscSide:
         start = sc.time.start.timestamp() if sc.time.start else None
         clock = SimClock(sc.time.scale, start=start)
         self.smsc = SmscServer(cfg, clock=clock, observers=[self.hub])
+        engine = self.smsc.subscribers
+        if engine is not None:
+            # The campaign manager's actions are followed by population index.
+            self.hub.delivery = DeliveryTracker(engine.population.index_of)
         #: The chaos schedule's faults, once the load started.
         self.chaos: list[Fault] = []
         self._load_started = False

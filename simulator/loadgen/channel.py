@@ -4,7 +4,9 @@ Opened in ``test_start`` (after Locust forks its workers, never on the master); 
 partitioned run one socket per part, each MO sent to the part that owns its number. Users
 call ``send``; a flusher greenlet writes everything queued as one frame every few
 milliseconds; a reader greenlet turns each result into a Locust request event, so the
-MO -> reply latency measured at the SMSC shows in Locust's statistics and UI.
+MO -> reply latency measured at the SMSC shows in Locust's statistics and UI. ``track``
+asks every part to follow an action's delivery; their PROGRESS lands in ``delivery``
+(``harness.delivery.DeliveryView``), which the campaign manager reads.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 from typing import Any
 
 import gevent
 
+from simulator.harness.delivery import DeliveryView
 from simulator.harness.frames import (
     FrameError,
     FrameReader,
     Origin,
     Outcome,
+    Progresses,
     Result,
     encode_auth,
     encode_dials,
     encode_hello,
     encode_mo,
+    encode_track,
 )
 from simulator.harness.ranges import NumberRanges
 
@@ -46,7 +52,7 @@ class ReplyTimeout(Exception):
 class _Link:
     """One socket to one SMSC-side process, with what is queued for it."""
 
-    __slots__ = ("dials", "queue", "sock")
+    __slots__ = ("control", "dials", "queue", "sock")
 
     def __init__(self, target: str, token: str | None, hello: bytes) -> None:
         host, port = target.rsplit(":", 1)
@@ -56,6 +62,8 @@ class _Link:
         self.sock.sendall((encode_auth(token) if token is not None else b"") + hello)
         self.queue: list[tuple[int, str]] = []
         self.dials: list[tuple[int, str]] = []
+        #: Frames other than MO and dials (TRACK), written first.
+        self.control: list[bytes] = []
 
 
 class ChannelClient:
@@ -76,13 +84,15 @@ class ChannelClient:
         hello = encode_hello(worker_index, workers)
         self._links = [_Link(t, token, hello) for t in targets]
         self._ranges = NumberRanges(len(self._links))
+        #: Every part's PROGRESS for the actions ``track`` asked about.
+        self.delivery = DeliveryView(len(self._links))
         self._interval = flush_interval
         self.sent = 0
         self.dialled = 0
         self.results = 0
         self._closed = False
         self._greenlets = [gevent.spawn(self._flusher)] + [
-            gevent.spawn(self._reader, link) for link in self._links
+            gevent.spawn(self._reader, part, link) for part, link in enumerate(self._links)
         ]
 
     def _link(self, number: int) -> _Link:
@@ -98,6 +108,13 @@ class ChannelClient:
         number = int(msisdn)
         self._link(number).dials.append((number, code))
 
+    def track(self, action: int, start: int, count: int) -> None:
+        """Ask every part to follow the delivery of population indices ``[start,
+        start + count)`` as action ``action`` (``delivery.acked`` once each answered)."""
+        frame = encode_track(action, start, count)
+        for link in self._links:
+            link.control.append(frame)
+
     def _flusher(self) -> None:
         while not self._closed:
             gevent.sleep(self._interval)
@@ -105,12 +122,15 @@ class ChannelClient:
 
     def flush(self) -> None:
         for link in self._links:
-            if not link.queue and not link.dials:
+            if not link.queue and not link.dials and not link.control:
                 continue
             batch, link.queue = link.queue, []
             dials, link.dials = link.dials, []
+            control, link.control = link.control, []
             try:
                 frames = [*encode_mo(batch), *encode_dials(dials)] if dials else encode_mo(batch)
+                if control:
+                    frames = [*control, *frames]
                 for frame in frames:
                     link.sock.sendall(frame)
                 self.sent += len(batch)
@@ -119,7 +139,7 @@ class ChannelClient:
                 log.warning("channel_send_failed error=%s lost=%d", exc, len(batch) + len(dials))
                 self._closed = True
 
-    def _reader(self, link: _Link) -> None:
+    def _reader(self, part: int, link: _Link) -> None:
         reader = FrameReader()
         fire = self._events.request.fire
         while not self._closed:
@@ -135,6 +155,9 @@ class ChannelClient:
                 log.warning("channel_bad_frame error=%s", exc)
                 break
             for frame in frames:
+                if isinstance(frame, Progresses):
+                    self.delivery.update(part, frame.items, time.monotonic())
+                    continue
                 if not isinstance(frame, list):
                     continue
                 for item in frame:

@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
+
+from simulator.harness.delivery import REQUEST_TYPE, action_label, judge
 from simulator.scenario.participants import Block, action_blocks, sender_slice, spontaneous_block
 from simulator.scenario.rates import per_user_rate
 from simulator.scenario.run_settings import RunSettings
@@ -20,6 +23,28 @@ from simulator.subscribers.population import Population
 from .channel import ChannelClient
 
 ATTR = "smsim_runtime"
+
+
+class ReceiptsMissing(Exception):
+    """Some of an action's numbers got no MT, or no receipt to the platform, in time."""
+
+
+@dataclass(slots=True)
+class DeliveryWatch:
+    """One broadcast or flow start whose delivery is followed (``harness.delivery``)."""
+
+    action: int
+    kind: str
+    numbers: int
+    #: When its first API call went out (this process's monotonic clock).
+    started: float
+    #: When it must be complete (the receipt_completion_time gate); None: by the load's end.
+    deadline: float | None
+    reported: bool = False
+
+    @property
+    def label(self) -> str:
+        return action_label(self.action, self.kind, self.numbers)
 
 
 @dataclass(slots=True)
@@ -37,6 +62,9 @@ class Runtime:
     weights: list[float]
     _cursor: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The actions whose delivery is followed, and the greenlets following them.
+    watches: list[DeliveryWatch] = field(default_factory=list)
+    watchers: list[Any] = field(default_factory=list)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -59,6 +87,28 @@ class Runtime:
 
     def next_text(self) -> str:
         return self.rng.choices(self.texts, self.weights)[0]
+
+
+def report_delivery(rt: Runtime, events: Any, w: DeliveryWatch, final: bool) -> bool:
+    """Fire ``w``'s delivery requests when it is complete, or ``final``ly incomplete
+    (failures naming what is missing); whether they were fired (now or before)."""
+    if w.reported:
+        return True
+    now = time.monotonic()
+    reports = judge(w.label, w.numbers, rt.channel.delivery.total(w.action), w.started, now, final)
+    if reports is None:
+        return False
+    w.reported = True
+    for r in reports:
+        events.request.fire(
+            request_type=REQUEST_TYPE,
+            name=r.name,
+            response_time=r.response_time,
+            response_length=r.length,
+            exception=ReceiptsMissing(r.error) if r.error is not None else None,
+            context={},
+        )
+    return True
 
 
 def start_runtime(environment: Any, settings: RunSettings) -> Runtime:
@@ -103,5 +153,9 @@ def runtime(environment: Any) -> Runtime:
 def stop_runtime(environment: Any) -> None:
     rt = getattr(environment, ATTR, None)
     if isinstance(rt, Runtime):
+        # The load ended: what has not completed by now fails (the drain is not Locust's).
+        for w in rt.watches:
+            report_delivery(rt, environment.events, w, final=True)
+        gevent.killall(rt.watchers, block=False)
         rt.channel.close()
         setattr(environment, ATTR, None)

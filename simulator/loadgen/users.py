@@ -5,7 +5,11 @@ owes since its last turn, never waiting for an answer (answers are timed at the 
 and come back as request events). Each user acts for many numbers. ``CampaignManager``
 is one user (``fixed_count``) that does the scenario's actions on their schedule through
 RapidPro's API, so broadcasts and flow starts show as API requests with their latency,
-exactly as they would against a real RapidPro.
+exactly as they would against a real RapidPro; and follows what each one's numbers then
+receive (``harness.delivery``): "DELIVERY" requests give the time from the action's
+first API call to the last MT reaching the SMSC side and to the last receipt reaching
+the platform, each with the numbers that got there, or a failure saying how many did
+not by the scenario's ``receipt_completion_time`` (or by the load's end).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from locust import HttpUser, User, constant, task
 
 from simulator.scenario.spec import Action
 
-from .runtime import Runtime, runtime
+from .runtime import DeliveryWatch, Runtime, report_delivery, runtime
 
 #: Seconds between a subscriber user's turns.
 TICK = 0.01
@@ -28,6 +32,10 @@ TICK = 0.01
 URNS_PER_CALL = 100
 #: API calls the manager has in flight at once for one big action.
 API_CONCURRENCY = 4
+#: Seconds to wait for every part to answer an action's TRACK before its first API call.
+TRACK_TIMEOUT = 5.0
+#: Seconds between looks at an action's delivery.
+DELIVERY_POLL = 0.05
 
 
 def _open_loop(rate: Callable[[float], float], act: Callable[[], None], t0: float) -> None:
@@ -127,6 +135,7 @@ class CampaignManager(HttpUser):
         numbers = [rt.population.msisdn(j) for j in rt.blocks[i].indices()]
         if action.broadcast is not None:
             body: dict[str, Any] = {"text": action.broadcast.text}
+            self._follow(i, action)
             self._in_chunks("/api/v2/broadcasts.json", "POST broadcasts", body, numbers)
         elif action.flow_start is not None:
             uuid = self._flow_uuid(action.flow_start.flow)
@@ -140,9 +149,35 @@ class CampaignManager(HttpUser):
                     context={},
                 )
                 return
+            self._follow(i, action)
             self._in_chunks("/api/v2/flow_starts.json", "POST flow_starts", {"flow": uuid}, numbers)
         elif action.mo_wave is not None:
             self._mo_wave(action, numbers)
+
+    def _follow(self, i: int, action: Action) -> None:
+        """Have every part follow action ``i``'s numbers (answered before the first API
+        call, so no MT of it goes uncounted), then watch them until complete."""
+        rt = self.rt
+        block = rt.blocks[i]
+        if block.count == 0:
+            return
+        rt.channel.track(i, block.start, block.count)
+        wait_until = time.monotonic() + TRACK_TIMEOUT
+        while not rt.channel.delivery.acked(i) and time.monotonic() < wait_until:
+            gevent.sleep(0.005)
+        started = time.monotonic()
+        gate = rt.settings.scenario.gates.receipt_completion_time
+        w = DeliveryWatch(i, action.kind, block.count, started, started + gate if gate else None)
+        rt.watches.append(w)
+        rt.watchers.append(gevent.spawn(self._watch, w))
+
+    def _watch(self, w: DeliveryWatch) -> None:
+        events = self.environment.events
+        while True:
+            gevent.sleep(DELIVERY_POLL)
+            final = w.deadline is not None and time.monotonic() >= w.deadline
+            if report_delivery(self.rt, events, w, final):
+                return
 
     def _in_chunks(self, path: str, name: str, body: dict[str, Any], numbers: list[str]) -> None:
         def post(chunk: list[str]) -> None:

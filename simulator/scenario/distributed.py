@@ -38,6 +38,7 @@ from simulator.harness.cluster import (
     is_loopback,
     stop_popen,
 )
+from simulator.harness.delivery import merge_json
 from simulator.harness.frames import Origin
 from simulator.harness.histogram import LatencyHistogram
 from simulator.harness.ranges import NumberRanges
@@ -411,6 +412,7 @@ async def run_partitioned(
             "reply_timeouts": replies.timeouts,
             "replies_pending_at_end": pending,
             "wants_receipt": _sum([p.get("sample", {}) for p in state], "wants_receipt"),
+            "delivery": merge_json([p.get("delivery", []) for p in state]),
             "locust_exit": locust.returncode,
             **{f"fault_hits_{k}": v for k, v in _fault_hits(state).items()},
         }

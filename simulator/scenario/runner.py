@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.live import Live
 
 from simulator.config import ControlConfig, OperatorConfig, SmppBindConfig, SmscConfig
+from simulator.harness.delivery import merge_json
 from simulator.harness.hub import ChannelHub
 from simulator.harness.smsc_side import SmscSide
 from simulator.smsc.server import SmscServer, new_event_loop
@@ -112,7 +113,10 @@ def prepare(opts: RunOptions) -> tuple[Scenario, dict[str, float]]:
         data["chaos"] = [c for c in data["chaos"] if c["start"] <= data["time"]["duration"]]
         sc = Scenario.model_validate(data)
     overrides = dict(parse_gate_override(g) for g in opts.gates)
-    return sc, sc.gates.with_overrides(overrides).thresholds()
+    if overrides:
+        # In the scenario too: the campaign manager reads receipt_completion_time from it.
+        sc = sc.model_copy(update={"gates": sc.gates.with_overrides(overrides)})
+    return sc, sc.gates.thresholds()
 
 
 def _smsc_config(sc: Scenario, external_port: int | None, control_port: int) -> SmscConfig:
@@ -230,6 +234,7 @@ async def _run(
             "reply_timeouts": hub.tracker.stats.timeouts,
             "replies_pending_at_end": pending,
             "wants_receipt": hub.wants_receipt,
+            "delivery": merge_json([hub.delivery.to_json()] if hub.delivery else []),
             "locust_exit": locust.returncode,
             **{f"fault_hits_{k}": v for k, v in side.fault_hits().items()},
         }

@@ -170,6 +170,9 @@ class OperatorSmsc:
         self.journal: OperatorJournal | None = None
         #: Fault injection (``faults.py``): the server shares one plan between operators.
         self.faults = FaultPlan()
+        #: Called with each receipt the platform accepted (the server's observers that
+        #: want it, ``server.ReceiptObserver``); None: nobody, nothing more per receipt.
+        self.on_receipt: Callable[[DeliverSm], None] | None = None
         for acct in self.accounts.values():
             if acct.config.outbind:
                 acct.wants_receiver = self._want_receiver
@@ -390,6 +393,8 @@ class OperatorSmsc:
                 self.journal.delivered(request)
             if isinstance(request, DeliverSm) and request.esm_class & EsmClass.DELIVERY_RECEIPT:
                 self.stats.receipts_delivered += 1
+                if self.on_receipt is not None:
+                    self.on_receipt(request)
             else:
                 self.stats.mo_delivered += 1
         elif nack or status in _TEMPORARY:

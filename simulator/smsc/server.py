@@ -56,6 +56,29 @@ class TrafficObserver(Protocol):
         """An MT (one part) was accepted for the handset ``msg.destination_addr``."""
 
 
+class ReceiptObserver(Protocol):
+    """A ``TrafficObserver`` may also have this; only then does a receipt cost a call."""
+
+    def on_receipt(self, receipt: DeliverSm) -> None:
+        """The platform answered the receipt ``receipt`` (for the handset in its
+        ``source_addr``) with status 0: delivered to it."""
+
+
+def _receipt_hook(observers: Sequence[object]) -> Callable[[DeliverSm], None] | None:
+    """One callable for every observer's ``on_receipt``; None when none has one."""
+    hooks: list[Callable[[DeliverSm], None]] = [
+        hook for o in observers if callable(hook := getattr(o, "on_receipt", None))
+    ]
+    if len(hooks) <= 1:
+        return hooks[0] if hooks else None
+
+    def every(receipt: DeliverSm) -> None:
+        for hook in hooks:
+            hook(receipt)
+
+    return every
+
+
 class _Tee:
     """The sink, then every observer: one MT seen by all."""
 
@@ -107,6 +130,7 @@ class SmscServer:
         self._observers = tuple(observers)
         if self._observers:
             self.sink = _Tee(self.sink, self._observers)
+        self._on_receipt = _receipt_hook(self._observers)
         self._policy = policy
         self._reuse_port = reuse_port
         #: Who sees USSD screens (None: each operator's ``UssdRecorder``); set before start.
@@ -162,6 +186,7 @@ class SmscServer:
             )
             self.operators[op.name] = op
             op.faults = self.faults
+            op.on_receipt = self._on_receipt
             op.ids = MessageIds(op_cfg.message_id_format, counter=self.message_ids)
             if self.journal is not None:
                 op.journal = self.journal.operator(op.name)

@@ -384,3 +384,23 @@ def test_journals_of_both_formats_are_read_in_order(tmp_path: Path) -> None:
     assert torn == 0
     assert [r["e"] for r in records] == ["accept", "receipt_delivered"]
     assert audit(records).lost == 0
+
+
+def test_batches_are_flat_and_files_of_the_tuple_layout_still_read(tmp_path: Path) -> None:
+    # Today's batch: the records' values one after the other (no tuple per record for
+    # the garbage collector to track); a value out of step ends the batch, counted torn.
+    flat = [*("finished", "eg", "1", "201001234567", "DELIVRD", 1.0)]
+    flat += [*("receipt_recovered", "eg", "2", "201001234568", 2.0), "not-a-kind", 3]
+    # The layout before it: one tuple per record, same magic.
+    old = [("receipt_recovered", "eg", "3", "201001234569", 4.0)]
+    (tmp_path / "journal-20260101T000000.000000-1-000001.smj").write_bytes(
+        MAGIC + frame(flat) + frame(old)
+    )
+    records, torn = read_journal(tmp_path)
+    assert [(r["e"], r["id"]) for r in records] == [
+        ("finished", "1"),
+        ("receipt_recovered", "2"),
+        ("receipt_recovered", "3"),
+    ]
+    assert records[0]["stat"] == "DELIVRD" and records[2]["t"] == 4.0
+    assert torn == 1

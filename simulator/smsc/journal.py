@@ -3,7 +3,8 @@
 Why: a load test's counters say how many; the journal says which, and survives the
 process (``smsim audit`` reconciles it after a run or a ``kill -9``; a restarted SMSC
 queues again what was not delivered, ``recovery.py``). On the event loop each event
-only appends a tuple to a deque. A thread takes what is there every ``flush_interval``,
+only extends one flat list with its values (``journal_files``: no tuple per record for
+the garbage collector to track). A thread takes what is there every ``flush_interval``,
 marshals it as one frame (C, ~0.1 µs a record) and writes it, durably with ``fsync =
 "batch"`` (``O_DSYNC``, ``journal_files.py``); the write releases the GIL, so the loop
 runs on.
@@ -20,7 +21,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from .journal_files import (
     RECEIPT_QUEUED,
     RECEIPT_RECOVERED,
     JournalFiles,
+    count_records,
     frame,
 )
 from .receipts import RECEIPT_STAT_TEXT
@@ -64,7 +65,8 @@ def mo_part(pdu: Pdu) -> tuple[Any, ...]:
 
 
 class OperatorJournal:
-    """One operator's hooks: called on the loop, each appends one tuple and returns.
+    """One operator's hooks: called on the loop, each extends the journal's flat buffer
+    with one record's values (kind first) and returns.
 
     Deliveries are matched by the PDU object itself (held until its response), so a
     receipt or MO part counts as delivered once, whatever the redeliveries before.
@@ -72,9 +74,9 @@ class OperatorJournal:
 
     __slots__ = ("_append", "_inflight", "_mo_ids", "_op", "route")
 
-    def __init__(self, name: str, append: Any, mo_ids: Iterator[str]) -> None:
+    def __init__(self, name: str, extend: Any, mo_ids: Iterator[str]) -> None:
         self._op = name
-        self._append = append
+        self._append = extend
         self._mo_ids = mo_ids
         #: id(pdu) -> (pdu, the delivered record's tuple without its time).
         self._inflight: dict[int, tuple[Pdu, tuple[Any, ...]]] = {}
@@ -178,7 +180,9 @@ class Journal:
     def __init__(self, config: JournalConfig, *, thread: bool = True) -> None:
         self.config = config
         self.path = Path(config.path)
-        self._buffer: deque[tuple[Any, ...]] = deque()
+        #: Records' values, flat (``journal_files.frame``): the loop extends it, the
+        #: thread takes a prefix; each of both is one step under the GIL.
+        self._buffer: list[Any] = []
         self._stop = threading.Event()
         self._use_thread = thread
         self._thread: threading.Thread | None = None
@@ -188,15 +192,15 @@ class Journal:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         # MO ids unique across runs into one directory: this run's stamp and pid.
         self._mo_ids = (f"mo-{stamp}-{os.getpid()}-{n}" for n in itertools.count(1))
-        self.records_sent = 0
         self.batches_sent = 0
+        self.bytes_sent = 0
 
     def operator(self, name: str) -> OperatorJournal:
-        return OperatorJournal(name, self._buffer.append, self._mo_ids)
+        return OperatorJournal(name, self._buffer.extend, self._mo_ids)
 
     def pending(self) -> int:
         """Records buffered, not yet written."""
-        return len(self._buffer)
+        return count_records(self._buffer[:])
 
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -224,13 +228,13 @@ class Journal:
             log.error("journal_write_failed path=%s error=%s", self.path, exc)
         if self._files is not None:
             self._files.close()
-        log.info("journal_stopped records=%d batches=%d", self.records_sent, self.batches_sent)
+        log.info("journal_stopped batches=%d bytes=%d", self.batches_sent, self.bytes_sent)
 
     def _run(self) -> None:
         interval = self.config.flush_interval
         while not self._stop.wait(interval):
             try:
-                self.flush()
+                self._write_batch()
             except OSError as exc:
                 log.error("journal_write_failed path=%s error=%s", self.path, exc)
                 return
@@ -238,14 +242,21 @@ class Journal:
                 log.exception("journal_batch_failed path=%s", self.path)
 
     def flush(self) -> int:
-        """Take every buffered record as one batch and write it; returns how many."""
+        """Write every buffered record as one batch; returns how many (counted here, not
+        on the thread's path)."""
+        return count_records(self._write_batch())
+
+    def _write_batch(self) -> list[Any]:
+        """Take the buffer's values as one batch and write it; returns the batch."""
         with self._lock:
             buf = self._buffer
-            popleft = buf.popleft
-            batch = [popleft() for _ in range(len(buf))]
-            if not batch or self._files is None:
-                return 0
-            self._files.write_frame(frame(batch), len(batch))
-            self.records_sent += len(batch)
+            n = len(buf)
+            if not n or self._files is None:
+                return []
+            batch = buf[:n]  # the loop may extend it meanwhile: only this prefix goes
+            del buf[:n]
+            data = frame(batch)
+            self._files.write_frame(data)
             self.batches_sent += 1
-            return len(batch)
+            self.bytes_sent += len(data)
+            return batch

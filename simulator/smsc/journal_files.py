@@ -8,12 +8,17 @@ nothing else runs but ``os.write`` and ``fsync``, which release the GIL.
 
 A file (``journal-<UTC start, µs>-<pid>-<seq>.smj``) is ``MAGIC`` then frames: the payload's
 length and CRC-32 (``FRAME``, little endian), then the payload, ``marshal`` format 4 of a
-list of tuples of str/int/float/bytes (every CPython since 3.4 reads it; nothing else is
+list of str/int/float/bytes values (every CPython since 3.4 reads it; nothing else is
 ever in it, and the checksum is verified before it is unmarshalled). A frame cut short
 by a crash, or one whose checksum does not match, ends the reading of that file and is
-counted as torn. Each tuple starts with its kind; ``FIELDS`` names its fields, and the
+counted as torn. The list is the records one after the other, flat: each record is its
+kind then that kind's fields (``FIELDS`` names them, ``ARITY`` counts them), and the
 reader gives each record as a dict of those names (what a JSON line of the earlier
-format held, plus the fields recovery needs).
+format held, plus the fields recovery needs). Flat because a tuple per record would be
+a container the cyclic garbage collector tracks: the event loop buffers ~80,000 records
+a second, and kept as tuples they made the collector's passes cost the SMSC more than
+the journal's own work did. Files of the previous layout (a list of tuples, same magic)
+are still read.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     FINISHED: ("e", "op", "id", "dst", "stat", "t"),
 }
 KINDS = frozenset(FIELDS)
+#: How many values each kind's record takes in a batch's flat list, its kind included.
+ARITY: dict[str, int] = {kind: len(fields) for kind, fields in FIELDS.items()}
 SUFFIX = ".smj"
 #: ``smsim smsc --processes N --journal DIR``: process K journals (and recovers) in
 #: DIR/process-K, so a restart recovers each process's own messages once.
@@ -96,13 +103,34 @@ def plain(value: Any) -> Any:
     return repr(value)
 
 
-def frame(records: list[tuple[Any, ...]]) -> bytes:
-    """One batch as it is written: the frame head, then the marshalled list."""
+def frame(values: list[Any]) -> bytes:
+    """One batch as it is written: the frame head, then the marshalled flat list of its
+    records' values (``flatten`` makes one of tuples)."""
     try:
-        data = marshal.dumps(records, MARSHAL_VERSION)
+        data = marshal.dumps(values, MARSHAL_VERSION)
     except ValueError:  # an enum in a record: rare, so checked only when marshal fails
-        data = marshal.dumps([plain(r) for r in records], MARSHAL_VERSION)
+        data = marshal.dumps([plain(v) for v in values], MARSHAL_VERSION)
     return FRAME.pack(len(data), zlib.crc32(data)) + data
+
+
+def flatten(records: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """Records as tuples (kind first) as a batch's flat list."""
+    return [value for record in records for value in record]
+
+
+def count_records(values: list[Any]) -> int:
+    """How many records a flat batch holds (its values up to the first that is not a
+    kind where one is due)."""
+    i = n = 0
+    size = len(values)
+    arity = ARITY
+    while i < size:
+        k = arity.get(values[i]) if isinstance(values[i], str) else None
+        if k is None:
+            break
+        i += k
+        n += 1
+    return n
 
 
 class JournalFiles:
@@ -126,7 +154,6 @@ class JournalFiles:
         self._seq = 0
         self._size = 0
         self._fd = -1
-        self.records_written = 0
         self.batches_written = 0
         path.mkdir(parents=True, exist_ok=True)
         self._open()
@@ -146,23 +173,22 @@ class JournalFiles:
             view = view[n:]
         self._size += len(data)
 
-    def write_frame(self, data: bytes, records: int) -> None:
+    def write_frame(self, data: bytes) -> None:
         """One batch already framed (``frame``): written (synchronously, per policy),
         rotated."""
         if self._fd < 0:
             raise OSError("journal file closed")
         self._write(data)  # durable on return when fsync (O_DSYNC)
-        self.records_written += records
         self.batches_written += 1
         if self._size >= self.rotate_bytes:
             os.close(self._fd)
             self._open()
 
     def write(self, records: list[tuple[Any, ...]]) -> int:
-        """One batch of records; how many."""
+        """One batch of records (tuples, kind first); how many."""
         if not records:
             return 0
-        self.write_frame(frame(records), len(records))
+        self.write_frame(frame(flatten(records)))
         return len(records)
 
     def close(self) -> None:
@@ -202,11 +228,29 @@ class JournalReader:
                 yield from self._lines(file)
             else:
                 for batch in self._frames(file):
-                    for rec in batch:
-                        if isinstance(rec, tuple) and rec and rec[0] in FIELDS:
-                            yield as_dict(rec)
-                        else:
-                            self.torn += 1
+                    if batch and isinstance(batch[0], tuple):
+                        yield from self._tuples(batch)  # the layout before the flat one
+                    else:
+                        yield from self._flat(batch)
+
+    def _flat(self, batch: list[Any]) -> Iterator[dict[str, Any]]:
+        i = 0
+        size = len(batch)
+        while i < size:
+            kind = batch[i]
+            k = ARITY.get(kind) if isinstance(kind, str) else None
+            if k is None or i + k > size:
+                self.torn += 1  # out of step: nothing after it can be read as records
+                return
+            yield dict(zip(FIELDS[kind], batch[i : i + k], strict=True))
+            i += k
+
+    def _tuples(self, batch: list[Any]) -> Iterator[dict[str, Any]]:
+        for rec in batch:
+            if isinstance(rec, tuple) and rec and rec[0] in FIELDS:
+                yield as_dict(rec)
+            else:
+                self.torn += 1
 
     def _frames(self, file: Path) -> Iterator[list[Any]]:
         with open(file, "rb") as f:

@@ -96,6 +96,15 @@ def test_the_view_adds_up_the_parts_on_the_receivers_clock() -> None:
     v.update(0, [Progress(0, 3, 2, 3, 2, 5.0, 4.0)], now=105.01)
     assert v.total(0).last_receipt_at == pytest.approx(100.75)
     assert v.total(1) == Delivery()
+    assert not v.blind
+
+
+def test_a_part_that_cannot_follow_numbers_answers_with_nothing() -> None:
+    v = DeliveryView(2)
+    v.update(0, [Progress(0, 0, 0, 0, 0, -1.0, -1.0)], now=1.0)
+    assert not v.acked(0)
+    v.update(1, [], now=1.0)
+    assert v.acked(0) and v.blind == {1}
 
 
 def test_judge_reports_times_when_complete_and_failures_naming_the_missing() -> None:

@@ -197,10 +197,17 @@ class DeliveryView:
         default_factory=list
     )
 
+    #: Parts that answered a TRACK with nothing: they cannot follow numbers (no
+    #: population), so no action's delivery can be judged.
+    blind: set[int] = field(default_factory=set)
+
     def __post_init__(self) -> None:
         self._latest = [{} for _ in range(self.parts)]
 
     def update(self, part: int, items: list[Progress], now: float) -> None:
+        if not items:
+            self.blind.add(part)
+            return
         latest = self._latest[part]
         for p in items:
             mt_at = now - p.mt_age if p.mt_age >= 0 else None
@@ -214,8 +221,10 @@ class DeliveryView:
             latest[p.action] = (p, mt_at, receipt_at)
 
     def acked(self, action: int) -> bool:
-        """Every SMSC side has answered action ``action``'s TRACK."""
-        return all(action in latest for latest in self._latest)
+        """Every SMSC side has answered action ``action``'s TRACK (or cannot follow)."""
+        return all(
+            action in latest or part in self.blind for part, latest in enumerate(self._latest)
+        )
 
     def total(self, action: int) -> Delivery:
         reached = receipted = mts = receipts = 0

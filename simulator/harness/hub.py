@@ -121,6 +121,7 @@ class _Conn(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self.flush)
 
     def send_progress(self) -> None:
+        """Every tracked action's counts; none at all: this side cannot follow numbers."""
         d = self.hub.delivery
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(encode_progress(d.progress(self.hub._now()) if d else []))

@@ -38,7 +38,8 @@ class DeliveryWatch:
     numbers: int
     #: When its first API call went out (this process's monotonic clock).
     started: float
-    #: When it must be complete (the receipt_completion_time gate); None: by the load's end.
+    #: When it must be complete (the receipt_completion_time gate, or shortly before the
+    #: load's end); None: when the load ends.
     deadline: float | None
     reported: bool = False
 

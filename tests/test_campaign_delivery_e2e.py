@@ -123,16 +123,16 @@ def test_numbers_that_get_no_mt_are_named_missing(tmp_path: Path) -> None:
 def test_receipts_later_than_the_scenarios_deadline_fail_at_the_deadline(
     tmp_path: Path,
 ) -> None:
-    """receipt_completion_time 1s, every receipt held 2 s: Locust's failure comes at the
-    deadline (the load runs on for seconds after it), the receipts later."""
-    extra = (
-        "gates: {receipt_completion_time: 1s}\n"
-        "chaos:\n  - {fault: receipt_delay, at: 0s, delay: 2s}\n"
-    )
+    """``--gate receipt_completion_time=1s``, every receipt held 2 s: Locust's failure
+    comes at the deadline (the load runs on for seconds after it), the receipts later."""
+    extra = "chaos:\n  - {fault: receipt_delay, at: 0s, delay: 2s}\n"
     path = scenario(tmp_path, "delivery-late", extra)
     out = tmp_path / "run"
     console = Console(record=True, width=140)
-    rc = run(RunOptions(scenario=str(path), out=out, live=False, control_port=0), console)
+    gate = ["receipt_completion_time=1s"]
+    rc = run(
+        RunOptions(scenario=str(path), out=out, live=False, control_port=0, gates=gate), console
+    )
     log = (out / "locust.log").read_text()
     assert rc == EXIT_FAILED, console.export_text() + log
     found = re.search(r"ReceiptsMissing\('60 of 60 numbers without a receipt after ([0-9.]+)s", log)

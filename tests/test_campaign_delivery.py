@@ -79,6 +79,23 @@ def test_only_tracked_numbers_count_and_the_latest_action_owns_a_shared_one() ->
     assert by_action[0].receipt_age < 0  # none yet
 
 
+def test_a_late_receipt_of_an_earlier_action_still_completes_it() -> None:
+    t = tracker()
+    t.track(0, start=0, count=2, now=1.0)
+    t.on_mt(number(0), True, 1.5)
+    t.on_mt(number(1), True, 1.5)
+    t.on_receipt(number(0), 2.0)
+    t.track(1, start=0, count=2, now=3.0)  # a follow-up to the same two numbers
+    t.on_mt(number(0), True, 3.5)
+    t.on_receipt(number(1), 4.0)  # action 0's, number 1 was off for a while
+    t.on_receipt(number(0), 4.5)  # action 1's
+    by_action = {p.action: p for p in t.progress(5.0)}
+    a0, a1 = by_action[0], by_action[1]
+    assert (a0.reached, a0.receipted, a0.mts, a0.receipts) == (2, 2, 2, 2)
+    assert (a1.reached, a1.receipted, a1.mts, a1.receipts) == (1, 1, 1, 1)
+    assert a0.receipt_age == pytest.approx(1.0) and a1.receipt_age == pytest.approx(0.5)
+
+
 def test_the_view_adds_up_the_parts_on_the_receivers_clock() -> None:
     v = DeliveryView(2)
     assert not v.acked(0)

@@ -14,8 +14,9 @@ Sans-IO, three pieces:
 
 A number counts as receipted the first time each MT it got (asking for a receipt) has
 had its receipt accepted by the platform (deliver_sm answered with status 0): a flow's
-later messages to it do not make it unreceipted again. A number whose MT is shared with
-an earlier action (``same_participants_as``) counts for the latest tracked action.
+later messages to it do not make it unreceipted again. A number shared with an earlier
+action (``same_participants_as``) counts its MTs for the latest tracked action, and each
+receipt for the latest one that is owed one for it.
 """
 
 from __future__ import annotations
@@ -126,21 +127,33 @@ class DeliveryTracker:
         self.dirty = True
 
     def on_receipt(self, number: str, now: float) -> None:
-        """A receipt for an MT to ``number`` was accepted by the platform."""
-        hit = self._find(number)
-        if hit is None:
+        """A receipt for an MT to ``number`` was accepted by the platform: it pays the
+        latest tracked action that is owed one for that number (an earlier action's
+        late receipt still completes it after a follow-up to the same numbers began)."""
+        i = self._index_of(number)
+        if i < 0:
             return
-        a, k = hit
-        a.receipts += 1
-        f = a.flags[k]
-        if f & _OWED:
-            f -= 1
-            if not f & (_OWED | _DONE):
-                f |= _DONE
-                a.receipted += 1
-                a.last_receipt = now
-            a.flags[k] = f
-        self.dirty = True
+        first: ActionDelivery | None = None
+        for a in self._latest_first:
+            k = i - a.start
+            if not 0 <= k < a.count:
+                continue
+            if first is None:
+                first = a
+            f = a.flags[k]
+            if f & _OWED:
+                a.receipts += 1
+                f -= 1
+                if not f & (_OWED | _DONE):
+                    f |= _DONE
+                    a.receipted += 1
+                    a.last_receipt = now
+                a.flags[k] = f
+                self.dirty = True
+                return
+        if first is not None:  # owed nowhere (an MT from before the TRACK, a duplicate)
+            first.receipts += 1
+            self.dirty = True
 
     def progress(self, now: float) -> list[Progress]:
         return [a.progress(now) for a in self.actions.values()]

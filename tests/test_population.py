@@ -517,3 +517,28 @@ def test_names_are_arabic_gendered_and_stable() -> None:
         men += not sub.female
     assert women and men
     assert len({pop.name(pop.msisdn(i)) for i in range(400)}) > 390
+
+
+def test_traits_are_what_the_profile_is_built_from() -> None:
+    """The SMSC's hot path reads a message's fate from ``traits`` (line[2] assigned,
+    line[3] barred, line[6] opted out, person[3] responsiveness, person[5]
+    availability) and builds the profile only for who will read the message: both must
+    say the same of everyone, members, outsiders and non-mobile addresses alike."""
+    pop = pop_of(size=2_000_000, seed=9)
+    rng = random.Random(5)
+    addresses = pop.sample(2_000, rng)
+    addresses += [f"2012{rng.randrange(PREFIX_CAPACITY):08d}" for _ in range(500)]
+    addresses += ["1442", "447700900123", "+1 555 0100"]
+    for address in addresses:
+        traits = pop.traits(address)
+        sub = pop.profile(address)
+        assert pop.subscriber(traits) == sub
+        msisdn, index, line, person, entropy = traits
+        assert (msisdn, index, entropy) == (sub.msisdn, sub.index, sub.entropy)
+        assert (line[0], line[2], line[3], line[6]) == (
+            sub.operator,
+            sub.assigned,
+            sub.barred,
+            sub.opted_out,
+        )
+        assert (person[3], person[5]) == (sub.responsiveness, sub.availability)

@@ -31,6 +31,7 @@ from simulator.smpp.constants import RECEIPT_STAT, EsmClass, MessageState, Tag
 from simulator.smpp.pdu import CancelSm, DeliverSm, ReplaceSm, SubmitSm
 from simulator.smpp.segmentation import Concat, parse_udh, split_message
 from simulator.smpp.text import alphabet_of, choose_coding, decode_text
+from simulator.smsc.handsets import MtRecorder
 from simulator.smsc.server import SmscServer
 from simulator.smsc.store import Message
 from simulator.subscribers.behaviour import Reply, ReplyKind, is_stop
@@ -975,3 +976,46 @@ async def test_a_replaced_part_of_a_long_message_is_read_in_its_place() -> None:
     assert model.seen == [(text, 0)]
     (mt,) = engine.received_by(number)
     assert (mt.text, mt.outcome, mt.message_id) == (text, "DELIVRD", ids[0])
+
+
+def test_the_mt_log_and_the_history_hold_what_the_engine_was_given() -> None:
+    """A one-part message takes the engine's own path (no ``ReceivedMt`` per message):
+    the SMSC's MT log still shows it as ``MtRecorder`` alone would, and every fate's
+    stat reaches the history; a concatenated one goes through the reassembler."""
+    cfg = SmscConfig(population=PopulationConfig(enabled=True, size=50_000, seed=3))
+    engine, _ = _attached(cfg, list(OPERATORS))
+    plain = MtRecorder()
+    pop = engine.population
+    sent: list[Message] = []
+    for i in range(300):
+        to = pop.msisdn(i) if i % 3 else "0" + pop.msisdn(i)[2:]  # national form too
+        coding, payload = choose_coding(f"msg {i}")
+        msg = Message(str(9_000 + i), "rapidpro", "1442", 3, 0, to, 1, 1, 0, coding,
+                      payload, 1, NOON_CAIRO + i)  # fmt: skip
+        out = engine.outcome(msg)
+        msg.planned_state, msg.planned_time = out.state, msg.submit_time + out.delay
+        engine.on_mt(msg)
+        plain.on_mt(msg)
+        sent.append(msg)
+    coding, payload = choose_coding("word " * 60)
+    udh = split_message(payload, alphabet_of(coding), Concat.UDH8, 5)
+    assert len(udh) > 1
+    for n, part in enumerate(udh):
+        msg = Message(str(20_000 + n), "rapidpro", "1442", 3, 0, pop.msisdn(1000), 1, 1,
+                      EsmClass.UDHI, coding, part.body, 1, NOON_CAIRO + 400)  # fmt: skip
+        out = engine.outcome(msg)
+        msg.planned_state, msg.planned_time = out.state, msg.submit_time + out.delay
+        engine.on_mt(msg)
+        plain.on_mt(msg)
+    assert engine.recorder.messages() == plain.messages()
+    assert engine.recorder.messages(sent[4].destination_addr) == plain.messages(
+        sent[4].destination_addr
+    )
+    assert engine.recorder.completed == plain.completed == 301
+    for msg in sent:
+        (entry,) = engine.received_by(msg.destination_addr)
+        assert entry.text == f"msg {sent.index(msg)}"
+        assert entry.message_id == msg.message_id
+        assert entry.outcome == RECEIPT_STAT[MessageState(msg.planned_state)]
+        assert entry.done_time == msg.planned_time
+    assert sum(engine.summary().outcome_total(s) for s in RECEIPT_STAT.values()) == 300 + len(udh)

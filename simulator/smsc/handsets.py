@@ -88,7 +88,9 @@ class MtRecorder:
         #: Called with each whole message, its last part and, for a concatenated message,
         #: all its parts in the order they came (empty for a one-part message).
         self.on_complete = on_complete
-        self._log: deque[ReceivedMt] = deque(maxlen=size or None)
+        #: Whole messages, as ``ReceivedMt`` or (one-part messages the subscriber engine
+        #: hands over, ``record_one``) the fields to build one from when asked.
+        self._log: deque[ReceivedMt | _OnePart] = deque(maxlen=size or None)
         self._reassembler = Reassembler(timeout=reassembly_timeout)
         self._parts: dict[tuple[str, str, int], list[Message]] = {}
         self.completed = 0
@@ -157,8 +159,34 @@ class MtRecorder:
         if self.on_complete is not None:
             self.on_complete(mt, msg, parts)
 
+    def record_one(self, msg: Message, payload: bytes) -> None:
+        """Log a one-part message (``payload``: its short_message) without calling
+        ``on_complete``: the subscriber engine's hot path, which has read the message
+        itself. The log keeps the fields (a tuple) and builds the ``ReceivedMt`` when
+        asked, so logging costs no object per message."""
+        self.completed += 1
+        self._log.append((
+            msg.source_addr, msg.destination_addr, msg.data_coding, payload, msg.message_id,
+            msg.submit_time,
+        ))  # fmt: skip
+        if len(self._reassembler):
+            self.expire(msg.submit_time)
+
     def messages(self, destination: str | None = None) -> list[ReceivedMt]:
         """Whole messages received, oldest first, optionally for one handset."""
+        out = [m if type(m) is ReceivedMt else _received(m) for m in self._log]
         if destination is None:
-            return list(self._log)
-        return [m for m in self._log if m.destination_addr == destination]
+            return out
+        return [m for m in out if m.destination_addr == destination]
+
+
+#: A one-part message as ``MtRecorder.record_one`` logs it: source, destination,
+#: data_coding, payload, message id, time.
+_OnePart = tuple[str, str, int, bytes, str, float]
+
+
+def _received(entry: ReceivedMt | _OnePart) -> ReceivedMt:
+    if isinstance(entry, ReceivedMt):
+        return entry
+    source, destination, coding, payload, message_id, time = entry
+    return ReceivedMt(source, destination, coding, payload, (message_id,), 1, time)

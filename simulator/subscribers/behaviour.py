@@ -587,6 +587,31 @@ _TWO_PART_KINDS: Final = frozenset(
 LONG_REPLY: Final = 160
 
 
+#: Enum members as module constants for the per-message code (a class attribute
+#: lookup of an enum member costs ~80 ns).
+_D_ARABIC_INDIC: Final = Digits.ARABIC_INDIC
+_Q_FREE_TEXT: Final = QuestionKind.FREE_TEXT
+_Q_KEYWORD: Final = QuestionKind.KEYWORD
+_Q_NONE: Final = QuestionKind.NONE
+_Q_NUMBERED: Final = QuestionKind.NUMBERED
+_Q_RATING: Final = QuestionKind.RATING
+_Q_YES_NO: Final = QuestionKind.YES_NO
+_R_ANSWER: Final = ReplyKind.ANSWER
+_R_EMPTY: Final = ReplyKind.EMPTY
+_R_FEEDBACK: Final = ReplyKind.FEEDBACK
+_R_KEYWORD: Final = ReplyKind.KEYWORD
+_R_NO: Final = ReplyKind.NO
+_R_NONSENSE: Final = ReplyKind.NONSENSE
+_R_RATING: Final = ReplyKind.RATING
+_R_STOP: Final = ReplyKind.STOP
+_R_TYPO: Final = ReplyKind.TYPO
+_R_WRONG_ANSWER: Final = ReplyKind.WRONG_ANSWER
+_R_YES: Final = ReplyKind.YES
+_RESP_NEVER: Final = Responsiveness.NEVER
+_S_ARABIC: Final = Script.ARABIC
+_S_FRANCO: Final = Script.FRANCO
+
+
 class BehaviourModel:
     """Decides each subscriber's replies to each message; see ``react``.
 
@@ -682,7 +707,7 @@ class BehaviourModel:
             return plan
         q = analyse(text)
         right = None
-        if q.kind is QuestionKind.NUMBERED and self._keys:
+        if q.kind is _Q_NUMBERED and self._keys:
             folded = _clean(text)[1]
             for pattern, option in self._keys:
                 if pattern.search(text) or pattern.search(folded):
@@ -691,7 +716,7 @@ class BehaviourModel:
         salt = int.from_bytes(
             blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
         )
-        cum = _rating_weights(q.rating_min, q.rating_max) if q.kind is QuestionKind.RATING else ()
+        cum = _rating_weights(q.rating_min, q.rating_max) if q.kind is _Q_RATING else ()
         plan = _Plan(q, right, salt, cum)
         plans = self._plans
         if len(plans) >= self._cache_size:
@@ -714,16 +739,16 @@ class BehaviourModel:
         seed, answers = self._first_draw(sub, plan, seq)
         if not answers:
             return []
-        if sub.opted_out or sub.responsiveness is Responsiveness.NEVER:
+        if sub.opted_out or sub.responsiveness is _RESP_NEVER:
             rng = self._rng
             rng.reset(seed)
             stop = rng.choice(_STYLES[sub.script].stop)
-            return [Reply(self._delay(rng, sub, received_at), stop, ReplyKind.STOP)]
+            return [Reply(self._delay(rng, sub, received_at), stop, _R_STOP)]
         q = plan.question
         rng = self._rng
         rng.reset(seed)  # a stream of its own per reply, without a new generator
         style = _STYLES[sub.script]
-        indic = (sub.digits is Digits.ARABIC_INDIC) != (rng.random() < self._digit_slip)
+        indic = (sub.digits is _D_ARABIC_INDIC) != (rng.random() < self._digit_slip)
 
         x = rng.random()
         odd = self._odd[sub.literate]
@@ -734,11 +759,11 @@ class BehaviourModel:
 
         out, kind, value = self._answer(rng, sub, style, plan, indic)
         if q.kind in _TWO_PART_KINDS and rng.random() < self._double:
-            if q.kind in (QuestionKind.NUMBERED, QuestionKind.RATING) and rng.random() < 0.5:
-                first, first_kind = _typo(rng, out), ReplyKind.TYPO
+            if q.kind in (_Q_NUMBERED, _Q_RATING) and rng.random() < 0.5:
+                first, first_kind = _typo(rng, out), _R_TYPO
                 out = rng.choice(style.correction) + out
             else:
-                first, first_kind = rng.choice(style.hesitation), ReplyKind.NONSENSE
+                first, first_kind = rng.choice(style.hesitation), _R_NONSENSE
             d1 = self._delay(rng, sub, received_at)
             d2 = _after_night(rng, received_at, d1 + rng.lognormvariate(4.1, 0.7))  # ~1 min
             return [Reply(d1, first, first_kind), Reply(d2, out, kind, value)]
@@ -748,7 +773,26 @@ class BehaviourModel:
         """Whether ``react(sub, text, t, seq)`` is empty whatever ``t``: its first draw,
         without the generator. The engine asks at submission so that a message nobody
         will answer needs no arrival at the handset."""
-        return not self._first_draw(sub, self._plan(text), seq)[1]
+        return not self.answers(sub.entropy, sub.opted_out, sub.responsiveness, text, seq)
+
+    def answers(
+        self, entropy: int, opted_out: bool, responsiveness: Responsiveness, text: str, seq: int
+    ) -> bool:
+        """``not silent`` from the three attributes it reads (the SMSC's hot path has
+        them before any ``Subscriber`` is built)."""
+        plan = self._plans.get(text) or self._plan(text)
+        x = (entropy ^ plan.salt ^ (seq * _GOLDEN)) & _M64
+        x = (x + _GOLDEN) & _M64  # mix64, inlined
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+        u = ((x ^ (x >> 31)) >> 11) * _TO_UNIT  # unit, inlined
+        if opted_out:
+            return u < self._opted_out_stop
+        if responsiveness is _RESP_NEVER:
+            return u < self._never_stop
+        if plan.question.kind is _Q_NONE:
+            return u < self._unprompted_p
+        return u < self._reply_p[responsiveness]
 
     def _first_draw(self, sub: Subscriber, plan: _Plan, seq: int) -> tuple[int, bool]:
         """(the reply's seed, whether ``sub`` answers at all): opted-out and never-
@@ -757,9 +801,9 @@ class BehaviourModel:
         seed = mix64((sub.entropy ^ plan.salt ^ (seq * _GOLDEN)) & _M64)
         u = unit(seed)
         responsiveness = sub.responsiveness
-        if sub.opted_out or responsiveness is Responsiveness.NEVER:
+        if sub.opted_out or responsiveness is _RESP_NEVER:
             return seed, u < (self._opted_out_stop if sub.opted_out else self._never_stop)
-        if plan.question.kind is QuestionKind.NONE:
+        if plan.question.kind is _Q_NONE:
             return seed, u < self._unprompted_p
         return seed, u < self._reply_p[responsiveness]
 
@@ -776,34 +820,34 @@ class BehaviourModel:
         """The reply meant: an option, yes/no, a score, the keyword or some words."""
         q = plan.question
         kind = q.kind
-        if kind is QuestionKind.NUMBERED:
+        if kind is _Q_NUMBERED:
             options = max(q.options, plan.right or 0)
             if plan.right is None:
-                n, rk = 1 + int(rng.random() * options), ReplyKind.ANSWER
+                n, rk = 1 + int(rng.random() * options), _R_ANSWER
             elif rng.random() < self._config.knowledge or options < 2:
-                n, rk = plan.right, ReplyKind.ANSWER
+                n, rk = plan.right, _R_ANSWER
             else:
                 n = 1 + int(rng.random() * (options - 1))
-                n, rk = (n + 1 if n >= plan.right else n), ReplyKind.WRONG_ANSWER
+                n, rk = (n + 1 if n >= plan.right else n), _R_WRONG_ANSWER
             return self._number_text(rng, sub, style.answer, n, 0, indic), rk, n
-        if kind is QuestionKind.RATING:
+        if kind is _Q_RATING:
             cum, x = plan.rating_cum, rng.random()
             i = 0
             while cum[i] < x:
                 i += 1
             n = q.rating_min + i
             text = self._number_text(rng, sub, style.rating, n, q.rating_max, indic)
-            return text, ReplyKind.RATING, n
-        if kind is QuestionKind.YES_NO:
+            return text, _R_RATING, n
+        if kind is _Q_YES_NO:
             if rng.random() < self._yes_share:
-                return rng.choice(style.yes), ReplyKind.YES, None
-            return rng.choice(style.no), ReplyKind.NO, None
-        if kind is QuestionKind.KEYWORD:
+                return rng.choice(style.yes), _R_YES, None
+            return rng.choice(style.no), _R_NO, None
+        if kind is _Q_KEYWORD:
             assert q.keyword is not None
-            return _keyword_variant(rng, q.keyword, sub.literate), ReplyKind.KEYWORD, None
-        if kind is QuestionKind.FREE_TEXT:
-            return self._feedback(rng, sub, style, indic, long=False), ReplyKind.FEEDBACK, None
-        return rng.choice(style.unprompted), ReplyKind.FEEDBACK, None
+            return _keyword_variant(rng, q.keyword, sub.literate), _R_KEYWORD, None
+        if kind is _Q_FREE_TEXT:
+            return self._feedback(rng, sub, style, indic, long=False), _R_FEEDBACK, None
+        return rng.choice(style.unprompted), _R_FEEDBACK, None
 
     def _number_text(
         self,
@@ -838,7 +882,7 @@ class BehaviourModel:
         if long or (sub.literate and rng.random() < 0.3):
             text = _then(text, rng.choice(style.closers), style.comma)
         text = text.replace("{n}", _num(rng.randint(2, 6), indic))
-        if not sub.literate and sub.script is Script.ARABIC:
+        if not sub.literate and sub.script is _S_ARABIC:
             text = _misspell(rng, text)
         return text
 
@@ -851,21 +895,21 @@ class BehaviourModel:
         indic: bool,
         kind: ReplyKind,
     ) -> str:
-        if kind is ReplyKind.STOP:
+        if kind is _R_STOP:
             return rng.choice(style.stop)
-        if kind is ReplyKind.EMPTY:
+        if kind is _R_EMPTY:
             return ""
-        if kind is ReplyKind.NONSENSE:
+        if kind is _R_NONSENSE:
             if rng.random() < 0.7:
                 return rng.choice(V.NONSENSE)
             if rng.random() < 0.5:
                 return rng.choice(style.letters) * rng.randint(2, 5)
             return "".join(rng.choice(style.letters) for _ in range(rng.randint(2, 6)))
-        if kind is ReplyKind.TYPO:
+        if kind is _R_TYPO:
             return _typo(rng, self._answer(rng, sub, style, plan, indic)[0])
         # LONG: the answer, then everything else on the subscriber's mind.
         body = self._feedback(rng, sub, style, indic, long=True)
-        if plan.question.kind in (QuestionKind.FREE_TEXT, QuestionKind.NONE):
+        if plan.question.kind in (_Q_FREE_TEXT, _Q_NONE):
             return body
         return _then(self._answer(rng, sub, style, plan, indic)[0], body, style.comma)
 
@@ -873,18 +917,16 @@ class BehaviourModel:
         """What someone texts 1442 unprompted: a keyword heard on TV, a question about the
         payment date, "help" / "مساعدة", or a complaint."""
         style = _STYLES[sub.script]
-        indic = sub.digits is Digits.ARABIC_INDIC
+        indic = sub.digits is _D_ARABIC_INDIC
         x = rng.random()
         if x < 0.35:
-            arabic = sub.script is Script.ARABIC or (
-                sub.script is Script.FRANCO and rng.random() < 0.5
-            )
+            arabic = sub.script is _S_ARABIC or (sub.script is _S_FRANCO and rng.random() < 0.5)
             word = rng.choice(V.TV_KEYWORDS_AR if arabic else V.TV_KEYWORDS_LATIN)
             return _keyword_variant(rng, word, sub.literate)
         if x < 0.65:
             return rng.choice(style.payment).replace("{n}", _num(rng.randint(1, 12), indic))
         if x < 0.85:
-            help_words = V.HELP_AR if sub.script is Script.ARABIC else V.HELP_LATIN
+            help_words = V.HELP_AR if sub.script is _S_ARABIC else V.HELP_LATIN
             return rng.choice(help_words)
         return self._feedback(rng, sub, style, indic, long=False)
 

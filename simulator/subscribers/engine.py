@@ -32,7 +32,7 @@ from typing import Any
 
 from simulator.clock import SimClock
 from simulator.config import SHORT_CODE, SmscConfig
-from simulator.smpp.constants import RECEIPT_STAT, MessageState, Tag
+from simulator.smpp.constants import RECEIPT_STAT, EsmClass, MessageState, Tag
 from simulator.smpp.text import decode_text
 from simulator.smsc.handsets import MtRecorder, ReceivedMt, mt_part
 from simulator.smsc.receipts import Outcome
@@ -41,7 +41,7 @@ from simulator.smsc.store import Message
 from .behaviour import BehaviourModel, Reply, ReplyModel, is_stop
 from .delivery import DeliveryModel, handset_on, local_hour, next_on
 from .numbering import TON_NATIONAL, normalize
-from .population import Population
+from .population import Population, Traits
 from .profile import Availability, Operator, Responsiveness, Subscriber
 from .state import HistoryEntry, TouchedStore
 
@@ -49,6 +49,17 @@ log = logging.getLogger("smsim.subscribers")
 
 _DELIVERED = MessageState.DELIVERED
 _DELETED = MessageState.DELETED
+_ALWAYS = Availability.ALWAYS
+_UDHI = int(EsmClass.UDHI)
+_SET_DPF = int(Tag.SET_DPF)
+_SAR = int(Tag.SAR_MSG_REF_NUM)
+_PAYLOAD = int(Tag.MESSAGE_PAYLOAD)
+#: message_state (a plain int) -> the receipt's stat word.
+_STAT = {int(k): v for k, v in RECEIPT_STAT.items()}
+#: Serving operators as small ints: the planned-outcome counters' keys are
+#: ``operator << 4 | state`` (MessageState values are below 16).
+_OPERATORS = tuple(Operator)
+_OP_CODE = {op: i for i, op in enumerate(_OPERATORS)}
 #: Final states for want of the handset: a set_dpf message ending so gets an alert.
 _ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)})
 _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
@@ -66,6 +77,28 @@ Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
 #: What the MO kind counters call texts sent unprompted.
 SPONTANEOUS = "spontaneous"
+
+
+class _OutcomeDraft:
+    """Same slots as ``Outcome``, not frozen: built with plain stores, then re-classed
+    (a frozen dataclass's ``__init__`` costs ~0.4 µs, per message)."""
+
+    __slots__ = Outcome.__slots__
+
+    def __init__(self, state: MessageState, delay: float, err: int) -> None:
+        self.state = state
+        self.delay = delay
+        self.err = err
+
+
+if set(Outcome.__slots__) != {"state", "delay", "err"}:  # pragma: no cover - contract drift
+    raise ImportError("engine._OutcomeDraft no longer matches receipts.Outcome's fields")
+
+
+def _outcome(state: MessageState, delay: float, err: int) -> Outcome:
+    draft = _OutcomeDraft(state, delay, err)
+    draft.__class__ = Outcome  # type: ignore[assignment]
+    return draft  # type: ignore[return-value]
 
 
 @dataclass(slots=True)
@@ -169,17 +202,26 @@ class SubscriberEngine:
         pop_cfg = config.population
         self.population = population or Population(pop_cfg)
         self._silent: Callable[[Subscriber, str, int], bool] | None = None
+        self._answers: Callable[[int, bool, Responsiveness, str, int], bool] | None = None
         self.behaviour = behaviour or BehaviourModel(config.behaviour)
         self.delivery = DeliveryModel(config.delivery)
         self.store = store or TouchedStore(pop_cfg.history_size, pop_cfg.history_per_subscriber)
         self.recorder = MtRecorder(
             config.mt_log_size, config.reassembly_timeout, on_complete=self._on_whole
         )
-        #: (serving operator, receipt stat) -> MT parts.
-        self.outcomes: Counter[tuple[Operator, str]] = Counter()
+        #: ``operator code << 4 | state`` -> MT parts planned so (see ``outcomes``).
+        self._planned: dict[int, int] = {}
+        self._traits = self.population.traits
+        self._delay_for = self.delivery.delay_for
         #: (serving operator, responsiveness, reply kind or "spontaneous") -> MO texts.
         self.mo_counts: Counter[tuple[Operator, Responsiveness, str]] = Counter()
-        self._last: tuple[Message | None, Subscriber] = (None, self.population.profile_at(0))
+        #: The message ``outcome`` saw last, its recipient's traits and, when the fate
+        #: needed it, profile: the SMSC hands the same message to ``on_mt`` next.
+        self._last: tuple[Message | None, Traits, Subscriber | None] = (
+            None,
+            self.population.traits(self.population.msisdn(0)),
+            None,
+        )
         self.spontaneous_sent = 0
         self.received = 0
         self._pending_replies = 0
@@ -223,6 +265,17 @@ class SubscriberEngine:
         #: The model's "nobody answers this" at submission, when it has one (see
         #: ``BehaviourModel.silent``): such a message needs no arrival at the handset.
         self._silent = getattr(model, "silent", None)
+        #: The same draw from the attributes it reads, for the model whose ``silent``
+        #: is ``BehaviourModel``'s (no profile object for who will not answer).
+        same = getattr(type(model), "silent", None) is BehaviourModel.silent
+        self._answers = getattr(model, "answers", None) if same else None
+
+    @property
+    def outcomes(self) -> Counter[tuple[Operator, str]]:
+        """(serving operator, receipt stat) -> MT parts, as planned (see ``Summary``)."""
+        return Counter({
+            (_OPERATORS[key >> 4], _STAT[key & 15]): n for key, n in self._planned.items()
+        })  # fmt: skip
 
     def attach(
         self,
@@ -262,21 +315,42 @@ class SubscriberEngine:
 
     # --- ReceiptPolicy ---------------------------------------------------------------------
 
+    def _traits_of(self, address: str, ton: int) -> Traits:
+        if ton == TON_NATIONAL:
+            address = normalize(address, ton) or address
+        return self._traits(address)
+
     def outcome(self, msg: Message) -> Outcome:
-        sub = self.subscriber(msg.destination_addr, msg.dest_ton)
-        # The SMSC hands the same message to on_mt next: derive the profile once.
-        self._last = (msg, sub)
+        traits = self._traits_of(msg.destination_addr, msg.dest_ton)
+        msisdn, _, line, person, entropy = traits
         # The subscriber's MT count salts the draw: deterministic for a seed, and every
         # part of one concatenated message shares one fate.
-        salt = self.store.mt_count(sub.msisdn)
-        state, delay, err, _ = self.delivery.decide(sub, msg.submit_time, msg.validity_period, salt)
-        outcomes = self.outcomes
+        salt = self.store.mt_count(msisdn)
+        sub = None
+        if person[5] is _ALWAYS and line[2] and not line[3]:
+            # DeliveryModel.decide's first case, from the three attributes it reads
+            # (availability, assigned, barred): the whole profile only for the others.
+            state, delay, err = _DELIVERED, self._delay_for(entropy, salt), 0
+        else:
+            sub = Population.subscriber(traits)
+            state, delay, err, _ = self.delivery.decide(
+                sub, msg.submit_time, msg.validity_period, salt
+            )
+        # The SMSC hands the same message to on_mt next: derive the traits once.
+        self._last = (msg, traits, sub)
+        planned = self._planned
+        op = _OP_CODE[line[0]] << 4
         if msg.version:  # replace_sm plans it again: the old plan no longer counts
-            outcomes[(sub.operator, RECEIPT_STAT[MessageState(msg.planned_state)])] -= 1
-        outcomes[(sub.operator, RECEIPT_STAT[state])] += 1
-        if state is not _DELIVERED and msg.tlvs and msg.tlvs.get(Tag.SET_DPF) == 1:
-            self._plan_alert(msg, sub, msg.submit_time + delay)
-        return Outcome(state, delay, err)
+            key = op | msg.planned_state
+            planned[key] = planned.get(key, 0) - 1
+        key = op | state
+        planned[key] = planned.get(key, 0) + 1
+        if state is not _DELIVERED:
+            tlvs = msg.tlvs
+            if tlvs and tlvs.get(_SET_DPF) == 1:
+                sub = sub or Population.subscriber(traits)
+                self._plan_alert(msg, sub, msg.submit_time + delay)
+        return _outcome(state, delay, err)
 
     def _plan_alert(self, msg: Message, sub: Subscriber, failed_at: float) -> None:
         """The SMSC sets a delivery pending flag when this set_dpf message fails for want
@@ -306,14 +380,55 @@ class SubscriberEngine:
     # --- MtSink ------------------------------------------------------------------------------
 
     def on_mt(self, msg: Message) -> None:
-        self.recorder.on_mt(msg)
+        tlvs = msg.tlvs
+        if msg.esm_class & _UDHI or (tlvs and (_SAR in tlvs or _PAYLOAD in tlvs)):
+            self.recorder.on_mt(msg)  # a part (or message_payload): ``_on_whole``
+            return
+        # A one-part message, the common case: logged and read here, no ReceivedMt.
+        payload = msg.short_message
+        self.recorder.record_one(msg, payload)
+        cached, traits, sub = self._last
+        if cached is not msg:
+            traits, sub = self._traits_of(msg.destination_addr, msg.dest_ton), None
+        self.received += 1
+        key = (msg.data_coding, payload)
+        decoded = self._decoded
+        text = decoded.get(key)
+        if text is None:
+            if len(decoded) >= _REPLY_TEXT_CACHE:
+                decoded.clear()
+            text = decoded[key] = decode_text(payload, msg.data_coding)
+        state = msg.planned_state
+        delivered = state == _DELIVERED
+        stat = "DELIVRD" if delivered else _STAT[state]
+        done = msg.planned_time
+        seq = self.store.record_mt(traits[0], msg.submit_time, text, msg.message_id, stat, done)
+        msg.handset = seq
+        if delivered and self._schedule is not None:
+            answers = self._answers
+            if answers is not None:
+                if not answers(traits[4], traits[2][6], traits[3][3], text, seq):
+                    return
+                sub = sub or Population.subscriber(traits)
+            else:
+                sub = sub or Population.subscriber(traits)
+                silent = self._silent
+                if silent is not None and silent(sub, text, seq):
+                    return
+            self._arrival(msg, sub, done, None, text)
+
+    def _who(self, msg: Message) -> Subscriber:
+        """The profile of ``msg``'s recipient, from what ``outcome`` derived when it is
+        the same message."""
+        cached, traits, sub = self._last
+        if cached is not msg:
+            return self.subscriber(msg.destination_addr, msg.dest_ton)
+        return sub or Population.subscriber(traits)
 
     def _on_whole(self, mt: ReceivedMt, last: Message, parts: tuple[Message, ...]) -> None:
         """A whole message reached the SMSC: recorded now, seen by the person when its
         planned delivery time comes (``_arrival``)."""
-        cached_msg, sub = self._last
-        if cached_msg is not last:
-            sub = self.subscriber(mt.destination_addr, last.dest_ton)
+        sub = self._who(last)
         self.received += 1
         msisdn = sub.msisdn
         key = (mt.data_coding, mt.payload)
@@ -335,7 +450,7 @@ class SubscriberEngine:
         else:
             done, state = last.planned_time, last.planned_state
         delivered = state == _DELIVERED
-        stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
+        stat = "DELIVRD" if delivered else _STAT[state]
         seq = self.store.record_mt(msisdn, last.submit_time, text, mt.message_ids[0], stat, done)
         if whole is None:
             last.handset = seq
@@ -422,10 +537,11 @@ class SubscriberEngine:
         arrival is stale by its version) and recorded as DELETED."""
         note = msg.handset
         sub = self.subscriber(msg.destination_addr, msg.dest_ton)
-        planned = RECEIPT_STAT[MessageState(msg.planned_state)] if msg.planned_state else None
-        if planned is not None:
-            self.outcomes[(sub.operator, planned)] -= 1
-        self.outcomes[(sub.operator, RECEIPT_STAT[_DELETED])] += 1
+        counts, op = self._planned, _OP_CODE[sub.operator] << 4
+        if msg.planned_state:
+            key = op | msg.planned_state
+            counts[key] = counts.get(key, 0) - 1
+        counts[op | _DELETED] = counts.get(op | _DELETED, 0) + 1
         if isinstance(note, _Whole):
             first = note.parts[0].message_id
         elif isinstance(note, int):
@@ -437,9 +553,7 @@ class SubscriberEngine:
     def on_replace(self, msg: Message) -> None:
         """replace_sm changed the message (and the SMSC planned it again) before it
         reached the handset: it arrives as planned now, with its new text."""
-        cached_msg, sub = self._last
-        if cached_msg is not msg:
-            sub = self.subscriber(msg.destination_addr, msg.dest_ton)
+        sub = self._who(msg)
         note = msg.handset
         whole = None
         if isinstance(note, _Whole):
@@ -454,7 +568,7 @@ class SubscriberEngine:
         else:
             return  # seen already, or a part of a message still incomplete
         delivered = state == _DELIVERED
-        stat = "DELIVRD" if delivered else RECEIPT_STAT[MessageState(state)]
+        stat = "DELIVRD" if delivered else _STAT[state]
         self.store.amend_mt(sub.msisdn, first, text=text, outcome=stat, done_time=done)
         if delivered and self._schedule is not None:
             silent = self._silent
@@ -578,8 +692,8 @@ class SubscriberEngine:
     def summary(self) -> Summary:
         """Counts by operator, outcome and behaviour since the engine started."""
         outcomes: dict[str, dict[str, int]] = {}
-        for (op, stat), n in self.outcomes.items():
-            outcomes.setdefault(op.value, {})[stat] = n
+        for key, n in sorted(self._planned.items()):
+            outcomes.setdefault(_OPERATORS[key >> 4].value, {})[_STAT[key & 15]] = n
         replies: dict[str, dict[str, int]] = {}
         by_resp: Counter[str] = Counter()
         for (op, resp, kind), n in self.mo_counts.items():

@@ -58,6 +58,8 @@ _GOLDEN = (math.sqrt(5) - 1) / 2
 _OPERATORS = tuple(sorted(Operator, key=lambda op: OPERATOR_PREFIX[op]))
 
 T = TypeVar("T")
+#: (canonical number or address, index, line, person, entropy): see ``Population.traits``.
+Traits = tuple[str, int, tuple[Any, ...], tuple[Any, ...], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +374,16 @@ class Population:
         does an address that is no Egyptian mobile at all (a short code, a foreign
         number), which keeps its address as given and gets a prefix operator drawn by
         the operator shares."""
+        draft = _Draft(*self.traits(msisdn))
+        draft.__class__ = Subscriber  # type: ignore[assignment]
+        return draft  # type: ignore[return-value]
+
+    def traits(self, msisdn: str) -> Traits:
+        """What ``profile`` derives, before it is an object: (canonical number or the
+        address as given, index, line, person, entropy), ``line`` and ``person`` being
+        values of ``line_tables`` and ``person_table`` (shared tuples). The SMSC's hot
+        path reads the few attributes a message's fate needs from these and builds the
+        whole ``Subscriber`` (``subscriber``) only for someone who will read it."""
         canonical = normalize(msisdn)
         if canonical is None:
             return self._outsider(msisdn)
@@ -397,7 +409,12 @@ class Population:
         x = h >> 32
         b = x & mask
         person = primary[b] if x >> bits < thr[b] else alias[b]
-        draft = _Draft(canonical, index, line, person, e ^ (e >> 31))
+        return canonical, index, line, person, e ^ (e >> 31)
+
+    @staticmethod
+    def subscriber(traits: Traits) -> Subscriber:
+        """The profile of these ``traits`` (``profile(m) == subscriber(traits(m))``)."""
+        draft = _Draft(*traits)
         draft.__class__ = Subscriber  # type: ignore[assignment]
         return draft  # type: ignore[return-value]
 
@@ -405,7 +422,7 @@ class Population:
         """The profile of member ``index``."""
         return self.profile(self.msisdn(index))
 
-    def _outsider(self, address: str) -> Subscriber:
+    def _outsider(self, address: str) -> Traits:
         """An address that is not an Egyptian mobile: its hash stands in for the number."""
         digest = hashlib.blake2b(address.encode(), digest_size=8, person=b"smsim-outsider")
         number = int.from_bytes(digest.digest(), "little")
@@ -413,9 +430,7 @@ class Population:
         h = _mix64(number ^ self._k1)
         line = self._line_tables[home.operator][1].draw(h & _M32)
         person = self._person_table.draw(h >> 32)
-        draft = _Draft(address, -1, line, person, _mix64(number ^ self._k2))
-        draft.__class__ = Subscriber  # type: ignore[assignment]
-        return draft  # type: ignore[return-value]
+        return address, -1, line, person, _mix64(number ^ self._k2)
 
     def name(self, msisdn: str) -> str:
         """A gendered Arabic name for the subscriber: first name, father's, family name.

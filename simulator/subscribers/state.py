@@ -77,6 +77,21 @@ def _key(msisdn: str) -> int | str:
     return msisdn
 
 
+def _message_id(message_id: str | None) -> int:
+    """A message id as the history keeps it: a plain decimal as its int (8 bytes),
+    ``_NO_ID`` for none, ``_ID_TEXT`` for anything else (then kept by slot aside)."""
+    if message_id is None:
+        return _NO_ID
+    if (
+        message_id.isascii()
+        and message_id.isdigit()
+        and len(message_id) < 19
+        and (message_id[0] != "0" or message_id == "0")
+    ):
+        return int(message_id)
+    return _ID_TEXT
+
+
 class TouchedStore:
     """Counters and bounded message history of touched subscribers only.
 
@@ -194,17 +209,7 @@ class TouchedStore:
             if len(texts) >= _TEXT_CACHE:
                 texts.clear()
             texts[text] = shared = text
-        if message_id is None:
-            mid = _NO_ID
-        elif (
-            message_id.isascii()
-            and message_id.isdigit()
-            and len(message_id) < 19
-            and (message_id[0] != "0" or message_id == "0")
-        ):
-            mid = int(message_id)
-        else:
-            mid = _ID_TEXT
+        mid = _message_id(message_id)
         if seq < capacity:
             slot = seq
             self._ev_time.append(time)
@@ -252,12 +257,48 @@ class TouchedStore:
         self._n_mt += 1
         kind = 0
         if outcome is not None:
-            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+            outcomes = self._outcomes
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
             code = self._stat_codes.get(outcome)
             kind = (self._code(outcome) if code is None else code) << 1
-        self._push(row, time, kind, text, message_id)
-        if done_time is not None and kind and self._capacity:
-            self._ev_done[(self._seq - 1) % self._capacity] = done_time
+        if not self._capacity:
+            return before
+        # _push, inlined with the outcome's time (one event per MT, the hot path).
+        seq = self._seq
+        self._seq = seq + 1
+        head = self._head
+        prev = head[row]
+        head[row] = seq
+        texts = self._texts
+        shared = texts.get(text)
+        if shared is None:
+            if len(texts) >= _TEXT_CACHE:
+                texts.clear()
+            texts[text] = shared = text
+        mid = _message_id(message_id)
+        done = _NAN if done_time is None or not kind else done_time
+        capacity = self._capacity
+        if seq < capacity:
+            slot = seq
+            self._ev_time.append(time)
+            self._ev_done.append(done)
+            self._ev_prev.append(prev)
+            self._ev_kind.append(kind)
+            self._ev_text.append(shared)
+            self._ev_id.append(mid)
+        else:
+            slot = seq % capacity
+            self._ev_time[slot] = time
+            self._ev_done[slot] = done
+            self._ev_prev[slot] = prev
+            self._ev_kind[slot] = kind
+            self._ev_text[slot] = shared
+            self._ev_id[slot] = mid
+            if self._ev_id_text:
+                self._ev_id_text.pop(slot, None)
+        if mid == _ID_TEXT:
+            assert message_id is not None
+            self._ev_id_text[slot] = message_id
         return before
 
     def mt_count(self, msisdn: str) -> int:

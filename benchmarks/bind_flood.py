@@ -182,8 +182,18 @@ def _smsc_process(port: int, per_ip: int, log_path: str) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        async with SmscServer(config):
+        async with SmscServer(config) as smsc:
             await stop.wait()
+            s = smsc.stats()
+        # What it refused without a log line (a locked-out IP's connections): its counters.
+        counters = {
+            "connections": s.connections,
+            "connections_refused": dict(s.connection_refusals),
+            "lockouts": dict(s.lockouts),
+            "junk_closed": s.junk_closed,
+            "bind_failures": s.bind_failures,
+        }
+        Path(log_path).with_suffix(".stats").write_text(json.dumps(counters))
 
     with open(log_path, "w", encoding="utf-8") as log:
         # A file, not a pipe: a pipe nobody reads would fill and stall the SMSC.
@@ -261,6 +271,8 @@ def run(
             for smsc in smscs:
                 _stop(smsc)
             log = "".join(p.read_text(errors="replace") for p in Path(tmp).glob("*.log"))
+            target = Path(tmp) / ("flooded.stats" if elsewhere else "measured.stats")
+            smsc_stats = json.loads(target.read_text()) if target.exists() else {}
     base = statistics.median(x for block in alone for x in block)
     under = statistics.median(x for block in flooded for x in block)
     pairs = [
@@ -286,6 +298,7 @@ def run(
             "bind_refused": log.count("bind_refused"),
             "protocol_error": log.count("protocol_error"),
         },
+        "flooded_smsc_counters": smsc_stats,
     }
 
 

@@ -265,7 +265,13 @@ class SecurityConfig(_Model):
     #: ``bind_failure_window`` seconds that lock the source IP and the system_id out...
     bind_failures: Annotated[int, Field(ge=1)] = 5
     bind_failure_window: Annotated[float, Field(gt=0)] = 60.0
-    #: ...for this many seconds: every bind is answered ESME_RBINDFAIL. 0: never lock.
+    #: Connections from one IP closed for junk before a bind (``errors_before_bind`` used
+    #: up, a command_length out of range) within ``bind_failure_window`` seconds that lock
+    #: the IP out too; 0: junk never locks. A client that binds forgets its IP's count.
+    junk_connections: Annotated[int, Field(ge=0)] = 5
+    #: ...for this many seconds. 0: never lock. A locked IP's new connections are closed
+    #: as they are accepted (nothing read, no log line but one when the lock begins and
+    #: one when it ends); a locked system_id's binds are answered ESME_RBINDFAIL.
     lockout: Annotated[float, Field(ge=0)] = 300.0
     lockout_per_ip: bool = True
     #: Off by default: on, anyone who sends ``bind_failures`` wrong passwords for the

@@ -40,22 +40,14 @@ class SmppConnection(asyncio.Protocol):
         "writable",
     )
 
+    #: Built in ``connection_made`` once the connection is admitted: a connection from a
+    #: locked-out IP is refused before it costs one.
+    session: Session
+
     def __init__(self, operator: OperatorSmsc, *, accepted: bool = True) -> None:
         self.operator = operator
         #: Accepted on a listener (False: the SMSC connected out, for outbind).
         self.accepted = accepted
-        self._loop = asyncio.get_running_loop()
-        cfg = operator.config
-        self.session = Session(
-            Role.SMSC,
-            window=cfg.deliver_window,
-            max_pdu_size=cfg.max_pdu_size,
-            enquire_link_interval=cfg.enquire_link_interval,
-            inactivity_timeout=cfg.inactivity_timeout,
-            response_timeout=cfg.response_timeout,
-            clock=self._loop.time,
-            answer_enquire_link=False,  # the operator answers (faults may delay it)
-        )
         self.transport: asyncio.Transport | None = None
         self.account: Account | None = None
         #: The account this SMSC-initiated connection sent outbind for; None if accepted.
@@ -64,23 +56,42 @@ class SmppConnection(asyncio.Protocol):
         self.ip = "?"
         #: Counted against its IP's connection limit (False: refused, or outbound).
         self.admitted = False
-        self.opened_at = self._loop.time()
         #: Protocol errors and refused requests before a bind (``security.errors_before_bind``).
         self.errors = 0
         self.writable = True
         self._flush_pending = False
-        #: The operator's sent-PDU counter (command_id | status << 32 -> count).
-        self._sent = operator.pdus_out
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else "?"
+        operator = self.operator
+        if self.accepted and operator.refuses(ip):
+            # Locked out: gone before a session, a log line or a read (``transport`` stays
+            # None, so ``connection_lost`` has nothing to undo).
+            cast(asyncio.Transport, transport).abort()
+            return
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self.ip = str(peer[0]) if peer else "?"
-        self.operator.connection_opened(self)
+        self.ip = ip
+        self._loop = loop = asyncio.get_running_loop()
+        cfg = operator.config
+        self.session = Session(
+            Role.SMSC,
+            window=cfg.deliver_window,
+            max_pdu_size=cfg.max_pdu_size,
+            enquire_link_interval=cfg.enquire_link_interval,
+            inactivity_timeout=cfg.inactivity_timeout,
+            response_timeout=cfg.response_timeout,
+            clock=loop.time,
+            answer_enquire_link=False,  # the operator answers (faults may delay it)
+        )
+        self.opened_at = loop.time()
+        #: The operator's sent-PDU counter (command_id | status << 32 -> count).
+        self._sent = operator.pdus_out
+        operator.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
         # Whatever the handlers queue leaves in the one flush below.
@@ -93,6 +104,8 @@ class SmppConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # refused in connection_made
         self.session.close()
         self.writable = False
         self.operator.connection_closed(self, exc)

@@ -60,7 +60,7 @@ from simulator.smpp.times import SmppTimeError, format_smpp_time, parse_smpp_tim
 
 from .accounts import Account
 from .faults import Fault, FaultPlan, malformed_pdu
-from .guard import BindGuard
+from .guard import BindGuard, Lock
 from .ids import MessageIds
 from .receipts import RECEIPT_STAT_TEXT, FixedPolicy, ReceiptBuilder, ReceiptPolicy
 from .stats import LatencyHistogram, SmscStats
@@ -192,6 +192,55 @@ class OperatorSmsc:
         }
 
     # --- connection lifecycle -------------------------------------------------------------
+
+    def refuses(self, ip: str) -> bool:
+        """Whether a connection from ``ip``, just accepted, is to be closed at once: its IP
+        is locked out. Counted, not logged (the lock's beginning and end are)."""
+        if self.guard.refuses(ip, self._loop.time()):
+            self.stats.connections_refused += 1
+            self.stats.connection_refusals["locked_out"] += 1
+            return True
+        return False
+
+    def _lock_began(self, lock: Lock, conn: SmppConnection, count: int) -> None:
+        """One line for a lock-out, and its end planned (``_lock_over``)."""
+        sec = self.config.security
+        self.stats.lockouts[lock.key.partition(":")[0]] += 1
+        log.warning(
+            "bind_lockout operator=%s key=%s peer=%s reason=%s count=%d window=%gs for=%gs",
+            self.name,
+            lock.key,
+            conn.peer,
+            lock.reason,
+            count,
+            sec.bind_failure_window,
+            sec.lockout,
+        )
+        # A loop timer, not the SMSC's queue: a lock still on at shutdown is nothing pending.
+        self._loop.call_at(lock.until, self._lock_over, lock.key)
+
+    def _lock_over(self, key: str) -> None:
+        lock = self.guard.ended(key, self._loop.time())
+        if lock is None:
+            until = self.guard.until(key)
+            if until is not None:  # renewed meanwhile
+                self._loop.call_at(until, self._lock_over, key)
+            return
+        log.warning(
+            "bind_lockout_ended operator=%s key=%s reason=%s refused=%d",
+            self.name,
+            key,
+            lock.reason,
+            lock.refused,
+        )
+
+    def _junk(self, conn: SmppConnection) -> None:
+        """A connection that never bound is being closed for junk: a strike on its IP."""
+        if not conn.accepted:
+            return
+        lock = self.guard.junk(conn.ip, self._loop.time())
+        if lock is not None:
+            self._lock_began(lock, conn, self.config.security.junk_connections)
 
     def connection_opened(self, conn: SmppConnection) -> None:
         if conn.accepted and self.faults.active and self.faults.has(FaultKind.OUTAGE):
@@ -333,6 +382,7 @@ class OperatorSmsc:
             conn.peer,
             conn.errors,
         )
+        self._junk(conn)
         conn.close()
         return True
 
@@ -357,6 +407,8 @@ class OperatorSmsc:
                 status_name(ev.error.status),
                 ev.error.args[0],
             )
+            if ev.fatal and conn.account is None:
+                self._junk(conn)  # a frame no SMPP peer sends (command_length out of range)
         elif isinstance(ev, RequestRejected):
             if ev.status == Status.ESME_RMSGQFUL:
                 self.stats.queue_full += 1
@@ -474,18 +526,8 @@ class OperatorSmsc:
         elif len(acct.binds) >= acct.config.max_binds:
             status, reason = Status.ESME_RBINDFAIL, "max_binds"
         if status in (Status.ESME_RINVSYSID, Status.ESME_RINVPASWD):
-            sec = self.config.security
-            for key in self.guard.failed(conn.ip, pdu.system_id if acct else None, now):
-                self.stats.lockouts[key.partition(":")[0]] += 1
-                log.warning(
-                    "bind_lockout operator=%s key=%s peer=%s failures=%d window=%gs for=%gs",
-                    self.name,
-                    key,
-                    conn.peer,
-                    sec.bind_failures,
-                    sec.bind_failure_window,
-                    sec.lockout,
-                )
+            for lock in self.guard.failed(conn.ip, pdu.system_id if acct else None, now):
+                self._lock_began(lock, conn, self.config.security.bind_failures)
         elif not status:
             self.guard.succeeded(conn.ip, pdu.system_id)
         if status:

@@ -15,7 +15,8 @@ reads what comes back until the SMSC closes or 0.2 s pass, hangs up, and starts 
 after ``--pause``. The flood is switched on and off between blocks of submits, so each
 flooded block has an unflooded neighbour measured a moment before: drift on a shared
 machine (other jobs) hits both alike. Figures: the median round trip over all blocks of
-each kind, their ratio, and the median of the per-pair ratios.
+each kind, their ratio, and the median of the per-pair ratios; the flooded SMSC's
+counters (its refusals of 127.0.0.2 once locked out are counted, not logged).
 """
 
 from __future__ import annotations
@@ -143,8 +144,8 @@ async def _round_trips(client: EsmeClient, n: int) -> list[float]:
 async def _measure(
     port: int, on: MpEvent, *, blocks: int, per_block: int, settle: float
 ) -> tuple[list[list[float]], list[list[float]], float]:
-    """One bind, made before any flood (the flood's wrong passwords lock the system_id
-    out for new binds: a bind already up is what must keep its pace)."""
+    """One bind from 127.0.0.1, made before any flood (the flood's wrong passwords and
+    junk lock 127.0.0.2 out, not this IP: a bind already up is what must keep its pace)."""
     client = await EsmeClient.connect("127.0.0.1", port)
     alone: list[list[float]] = []
     flooded: list[list[float]] = []

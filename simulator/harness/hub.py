@@ -150,10 +150,7 @@ class ChannelHub:
         token: str | None = None,
         stats: Callable[[], dict[str, Any]] | None = None,
         load_start: Callable[[], object] | None = None,
-        index_of: Callable[[str], int] | None = None,
     ) -> None:
-        """``index_of``: a number's population index (-1: none), for following the
-        delivery of the campaign manager's actions; None: TRACK frames follow nothing."""
         #: Connections must send this first (AUTH) when set: a channel off loopback.
         self.token = token
         #: What a STATS request is answered with (an SMSC-side process's counters).
@@ -179,8 +176,9 @@ class ChannelHub:
         self.workers_seen: set[int] = set()
         #: MT parts accepted with registered_delivery asking for a receipt (bit 0 = 1).
         self.wants_receipt = 0
-        #: The tracked actions' delivery (TRACK frames); None: no population to map.
-        self.delivery = DeliveryTracker(index_of) if index_of is not None else None
+        #: The campaign manager's actions' delivery (TRACK frames), by population index:
+        #: set by the owner once its population exists; None: TRACK follows nothing.
+        self.delivery: DeliveryTracker | None = None
 
     def token_ok(self, token: str) -> bool:
         return self.token is None or secrets.compare_digest(token.encode(), self.token.encode())

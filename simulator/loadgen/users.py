@@ -184,7 +184,7 @@ class CampaignManager(HttpUser):
         gate = sc.gates.receipt_completion_time
         # Without a gate: by the load's end, early enough for Locust's files to show it.
         end = rt.t0 + sc.time.duration - REPORT_BEFORE_END
-        deadline = started + gate if gate else end if end > started else None
+        deadline = started + gate if gate is not None else end if end > started else None
         w = DeliveryWatch(i, action.kind, block.count, started, deadline)
         rt.watches.append(w)
         rt.watchers.append(gevent.spawn(self._watch, w))

@@ -9,6 +9,7 @@ until the handset is on or the validity period runs out: no timers per retry.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from simulator.config import DeliveryConfig
@@ -100,11 +101,12 @@ class Fate:
 
 
 class DeliveryModel:
-    __slots__ = ("_cfg", "_schedule")
+    __slots__ = ("_cfg", "_offsets", "_schedule")
 
     def __init__(self, config: DeliveryConfig) -> None:
         self._cfg = config
         self._schedule = (0.0, *sorted(config.retry_schedule))
+        self._offsets = sorted(self._schedule)  # to count the attempts within validity
 
     def validity(self, validity_period: str, submit_time: float) -> float:
         """Seconds the SMSC keeps trying: the submit's validity_period or the default."""
@@ -159,7 +161,7 @@ class DeliveryModel:
                 break
             if handset_on(sub, submit_time + offset):
                 return _DELIVERED, offset + self.network_delay(sub, salt), 0, attempt
-        attempts = sum(1 for o in self._schedule if o <= validity)
+        attempts = bisect_right(self._offsets, validity)  # the offsets within validity
         return _EXPIRED, validity, cfg.err_absent, attempts
 
 

@@ -249,11 +249,33 @@ class TouchedStore:
         if seen is not msisdn or (row is None and n_rows != len(rows)):
             key = _key(msisdn)  # _touch, inlined: this runs per message
             row = rows.get(key)
+        capacity = self._capacity
+        head = self._head
+        seq = self._seq
         if row is None:
-            row = self._add(key)
-        before = self._mt[row]
-        self._mt[row] = before + 1
-        self._last_mt[row] = time
+            # First touch, the common case at scale: the row's columns appended as they
+            # end up (``_add`` then the updates below, in one step).
+            before = 0
+            row = rows[key] = len(self._msisdn)
+            if isinstance(key, int):
+                self._msisdn.append(key)
+            else:
+                self._msisdn.append(-1)
+                self._other_keys[row] = key
+            self._mt.append(1)
+            self._mo.append(0)
+            self._last_mt.append(time)
+            self._last_mo.append(_NAN)
+            self._opted.append(-1)
+            head.append(seq if capacity else -1)
+            prev = -1
+        else:
+            before = self._mt[row]
+            self._mt[row] = before + 1
+            self._last_mt[row] = time
+            prev = head[row]
+            if capacity:
+                head[row] = seq
         self._n_mt += 1
         kind = 0
         if outcome is not None:
@@ -261,14 +283,10 @@ class TouchedStore:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             code = self._stat_codes.get(outcome)
             kind = (self._code(outcome) if code is None else code) << 1
-        if not self._capacity:
+        if not capacity:
             return before
         # _push, inlined with the outcome's time (one event per MT, the hot path).
-        seq = self._seq
         self._seq = seq + 1
-        head = self._head
-        prev = head[row]
-        head[row] = seq
         texts = self._texts
         shared = texts.get(text)
         if shared is None:
@@ -277,7 +295,6 @@ class TouchedStore:
             texts[text] = shared = text
         mid = _message_id(message_id)
         done = _NAN if done_time is None or not kind else done_time
-        capacity = self._capacity
         if seq < capacity:
             slot = seq
             self._ev_time.append(time)
@@ -303,7 +320,11 @@ class TouchedStore:
 
     def mt_count(self, msisdn: str) -> int:
         """MTs recorded for ``msisdn`` (0 when untouched)."""
-        key = _key(msisdn)
+        # _key, inlined (per message)
+        if msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0" and len(msisdn) < 19:
+            key: int | str = int(msisdn)
+        else:
+            key = msisdn
         rows = self._rows
         row = rows.get(key)
         self._looked_up = (msisdn, key, row, len(rows))

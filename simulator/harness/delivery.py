@@ -162,6 +162,10 @@ class DeliveryTracker:
         return [a.to_json() for _, a in sorted(self.actions.items())]
 
 
+#: The counts ``merge_json`` adds up over the SMSC sides.
+_COUNTS = ("reached", "receipted", "mts", "receipts")
+
+
 def merge_json(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Every SMSC side's ``to_json``, one entry per action: counts added up, the latest
     times (each from that side's TRACK, which the sides got milliseconds apart)."""
@@ -179,9 +183,6 @@ def merge_json(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     for a in out.values():
         a["complete"] = a["receipted"] >= a["numbers"]
     return [out[k] for k in sorted(out)]
-
-
-_COUNTS = ("reached", "receipted", "mts", "receipts")
 
 
 @dataclass(frozen=True, slots=True)

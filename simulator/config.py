@@ -534,8 +534,9 @@ class ControlConfig(_Model):
 
 
 class JournalConfig(_Model):
-    """The message journal: line-delimited JSON of what was accepted, receipted and
-    injected, so ``smsim audit`` can prove after a run (or a crash) that nothing was lost.
+    """The message journal: what was accepted, receipted and injected, in checksummed
+    binary frames, so ``smsim audit`` can prove after a run (or a crash) that nothing was
+    lost, and a restarted SMSC recovers what it had not delivered.
 
     Off unless the file says so or ``smsim smsc --journal DIR``.
     """
@@ -547,8 +548,14 @@ class JournalConfig(_Model):
     rotate_bytes: Annotated[int, Field(ge=4096)] = 64 * 1024 * 1024
     #: Seconds between batches written by the journal's thread (the window a crash loses).
     flush_interval: Annotated[float, Field(gt=0, le=10)] = 0.1
-    #: ``batch``: fsync each batch written; ``never``: leave it to the OS.
-    fsync: Literal["never", "batch"] = "batch"
+    #: When written batches are forced to disk. Each batch reaches the kernel as it is
+    #: written, which is what a ``kill -9`` of the SMSC cannot take away; the policy says
+    #: what a crash of the machine may: ``interval`` (default): ``fdatasync`` at most every
+    #: ``fsync_interval`` s (that long), a group commit as databases do it; ``batch``: each
+    #: batch written ``O_DSYNC`` (nothing written is lost; a disk flush every
+    #: ``flush_interval``); ``never``: whenever the OS flushes (~30 s on Linux).
+    fsync: Literal["never", "interval", "batch"] = "interval"
+    fsync_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
     #: At start, queue again what the journal in ``path`` says an earlier run accepted
     #: and never delivered (receipts, MO), for the next receiver bound.
     recover: bool = True

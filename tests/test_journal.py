@@ -404,3 +404,21 @@ def test_batches_are_flat_and_files_of_the_tuple_layout_still_read(tmp_path: Pat
     ]
     assert records[0]["stat"] == "DELIVRD" and records[2]["t"] == 4.0
     assert torn == 1
+
+
+def test_fsync_interval_syncs_at_most_once_an_interval(tmp_path: Path) -> None:
+    from simulator.smsc.journal_files import JournalFiles, flatten
+
+    batch = frame(flatten([("receipt_recovered", "eg", "1", "201001234567", 1.0)]))
+    often = JournalFiles(tmp_path / "often", 1 << 20, "interval", fsync_interval=1e-9)
+    rarely = JournalFiles(tmp_path / "rarely", 1 << 20, "interval", fsync_interval=60)
+    for _ in range(3):
+        often.write_frame(batch)
+        rarely.write_frame(batch)
+    assert often.syncs == 3  # every write found the interval passed
+    assert rarely.syncs == 0  # none did: the data is with the kernel, not yet forced
+    often.close()
+    rarely.close()
+    assert [r["id"] for r in read_journal(tmp_path / "rarely")[0]] == ["1", "1", "1"]
+    with pytest.raises(ValueError, match="fsync"):
+        JournalFiles(tmp_path / "bad", 1 << 20, "sometimes")

@@ -5,13 +5,13 @@ process (``smsim audit`` reconciles it after a run or a ``kill -9``; a restarted
 queues again what was not delivered, ``recovery.py``). On the event loop each event
 only extends one flat list with its values (``journal_files``: no tuple per record for
 the garbage collector to track). A thread takes what is there every ``flush_interval``,
-marshals it as one frame (C, ~0.1 µs a record) and writes it, durably with ``fsync =
-"batch"`` (``O_DSYNC``, ``journal_files.py``); the write releases the GIL, so the loop
-runs on.
+marshals it as one frame (C, ~0.1 µs a record) and writes it (``journal_files.py``);
+the write releases the GIL, so the loop runs on.
 
 What a crash of the SMSC loses: the records not yet written, i.e. at most the last
 ``flush_interval`` of traffic (and the batch being written at that instant). A crash of
-the machine also loses batches not fsynced (``fsync = "never"``).
+the machine also loses what was written but not yet forced to disk: with the default
+``fsync = "interval"``, at most the last ``fsync_interval`` (1 s); none with ``batch``.
 """
 
 from __future__ import annotations
@@ -205,15 +205,16 @@ class Journal:
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self._files = JournalFiles(
-            self.path, self.config.rotate_bytes, self.config.fsync == "batch"
+            self.path, self.config.rotate_bytes, self.config.fsync, self.config.fsync_interval
         )
         if self._use_thread:
             self._thread = threading.Thread(target=self._run, name="smsim-journal", daemon=True)
             self._thread.start()
         log.info(
-            "journal_started path=%s fsync=%s flush_interval=%g",
+            "journal_started path=%s fsync=%s fsync_interval=%g flush_interval=%g",
             self.path,
             self.config.fsync,
+            self.config.fsync_interval,
             self.config.flush_interval,
         )
 

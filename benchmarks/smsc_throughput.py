@@ -63,7 +63,10 @@ def _driver_main(
     duration: float,
     q: mp.Queue,  # type: ignore[type-arg]
     numbers: list[str] | None = None,
+    cpu: int | None = None,
 ) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     try:
         import uvloop
 
@@ -260,7 +263,12 @@ def smsc_config(
 
 
 def start_target(
-    name: str, port: int, smsc_procs: int, workdir: Path, conf_text: str | None = None
+    name: str,
+    port: int,
+    smsc_procs: int,
+    workdir: Path,
+    conf_text: str | None = None,
+    cpu: int | None = None,
 ) -> subprocess.Popen[bytes]:
     if name.startswith("ours"):
         conf = workdir / "bench.toml"
@@ -277,6 +285,8 @@ def start_target(
         cmd = [node, str(PEERS / "npm_smsc.js"), "--port", str(port)]
     else:
         raise ValueError(name)
+    if cpu is not None:  # every thread of it on that CPU (--pin)
+        cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -365,7 +375,8 @@ def run_one(
     scraper = Scraper(control_port, args.scrape_interval) if control_port else None
     with tempfile.TemporaryDirectory() as tmp:
         procs = args.smsc_procs if name.startswith("ours") else 1
-        proc = start_target(name, port, procs, Path(tmp), conf_text)
+        pin = getattr(args, "pin", False)
+        proc = start_target(name, port, procs, Path(tmp), conf_text, cpu=0 if pin else None)
         try:
             ctx = mp.get_context("spawn")
             q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
@@ -373,7 +384,10 @@ def run_one(
             drivers = [
                 ctx.Process(
                     target=_driver_main,
-                    args=(port, per, args.window, args.warmup, args.duration, q, numbers),
+                    args=(
+                        *(port, per, args.window, args.warmup, args.duration, q, numbers),
+                        1 if pin else None,
+                    ),
                 )
                 for _ in range(args.driver_procs)
             ]
@@ -437,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--quick", action="store_true", help="2 s runs, for a smoke test")
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="the SMSC (all its threads) on CPU 0, the driver on CPU 1: what the SMSC's "
+        "own threads cost then comes out of its own throughput, not the driver's core",
+    )
     p.add_argument(
         "--subscribers",
         action="store_true",

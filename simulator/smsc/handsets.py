@@ -169,7 +169,9 @@ class MtRecorder:
             msg.source_addr, msg.destination_addr, msg.data_coding, payload, msg.message_id,
             msg.submit_time,
         ))  # fmt: skip
-        if len(self._reassembler):
+        # Parts waiting in the reassembler always have theirs in ``_parts``: a dict's
+        # truth costs less than the reassembler's ``__len__``.
+        if self._parts and len(self._reassembler):
             self.expire(msg.submit_time)
 
     def messages(self, destination: str | None = None) -> list[ReceivedMt]:

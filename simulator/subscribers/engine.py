@@ -634,7 +634,8 @@ class SubscriberEngine:
         """``msisdn`` (served by ``operator``) texts ``text`` to ``to``."""
         now = self.clock.now()
         self.store.record_mo(msisdn, now, text)
-        self.mo_counts[(operator, responsiveness, kind)] += 1
+        counts, key = self.mo_counts, (operator, responsiveness, kind)
+        counts[key] = counts.get(key, 0) + 1  # dict's own: Counter's += costs twice this
         stops = self._stops
         stop = stops.get(text)
         if stop is None:

@@ -456,7 +456,10 @@ class TouchedStore:
     def is_opted_out(self, msisdn: str) -> bool | None:
         """True/False when the subscriber opted out/in during the run; None when untouched
         or undecided, so the caller falls back to the profile."""
-        row = self._row(msisdn)
+        if msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0" and len(msisdn) < 19:
+            row = self._rows.get(int(msisdn))  # _row, inlined: once per reply decided
+        else:
+            row = self._rows.get(msisdn)
         if row is None:
             return None
         value = self._opted[row]

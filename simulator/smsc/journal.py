@@ -46,6 +46,8 @@ from .receipts import RECEIPT_STAT_TEXT
 from .store import Message
 
 log = logging.getLogger("smsim.journal")
+#: Each hook stamps its record; a module global is one lookup, ``time.time`` two.
+_now = time.time
 
 
 def _payload(msg: Message) -> bytes:
@@ -95,7 +97,7 @@ class OperatorJournal:
                 msg.destination_addr,
                 msg.registered_delivery,
                 msg.submit_time,
-                time.time(),
+                _now(),
                 msg.source_ton,
                 msg.source_npi,
                 msg.dest_ton,
@@ -109,7 +111,7 @@ class OperatorJournal:
     def finished(self, msg: Message) -> None:
         """A failure-only message ended well: no receipt, and nothing left to recover."""
         stat = RECEIPT_STAT_TEXT[msg.state]
-        self._append((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, time.time()))
+        self._append((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, _now()))
 
     def receipt_queued(self, msg: Message, pdu: Pdu) -> None:
         stat = RECEIPT_STAT_TEXT[msg.state]
@@ -124,8 +126,8 @@ class OperatorJournal:
                 msg.message_id,
                 msg.destination_addr,
                 stat,
-                time.time(),
-                int(msg.state),
+                _now(),
+                +msg.state,  # a plain int (marshal refuses enum members)
                 msg.err,
                 msg.done_time,
             )
@@ -142,7 +144,7 @@ class OperatorJournal:
             account = self.route(destination)
         parts = tuple(mo_part(p) for p in pdus)
         self._append(
-            (MO_INJECTED, self._op, mo, source, destination, len(pdus), time.time(), account, parts)
+            (MO_INJECTED, self._op, mo, source, destination, len(pdus), _now(), account, parts)
         )
         return mo
 
@@ -150,7 +152,7 @@ class OperatorJournal:
         """The client answered a deliver_sm/data_sm with status 0."""
         item = self._inflight.pop(id(pdu), None)
         if item is not None and item[0] is pdu:
-            self._append((*item[1], time.time()))
+            self._append(item[1] + (_now(),))
 
     def receipt_recovered(self, message_id: str, destination: str, stat: str, pdu: Pdu) -> None:
         """A receipt an earlier run did not deliver, queued again as ``pdu``."""
@@ -158,13 +160,13 @@ class OperatorJournal:
             pdu,
             (RECEIPT_DELIVERED, self._op, message_id, destination, stat),
         )
-        self._append((RECEIPT_RECOVERED, self._op, message_id, destination, time.time()))
+        self._append((RECEIPT_RECOVERED, self._op, message_id, destination, _now()))
 
     def mo_recovered(self, mo: str, parts: Mapping[int, Pdu]) -> None:
         """An earlier run's MO whose ``parts`` (index -> deliver_sm) were not delivered."""
         for i, pdu in parts.items():
             self._inflight[id(pdu)] = (pdu, (MO_DELIVERED, self._op, mo, i))
-        self._append((MO_RECOVERED, self._op, mo, tuple(parts), time.time()))
+        self._append((MO_RECOVERED, self._op, mo, tuple(parts), _now()))
 
     def inflight(self) -> int:
         return len(self._inflight)

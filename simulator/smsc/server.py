@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +24,7 @@ from .connection import SmppConnection
 from .faults import Fault, FaultPlan
 from .handsets import MtRecorder, MtSink
 from .ids import IdCounter, MessageIds
+from .listener import Listener
 from .operator import OperatorSmsc
 from .receipts import ReceiptPolicy
 from .scheduler import TimerQueue
@@ -154,9 +155,9 @@ class SmscServer:
         #: Operators whose USSD goes to an application's HTTP callback (``transport``).
         self.ussd_http: dict[str, HttpUssdNetwork] = {}
         self.operators: dict[str, OperatorSmsc] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[Listener] = []
         #: The TLS listeners, by operator (``OperatorConfig.tls.port`` set).
-        self._tls_servers: dict[str, asyncio.Server] = {}
+        self._tls_servers: dict[str, Listener] = {}
         #: The certificate each TLS listener serves (for clients to trust when self-signed).
         self.tls_certs: dict[str, Path] = {}
         #: Each TLS listener's handshakes: completed, failed by reason (/metrics).
@@ -225,16 +226,15 @@ class SmscServer:
                     loop_time=self._loop.time,
                     handset=self.ussd_handset,
                 )
-            server = await self._loop.create_server(
-                lambda op=op: SmppConnection(op),
+            # Accepts of our own: a locked-out IP's connections are closed as they come.
+            server = await Listener.open(
+                functools.partial(SmppConnection, op),
                 op_cfg.host,
                 op_cfg.port,
-                reuse_address=True,
-                reuse_port=self._reuse_port or None,
+                refuses=op.refuses,
+                reuse_port=bool(self._reuse_port),
                 backlog=1024,
             )
-            for sock in server.sockets:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._servers.append(server)
             log.info("listening operator=%s address=%s:%d", op.name, *self.address(op.name))
             if op_cfg.tls.port is not None:
@@ -273,18 +273,18 @@ class SmscServer:
         tls = op.config.tls
         ctx, cert = server_context(tls, op.name)
         self.tls_counters[op.name] = count_handshakes(ctx)
-        server = await self._loop.create_server(
+        # A locked-out IP is refused before its TLS handshake, not after it.
+        assert tls.port is not None
+        server = await Listener.open(
             lambda: SmppConnection(op),
             op.config.host,
             tls.port,
-            ssl=ctx,
+            refuses=op.refuses,
+            ssl_context=ctx,
             ssl_handshake_timeout=tls.handshake_timeout,
-            reuse_address=True,
-            reuse_port=self._reuse_port or None,
+            reuse_port=bool(self._reuse_port),
             backlog=1024,
         )
-        for sock in server.sockets:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tls_servers[op.name] = server
         self.tls_certs[op.name] = cert
         log.info(

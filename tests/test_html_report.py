@@ -234,7 +234,18 @@ def synthetic_run(folder: Path, *, failing: bool = True) -> Path:
         figures=figs,
         verdicts=verdicts,
         regressions=[],
-        counters={"accepted": 1000, "receipts_delivered": 800, "mo_from_locust": 200},
+        counters={
+            "accepted": 1000,
+            "receipts_delivered": 800,
+            "mo_from_locust": 200,
+            "delivery": [
+                {
+                    **{"action": 0, "numbers": 400, "reached": 400, "receipted": 380},
+                    **{"mts": 400, "receipts": 380},
+                    **{"last_mt_after": 1.25, "last_receipt_after": None},
+                }
+            ],
+        },
         histogram=hist(0.2, 1.5).to_json(),
     )
     return folder
@@ -295,6 +306,11 @@ def test_the_report_shows_gates_figures_and_one_chart_per_view(tmp_path: Path) -
         ["vodafone", "450", "30", "0", "480"],
         ["orange", "300", "0", "20", "320"],
     ]
+    # Each followed action's delivery is a table of its own, not a raw list of dicts.
+    assert [cells for _, cells in Tables(page).rows["delivery"]] == [
+        ["actions[0]", "400", "400 (100.0%)", "380 (95.0%)", "1.25 s", "—"],
+    ]
+    assert "delivery" not in [cells[0] for _, cells in Tables(page).rows["counters"]]
 
 
 def test_a_long_run_is_drawn_with_at_most_600_points_keeping_the_worst_second() -> None:

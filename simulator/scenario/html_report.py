@@ -268,6 +268,33 @@ def _gate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _delivery_rows(actions: list[Mapping[str, Any]]) -> list[list[str]]:
+    """Each followed broadcast's / flow start's delivery (``counters.delivery``): numbers,
+    how many an MT and a receipt reached, and when the last of each came after the
+    action's first API call."""
+
+    def after(value: Any) -> str:
+        return "—" if value is None else f"{float(value):.2f} s"
+
+    def share(part: int, whole: int) -> str:
+        return f"{part:,} ({part / whole:.1%})" if whole else f"{part:,}"
+
+    rows = []
+    for a in actions:
+        n = int(a.get("numbers", 0))
+        rows.append(
+            [
+                f"actions[{a.get('action')}]",
+                f"{n:,}",
+                share(int(a.get("reached", 0)), n),
+                share(int(a.get("receipted", 0)), n),
+                after(a.get("last_mt_after")),
+                after(a.get("last_receipt_after")),
+            ]
+        )
+    return rows
+
+
 def _cards(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The headline figures: (label, value)."""
     f, c = summary.get("figures", {}), summary.get("counters", {})
@@ -367,7 +394,10 @@ def render(run_dir: Path) -> str:
             "charts": charts(ts, gates) if ts else [],
             "receipts": ts.receipts_by_operator if ts else {},
             "receipt_stats": _stats(ts.receipts_by_operator if ts else {}),
-            "counters": {k: v for k, v in summary.get("counters", {}).items() if v},
+            "delivery": _delivery_rows(summary.get("counters", {}).get("delivery") or []),
+            "counters": {
+                k: v for k, v in summary.get("counters", {}).items() if v and k != "delivery"
+            },
         }
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ReportError(f"{run_dir / SUMMARY}: unexpected content ({exc!r})") from None

@@ -29,6 +29,15 @@ shown beside the figures.
   answers nothing, once with the default one (about half decide to answer; the replies
   wait in the engine until due); the difference over the replies waiting is what each
   costs while it waits.
+
+``--smsc-calls VARIANT N`` (not part of the table) times, with ``time.process_time``,
+exactly the calls the SMSC of ``smsc_throughput.py --subscribers`` makes per accepted
+submit_sm (``outcome``, the planned state and time, ``on_mt``, due arrivals and replies
+from a ``TimerQueue`` every 50 messages on a simulated loop clock at 18,000 messages/s,
+MO injection a no-op), with that benchmark's configuration files (VARIANT ``none``,
+``silent``, ``x1`` or ``x3600``) and its first N destinations, in its order; prints µs
+per message as JSON. Run it under ``valgrind --tool=callgrind`` at two N to count
+instructions per message, which do not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -177,6 +186,82 @@ def child_engine(n: int, replies: bool) -> dict[str, float]:
     }
 
 
+def smsc_calls(variant: str, n: int) -> dict[str, float]:
+    """See the module docstring (``--smsc-calls``)."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from smsc_throughput import population_numbers, smsc_config
+
+    from simulator.clock import SimClock
+    from simulator.config import load_config
+    from simulator.smsc.handsets import MtRecorder
+    from simulator.smsc.receipts import FixedPolicy, ReceiptPolicy
+    from simulator.smsc.scheduler import TimerQueue
+    from simulator.smsc.store import Message
+    from simulator.subscribers.engine import SubscriberEngine
+
+    scale = 3600.0 if variant == "x3600" else 1.0
+    size = None if variant == "none" else 3_500_000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "smsc.toml"
+        path.write_text(smsc_config(0, size, 1442, scale, silent=variant == "silent"))
+        config = load_config(path)
+    numbers = population_numbers(3_500_000, 1442, 1_000_000)[:n]
+    loop = [0.0]
+
+    def now() -> float:
+        return loop[0]
+
+    # 03:00 Cairo: the night, as for a run of the SMSC benchmark at 01:00 UTC.
+    start = 1_795_000_000.0 - 1_795_000_000.0 % 86400 + 3600
+    clock = SimClock(scale, start=start, monotonic=now)
+    timers = TimerQueue()
+
+    def schedule(due: float, fn: Callable[[Any], None], arg: Any) -> None:
+        timers.push(due, fn, arg)
+
+    policy: ReceiptPolicy
+    engine = None
+    if variant == "none":
+        recorder = MtRecorder(config.mt_log_size, config.reassembly_timeout)
+        on_mt, policy = recorder.on_mt, FixedPolicy(delay=0.0)
+    else:
+        engine = SubscriberEngine(config, clock)
+        on_mt, policy = engine.on_mt, engine
+        engine.attach(
+            schedule=schedule, loop_time=now, inject=lambda *a, **kw: None, operators=["op"]
+        )
+    body = b"Takaful & Karama: school attendance reminder for this month. Reply 1 to confirm."
+    msgs = [
+        Message(str(1_718_000_000_000_000 + i), "rapidpro", "1442", 3, 0, number, 1, 1,
+                0, 0, body, 1, 0.0, {})
+        for i, number in enumerate(numbers)
+    ]  # fmt: skip
+    gc.collect()
+    outcome = policy.outcome
+    t = time.process_time()
+    for i, msg in enumerate(msgs):
+        loop[0] = i / 18_000
+        msg.submit_time = clock.now()
+        out = outcome(msg)
+        msg.planned_state = out.state
+        msg.planned_time = msg.submit_time + out.delay
+        on_mt(msg)
+        if i % 50 == 49:
+            timers.run_due(loop[0])
+    if variant == "x3600":
+        loop[0] += 10.0
+        timers.run_due(loop[0])
+    seconds = time.process_time() - t
+    summary = engine.summary() if engine is not None else None
+    return {
+        "us": seconds / n * 1e6,
+        "pending": float(summary.pending_replies if summary else 0),
+        "sent": float(summary.sent if summary else 0),
+    }
+
+
 def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", *args],
@@ -293,7 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--repeat", type=int, help="timed repeats per rate (default 5, quick 1)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smsc-calls",
+        nargs=2,
+        metavar=("VARIANT", "N"),
+        help="time the SMSC benchmark's engine calls alone (none|silent|x1|x3600, messages)",
+    )
     args = parser.parse_args(argv)
+    if args.smsc_calls:
+        print(json.dumps(smsc_calls(args.smsc_calls[0], int(args.smsc_calls[1]))))
+        return 0
     if args.child:
         kind, *rest = args.child
         if kind == "build":

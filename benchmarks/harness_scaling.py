@@ -458,7 +458,23 @@ def main() -> None:
         saved = [json.loads(p.read_text().strip().splitlines()[-1]) for p in args.report]
         for k in ("quota", "p99", "min_sent"):
             setattr(args, k, saved[0]["args"][k])
-        report([r for s in saved for r in s["results"]], args, console)
+        # Runs of one N from several files (a search, a repeat) as one N.
+        merged: dict[int, list[dict[str, Any]]] = {}
+        for s in saved:
+            for r in s["results"]:
+                merged.setdefault(r["parts"], []).extend(r["runs"])
+        report(
+            [
+                {
+                    "parts": n,
+                    "ceiling": max((x["rate"] for x in runs if x["carried"]), default=0.0),
+                    "runs": runs,
+                }
+                for n, runs in sorted(merged.items())
+            ],
+            args,
+            console,
+        )
         return
     if os.geteuid() != 0 or not (CPU / "cpu.cfs_quota_us").exists():
         sys.exit("harness_scaling: needs root and cgroup v1 cpu/cpuacct at /sys/fs/cgroup")

@@ -204,14 +204,11 @@ def _callgrind(cmd: str, pid: int) -> None:
 
 
 def _totals(path: Path) -> int:
-    """``totals:`` (Ir) of a callgrind dump, summed over its files (one per thread when
-    separated)."""
-    total = 0
-    for f in path.parent.glob(path.name + "*"):
-        m = re.search(r"^totals: (\d+)", f.read_text(errors="replace"), re.M)
-        if m:
-            total += int(m.group(1))
-    return total
+    """``totals:`` (Ir) of one callgrind dump (all threads: they are not separated)."""
+    m = re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
+    if m is None:
+        raise RuntimeError(f"no totals in {path}")
+    return int(m.group(1))
 
 
 class Scrape:

@@ -375,7 +375,7 @@ def run_one(
     scraper = Scraper(control_port, args.scrape_interval) if control_port else None
     with tempfile.TemporaryDirectory() as tmp:
         procs = args.smsc_procs if name.startswith("ours") else 1
-        pin = getattr(args, "pin", False)
+        pin = args.pin
         proc = start_target(name, port, procs, Path(tmp), conf_text, cpu=0 if pin else None)
         try:
             ctx = mp.get_context("spawn")

@@ -120,11 +120,10 @@ class BindGuard:
         if cfg.lockout_per_system_id and system_id is not None:
             keys.append(("id", system_id))
         for kind, name in keys:
-            if self._strike(self._failures, f"{kind}:{name}", now, cfg.bind_failure_window) < (
-                cfg.bind_failures
-            ):
+            key = f"{kind}:{name}"
+            if self._strike(self._failures, key, now, cfg.bind_failure_window) < cfg.bind_failures:
                 continue
-            del self._failures[f"{kind}:{name}"]
+            del self._failures[key]
             if lock := self._lock(kind, name, now, "bind_failures"):
                 newly.append(lock)
         return newly

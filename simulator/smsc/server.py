@@ -65,49 +65,44 @@ class ReceiptObserver(Protocol):
         ``source_addr``) with status 0: delivered to it."""
 
 
-def _receipt_hook(observers: Sequence[object]) -> Callable[[DeliverSm], None] | None:
-    """One callable for every observer's ``on_receipt``; None when none has one."""
-    hooks: list[Callable[[DeliverSm], None]] = [
-        hook for o in observers if callable(hook := getattr(o, "on_receipt", None))
-    ]
+def _fan_out(hooks: Sequence[Callable[[Any], None]]) -> Callable[[Any], None] | None:
+    """One callable that calls every one of ``hooks`` in order; None for none, the hook
+    itself for one. Built once: an MT or a receipt then costs a call per hook, not a
+    method looking up a tuple to loop over (with metrics on, callgrind counted the SMSC
+    at 255,900 instructions a message with the method, 253,000-253,900 with closures)."""
     if len(hooks) <= 1:
         return hooks[0] if hooks else None
+    if len(hooks) == 2:
+        first, second = hooks
 
-    def every(receipt: DeliverSm) -> None:
-        for hook in hooks:
-            hook(receipt)
+        def both(item: Any) -> None:
+            first(item)
+            second(item)
+
+        return both
+    every_hook = tuple(hooks)
+
+    def every(item: Any) -> None:
+        for hook in every_hook:
+            hook(item)
 
     return every
 
 
-class _Tee:
-    """The sink, then every observer: one MT seen by all.
+def _receipt_hook(observers: Sequence[object]) -> Callable[[DeliverSm], None] | None:
+    """One callable for every observer's ``on_receipt``; None when none has one."""
+    return _fan_out([hook for o in observers if callable(hook := getattr(o, "on_receipt", None))])
 
-    ``on_mt`` is a closure over the bound methods, built once: every accepted message
-    goes through it, and a method looking up a tuple to loop over cost more than the
-    observers' own work (metrics' reply timer returns at once when no MO waits).
-    """
+
+class _Tee:
+    """The sink, then every observer: one MT seen by all (``on_mt``, from ``_fan_out``)."""
 
     __slots__ = ("_sink", "on_mt")
 
     def __init__(self, sink: MtSink, observers: Sequence[TrafficObserver]) -> None:
         self._sink = sink
-        first = sink.on_mt
-        rest = tuple(o.on_mt for o in observers)
-        if len(rest) == 1:
-            (second,) = rest
-
-            def on_mt(msg: Message) -> None:
-                first(msg)
-                second(msg)
-
-        else:
-
-            def on_mt(msg: Message) -> None:
-                first(msg)
-                for hook in rest:
-                    hook(msg)
-
+        on_mt = _fan_out([sink.on_mt, *(o.on_mt for o in observers)])
+        assert on_mt is not None  # the sink's at least
         self.on_mt = on_mt
 
     def __getattr__(self, name: str) -> Any:  # on_cancel / on_replace of the sink

@@ -24,13 +24,17 @@ from simulator.smpp.pdu import DeliverSm, SubmitSm
 from simulator.smsc.audit import audit, history
 from simulator.smsc.journal import Journal
 from simulator.smsc.journal_files import (
+    FIELDS,
     FRAME,
     MAGIC,
+    MAGIC_J2,
+    count_records,
     frame,
     journal_files,
     read_journal,
     write_records,
 )
+from simulator.smsc.recovery import read_plan
 from simulator.smsc.store import Message
 from tests.support.ports import free_port
 
@@ -46,7 +50,9 @@ def test_batches_are_written_by_flush_and_read_back_in_order(tmp_path: Path) -> 
     j.start()
     hooks = j.operator("egypt")
     for i in range(5):
-        hooks.accepted(_msg(str(i)))
+        msg = _msg(str(i))
+        msg.planned_state, msg.planned_err, msg.planned_time = 5, 1, 1002.5  # UNDELIV
+        hooks.accepted(msg)
     assert j.pending() == 5
     assert list(read_journal(tmp_path)[0]) == []  # nothing written until the batch
     assert j.flush() == 5
@@ -66,6 +72,7 @@ def test_batches_are_written_by_flush_and_read_back_in_order(tmp_path: Path) -> 
         "t": records[0]["t"],
         **{"src_ton": 3, "src_npi": 0, "dst_ton": 1, "dst_npi": 1, "esm": 0, "dcs": 0},
         "sm": b"hi",
+        **{"pstate": 5, "perr": 1, "pdone": 1002.5},  # the plan: its receipt needs no record
     }
     j.stop()
 
@@ -135,14 +142,15 @@ def test_deliveries_match_the_pdu_once(tmp_path: Path) -> None:
     hooks.delivered(parts[1])
     hooks.delivered(DeliverSm())  # not journalled: ignored
     j.stop()
-    kinds = [(r["e"], r.get("id", r.get("mo"))) for r in read_journal(tmp_path)[0]]
-    mo = kinds[1][1]
-    assert kinds == [
-        ("receipt_queued", "7"),
+    records = read_journal(tmp_path)[0]
+    kinds = [(r["e"], r.get("id", r.get("mo"))) for r in records]
+    mo = kinds[0][1]
+    assert kinds == [  # a queued receipt has no record: its accept's plan says it all
         ("mo_injected", mo),
         ("receipt_delivered", "7"),
         ("mo_delivered", mo),
     ]
+    assert records[1]["stat"] == "DELIVRD" and records[1]["dst"] == "201001234567"
     assert hooks.inflight() == 1  # the MO's first part, never answered
 
 
@@ -187,6 +195,85 @@ def test_audit_finds_each_lost_receipt_and_mo() -> None:
     assert result.stats_queued == {"DELIVRD": 1, "UNDELIV": 1}
     assert result.stats_delivered == {"DELIVRD": 1}
     assert audit(RECORDS[:1] + RECORDS[5:7]).lost == 0
+
+
+def _planned(mid: str, rd: int, state: int, done: float, submit: float = 1.0) -> dict[str, object]:
+    """A format-3 accept: the outcome planned for it (state, err, simulated time)."""
+    rec = _acc(mid, rd)
+    return {**rec, "submit": submit, "pstate": state, "perr": 0, "pdone": done}
+
+
+DELIVERED, UNDELIVERABLE = 2, 5
+PLANNED = [
+    _planned("1", 1, DELIVERED, 5.0),
+    _planned("2", 1, UNDELIVERABLE, 6.0),  # due by the journal's clock, never delivered
+    _planned("3", 2, DELIVERED, 5.0),  # failure-only, planned delivered: none expected
+    _planned("4", 2, UNDELIVERABLE, 50.0),  # failure-only, fails later: expected, not due
+    _planned("5", 1, DELIVERED, 5.0),
+    _rec("finished", id="5", dst="201001234567", stat="DELETED"),  # cancel_sm
+    _planned("6", 0, DELIVERED, 5.0),
+    # replace_sm asks for a receipt now; and one that no longer asks for any.
+    _rec("replanned", id="6", account="rapidpro", dst="201001234567", rd=1, sm=b"new")
+    | {"pstate": DELIVERED, "perr": 0, "pdone": 7.0},
+    _planned("7", 1, DELIVERED, 8.0, submit=10.0),
+    _rec("replanned", id="7", account="rapidpro", dst="201001234567", rd=0, sm=b"")
+    | {"pstate": DELIVERED, "perr": 0, "pdone": 8.0},
+    _rec("receipt_delivered", id="1", dst="201001234567", stat="DELIVRD"),
+    _rec("receipt_delivered", id="6", dst="201001234567", stat="DELIVRD"),
+]
+
+
+def test_audit_reads_the_plan_in_each_accept() -> None:
+    """Format 3 has no receipt_queued records: what is expected and what was queued
+    follow from each accept's plan, its replans and cancels."""
+    result = audit(list(PLANNED))
+    assert result.accepted == 7
+    assert result.receipts_expected == 4  # 1, 2, 4, 6
+    assert result.receipts_delivered == 2
+    assert sorted(k[1] for k in result.lost_receipts) == ["2", "4"]
+    # Queued: the two delivered, and 2 (due at 6.0; the journal's clock reached 10.0).
+    assert result.receipts_queued == 3
+    assert result.stats_queued == {"DELIVRD": 2, "UNDELIV": 1}
+    assert result.by_account["rapidpro"] == {"accepted": 7, "receipted": 2, "lost": 2}
+
+
+def test_recovery_rebuilds_due_receipts_from_the_plan(tmp_path: Path) -> None:
+    """What a restart queues from a format-3 journal: a receipt due by the journal's
+    clock is rebuilt from its plan (state, err, done time); one not yet due is planned
+    again; a failure-only message planned delivered, a delivered or cancelled one,
+    nothing."""
+    base = {"src_ton": 0, "src_npi": 0, "dst_ton": 1, "dst_npi": 1, "esm": 0, "dcs": 0}
+    base["sm"] = b"x"
+    records = [tuple({**base, **r}[k] for k in FIELDS[str(r["e"])]) for r in PLANNED]
+    write_records(tmp_path, records)
+    plan = read_plan(tmp_path)
+    items = [(kind, rec["id"], extra) for kind, rec, extra in plan.items["egypt"]]
+    assert items == [
+        ("receipt", "2", {"stat": "UNDELIV", "state": UNDELIVERABLE, "err": 0, "done": 6.0}),
+        ("replan", "4", None),
+    ]
+
+
+def test_files_of_format_2_are_read_with_its_fields(tmp_path: Path) -> None:
+    """A journal written before the accept carried its plan: 16 values an accept, a
+    receipt_queued record for each receipt; audit and recovery read it as then."""
+    acc = ("accept", "eg", "1", "rapidpro", "1442", "2010", 1, 1.0, 1.0, 0, 0, 1, 1, 0, 0, b"x")
+    queued = ("receipt_queued", "eg", "1", "2010", "UNDELIV", 2.0, 5, 11, 3.0)
+    (tmp_path / "journal-20260101T000000.000000-1-000001.smj").write_bytes(
+        MAGIC_J2 + frame([*acc, *queued, *acc[:2], "2", *acc[3:]])
+    )
+    records, torn = read_journal(tmp_path)
+    assert torn == 0
+    assert [(r["e"], r["id"]) for r in records] == [
+        ("accept", "1"),
+        ("receipt_queued", "1"),
+        ("accept", "2"),
+    ]
+    assert "pstate" not in records[0] and records[0]["sm"] == b"x"
+    result = audit(records)
+    assert result.receipts_queued == 1 and sorted(k[1] for k in result.lost_receipts) == ["1", "2"]
+    items = [(kind, rec["id"]) for kind, rec, _ in read_plan(tmp_path).items["eg"]]
+    assert items == [("receipt", "1"), ("replan", "2")]
 
 
 def test_history_by_id_and_by_number() -> None:
@@ -360,8 +447,9 @@ def test_every_kind_round_trips_with_awkward_text(tmp_path: Path) -> None:
     odd = 'a"b\\c\n\u0645'
     part = (0, 1, odd, 3, 0, "1442", 0x40, 8, b"\x05\x00\x03\x01\x02\x01x", {0x0424: b"y"})
     records = [
-        ("accept", odd, "1", odd, odd, odd, 3, 1.5, 2.25, 1, 1, 1, 1, 0, 8, b"\x00\xff"),
-        ("receipt_queued", "eg", odd, "2010", "DELIVRD", 1.0, 2, 0, 3.5),
+        ("accept", odd, "1", odd, odd, odd, 3, 1.5, 2.25, 1, 1, 1, 1, 0, 8, b"\x00\xff", 5, 1, 9.5),
+        ("replanned", "eg", "1", odd, odd, 1, odd.encode(), 2, 0, 3.5, 3.0),
+        ("finished", "eg", "1", odd, "DELETED", 4.0),
         ("receipt_delivered", "eg", "9", odd, "UNDELIV", 1.0),
         ("mo_injected", "eg", "m", odd, "1442", 1, 1.0, "rapidpro", (part,)),
         ("mo_delivered", "eg", "m", 1, 1.0),
@@ -373,7 +461,7 @@ def test_every_kind_round_trips_with_awkward_text(tmp_path: Path) -> None:
     assert torn == 0
     assert [tuple(r.values()) for r in back] == records
     assert back[0]["op"] == odd and back[0]["sm"] == b"\x00\xff"
-    assert back[3]["pdus"][0][-1] == {0x0424: b"y"}
+    assert back[4]["pdus"][0][-1] == {0x0424: b"y"}
 
 
 def test_journals_of_both_formats_are_read_in_order(tmp_path: Path) -> None:
@@ -422,3 +510,71 @@ def test_fsync_interval_syncs_at_most_once_an_interval(tmp_path: Path) -> None:
     assert [r["id"] for r in read_journal(tmp_path / "rarely")[0]] == ["1", "1", "1"]
     with pytest.raises(ValueError, match="fsync"):
         JournalFiles(tmp_path / "bad", 1 << 20, "sometimes")
+
+
+async def test_replace_and_cancel_are_journalled_so_nothing_looks_lost(tmp_path: Path) -> None:
+    """replace_sm plans again (new text, a receipt withdrawn) and cancel_sm ends a
+    message with no receipt: the journal says so, so audit finds nothing lost and a
+    restart finds nothing to recover."""
+    from simulator.config import ReceiptConfig
+    from simulator.smpp.pdu import CancelSm, ReplaceSm
+    from simulator.smsc.server import SmscServer
+    from tests.support.smsc import config, sm, until
+
+    cfg = config(receipt=ReceiptConfig(delay=0.3)).model_copy(
+        update={"journal": JournalConfig(enabled=True, path=tmp_path, flush_interval=0.05)}
+    )
+    async with SmscServer(cfg) as smsc:
+        client = await EsmeClient.connect("127.0.0.1", smsc.port)
+        ids = [(await client.request(sm(short_message=b"v1"))).message_id for _ in range(4)]  # type: ignore[attr-defined]
+        new_text = ReplaceSm(message_id=ids[0], source_addr="1442", short_message=b"v2")
+        new_text.registered_delivery = 1
+        assert (await client.request(new_text)).command_status == 0
+        quiet = ReplaceSm(message_id=ids[1], source_addr="1442", short_message=b"quiet")
+        assert (await client.request(quiet)).command_status == 0  # registered_delivery 0
+        assert (
+            await client.request(CancelSm(message_id=ids[2], source_addr="1442"))
+        ).command_status == 0
+        await until(lambda: len(client.delivered) == 2)
+        await asyncio.sleep(0.1)  # our answers reach the SMSC
+        await client.unbind()
+    records, torn = read_journal(tmp_path)
+    assert torn == 0
+    kinds = [(r["e"], r["id"]) for r in records if r["e"] != "accept"]
+    assert sorted(kinds) == sorted(
+        [
+            ("replanned", ids[0]),
+            ("replanned", ids[1]),
+            ("finished", ids[2]),
+            ("receipt_delivered", ids[0]),
+            ("receipt_delivered", ids[3]),
+        ]
+    )
+    replan = next(r for r in records if r["e"] == "replanned" and r["id"] == ids[0])
+    assert replan["sm"] == b"v2" and replan["rd"] == 1 and replan["pstate"] == 2
+    result = audit(records)
+    assert result.accepted == 4 and result.receipts_expected == 2
+    assert result.receipts_delivered == 2 and result.lost == 0
+    assert len(read_plan(tmp_path)) == 0
+
+
+def test_hooks_buffer_plain_values_so_marshal_takes_the_fast_path(tmp_path: Path) -> None:
+    """Policies plan states as ``MessageState`` members; marshal refuses enum members,
+    and the fallback (``plain`` over every value) costs more than the journal's whole
+    budget. Every value a hook buffers must be a type marshal writes as it is."""
+    import marshal
+
+    from simulator.smpp.constants import MessageState
+
+    j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
+    hooks = j.operator("egypt")
+    msg = _msg("1")
+    msg.planned_state, msg.state = MessageState.UNDELIVERABLE, MessageState.UNDELIVERABLE
+    hooks.accepted(msg)
+    hooks.replanned(msg)
+    hooks.finished(msg)
+    receipt = DeliverSm(esm_class=4)
+    hooks.receipt_queued(msg, receipt)
+    hooks.delivered(receipt)
+    marshal.dumps(j._buffer, 4)  # raises ValueError on an enum member
+    assert count_records(j._buffer) == 4

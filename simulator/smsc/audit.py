@@ -18,16 +18,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from simulator.smpp.constants import MessageState
+
 from .journal_files import (
     ACCEPT,
+    FINISHED,
     MO_DELIVERED,
     MO_INJECTED,
     RECEIPT_DELIVERED,
     RECEIPT_QUEUED,
+    REPLANNED,
     JournalReader,
     journal_files,
     read_journal,
 )
+from .receipts import RECEIPT_STAT_TEXT
 
 #: (operator, message_id, destination): one destination of one accepted message.
 Key = tuple[str, str, str]
@@ -59,8 +64,12 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
     """Reconcile records (in journal order), in one pass.
 
     A receipt is expected when registered_delivery asks for one on every outcome (bits
-    1-0 = 1), or when one was queued (failure-only receipts); it is lost when expected
-    and never delivered. An MO is lost when a part of it was never delivered.
+    1-0 = 1), or on failure (2) when the accept's plan is a failure (format 3) or a
+    receipt was queued (format 2); it is lost when expected and never delivered. A
+    ``replanned`` record replaces the accept's ask and plan; ``finished`` (cancel_sm)
+    closes it. Queued: in format 3 (no such records) a receipt delivered, or one whose
+    planned time the journal's clock (its latest submit time) has passed.
+    An MO is lost when a part of it was never delivered.
 
     Memory follows what is still open, not the journal's length: a message is forgotten
     once its receipt is delivered (or at once when it asked for none), an MO once every
@@ -69,12 +78,31 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
     """
     result = Audit(torn_lines=torn)
     by_account = result.by_account
-    #: Expected receipts not yet delivered: key -> account.
-    pending: dict[Key, str] = {}
-    #: Failure-only (bits 1-0 = 2) messages: expected once a receipt is queued.
+    #: Expected receipts not yet delivered: key -> (account, the planned stat, its
+    #: simulated time); stat None once counted as queued (format 2's record).
+    pending: dict[Key, tuple[str, str | None, float]] = {}
+    #: Failure-only (bits 1-0 = 2) messages of format 2: expected once a receipt is
+    #: queued.
     on_failure: dict[Key, str] = {}
     mo_parts: dict[tuple[str, str], int] = {}
     mo_done: dict[tuple[str, str], set[int]] = {}
+    sim_now = float("-inf")
+
+    def expect(key: Key, account: str, rec: dict[str, Any]) -> None:
+        """The receipt an accept's (or a replan's) ask and plan make due, if any."""
+        ask = rec["rd"] & 0x03
+        if "pstate" not in rec:  # format 2
+            if ask == 1:
+                result.receipts_expected += 1
+                pending[key] = (account, "", 0.0)
+            elif ask == 2:
+                on_failure[key] = account
+            return
+        state = int(rec["pstate"])
+        if ask == 1 or (ask == 2 and state != MessageState.DELIVERED):
+            result.receipts_expected += 1
+            pending[key] = (account, RECEIPT_STAT_TEXT.get(state, "UNKNOWN"), rec["pdone"])
+
     for rec in records:
         kind = rec["e"]
         op = rec["op"]
@@ -82,35 +110,48 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
             key = (op, rec["id"], rec["dst"])
             account = rec["account"]
             result.accepted += 1
+            if rec["submit"] > sim_now:
+                sim_now = rec["submit"]
             counts = by_account.get(account)
             if counts is None:
                 counts = by_account[account] = Counter()
             counts["accepted"] += 1
-            ask = rec["rd"] & 0x03
-            if ask == 1:
-                result.receipts_expected += 1
-                pending[key] = account
-            elif ask == 2:
-                on_failure[key] = account
-        elif kind == RECEIPT_QUEUED:
+            if rec["rd"] & 0x03:
+                expect(key, account, rec)
+        elif kind == REPLANNED:
+            key = (op, rec["id"], rec["dst"])
+            on_failure.pop(key, None)
+            if pending.pop(key, None) is not None:
+                result.receipts_expected -= 1
+            expect(key, rec["account"], rec)
+        elif kind == RECEIPT_QUEUED:  # format 2
             key = (op, rec["id"], rec["dst"])
             result.receipts_queued += 1
             result.stats_queued[rec["stat"]] += 1
             account = on_failure.pop(key, None)
             if account is not None:
                 result.receipts_expected += 1
-                pending[key] = account
+                pending[key] = (account, None, 0.0)
+            elif key in pending:
+                pending[key] = (pending[key][0], None, 0.0)
         elif kind == RECEIPT_DELIVERED:
             key = (op, rec["id"], rec["dst"])
-            account = pending.pop(key, None)
-            if account is None:
-                account = on_failure.pop(key, None)
+            item = pending.pop(key, None)
+            account = item[0] if item is not None else on_failure.pop(key, None)
+            if item is not None and item[1]:  # planned (format 3): queued, and delivered
+                result.receipts_queued += 1
+                result.stats_queued[rec["stat"]] += 1
             if account is not None:
                 by_account[account]["receipted"] += 1
             # A delivery of an unknown key (its accept in no file here) still counts;
             # the journal records one delivery per receipt, whatever the redeliveries.
             result.receipts_delivered += 1
             result.stats_delivered[rec["stat"]] += 1
+        elif kind == FINISHED:
+            key = (op, rec["id"], rec["dst"])
+            on_failure.pop(key, None)
+            if pending.pop(key, None) is not None:
+                result.receipts_expected -= 1  # cancelled: no receipt is due
         elif kind == MO_INJECTED:
             mo_parts[(op, rec["mo"])] = rec["parts"]
             result.mo_injected += 1
@@ -122,7 +163,10 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
             if parts is not None and len(done) >= parts:
                 result.mo_delivered += 1
                 del mo_parts[mo], mo_done[mo]
-    for key, account in pending.items():
+    for key, (account, stat, due) in pending.items():
+        if stat and due <= sim_now:  # planned, and due by the journal's clock
+            result.receipts_queued += 1
+            result.stats_queued[stat] += 1
         result.lost_receipts.append(key)
         by_account[account]["lost"] += 1
     for mo in mo_parts:

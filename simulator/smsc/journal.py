@@ -36,8 +36,8 @@ from .journal_files import (
     MO_INJECTED,
     MO_RECOVERED,
     RECEIPT_DELIVERED,
-    RECEIPT_QUEUED,
     RECEIPT_RECOVERED,
+    REPLANNED,
     JournalFiles,
     count_records,
     frame,
@@ -72,21 +72,27 @@ class OperatorJournal:
 
     Deliveries are matched by the PDU object itself (held until its response), so a
     receipt or MO part counts as delivered once, whatever the redeliveries before.
+    A message costs two records: its accept (with the outcome planned for it) and its
+    receipt's delivery.
     """
 
-    __slots__ = ("_append", "_inflight", "_mo_ids", "_op", "route")
+    __slots__ = ("_append", "_mo_ids", "_op", "_parts", "_receipts", "route")
 
     def __init__(self, name: str, extend: Any, mo_ids: Iterator[str]) -> None:
         self._op = name
         self._append = extend
         self._mo_ids = mo_ids
-        #: id(pdu) -> (pdu, the delivered record's tuple without its time).
-        self._inflight: dict[int, tuple[Pdu, tuple[Any, ...]]] = {}
+        #: id(pdu) -> (pdu, message id, destination, stat): receipts in flight.
+        self._receipts: dict[int, tuple[Pdu, str, str, str]] = {}
+        #: id(pdu) -> (pdu, MO id, part): MO parts in flight.
+        self._parts: dict[int, tuple[Pdu, str, int]] = {}
         #: destination -> the account an MO to it is queued for (the operator's
         #: ``route_mo``), set by the server; None: not recorded.
         self.route: Any = None
 
     def accepted(self, msg: Message) -> None:
+        """An accepted message and the outcome planned for it (``_schedule_outcome`` ran
+        first): the receipt that comes as planned needs no record of its own."""
         self._append(
             (
                 ACCEPT,
@@ -105,32 +111,45 @@ class OperatorJournal:
                 msg.esm_class,
                 msg.data_coding,
                 msg.short_message or _payload(msg),
+                +msg.planned_state,  # a plain int: marshal refuses enum members
+                msg.planned_err,
+                msg.planned_time,
+            )
+        )
+
+    def replanned(self, msg: Message) -> None:
+        """A new plan for an accepted message: replace_sm's text and registered_delivery,
+        or a recovery that planned it again."""
+        self._append(
+            (
+                REPLANNED,
+                self._op,
+                msg.message_id,
+                msg.account,
+                msg.destination_addr,
+                msg.registered_delivery,
+                msg.short_message or _payload(msg),
+                +msg.planned_state,
+                msg.planned_err,
+                msg.planned_time,
+                _now(),
             )
         )
 
     def finished(self, msg: Message) -> None:
-        """A failure-only message ended well: no receipt, and nothing left to recover."""
+        """A message that ended with no receipt to come (cancel_sm): not lost, nothing
+        to recover."""
         stat = RECEIPT_STAT_TEXT[msg.state]
         self._append((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, _now()))
 
     def receipt_queued(self, msg: Message, pdu: Pdu) -> None:
-        stat = RECEIPT_STAT_TEXT[msg.state]
-        self._inflight[id(pdu)] = (
+        """A receipt on its way: its delivery is recorded when the client acknowledges
+        it. It needs no record now: it carries the outcome the journal's plan holds."""
+        self._receipts[id(pdu)] = (
             pdu,
-            (RECEIPT_DELIVERED, self._op, msg.message_id, msg.destination_addr, stat),
-        )
-        self._append(
-            (
-                RECEIPT_QUEUED,
-                self._op,
-                msg.message_id,
-                msg.destination_addr,
-                stat,
-                _now(),
-                +msg.state,  # a plain int (marshal refuses enum members)
-                msg.err,
-                msg.done_time,
-            )
+            msg.message_id,
+            msg.destination_addr,
+            RECEIPT_STAT_TEXT[msg.state],
         )
 
     def mo_injected(
@@ -139,7 +158,7 @@ class OperatorJournal:
         """An MO queued as ``pdus``; returns its journal id."""
         mo = next(self._mo_ids)
         for i, pdu in enumerate(pdus):
-            self._inflight[id(pdu)] = (pdu, (MO_DELIVERED, self._op, mo, i))
+            self._parts[id(pdu)] = (pdu, mo, i)
         if account is None and self.route is not None:
             account = self.route(destination)
         parts = tuple(mo_part(p) for p in pdus)
@@ -150,26 +169,29 @@ class OperatorJournal:
 
     def delivered(self, pdu: Pdu) -> None:
         """The client answered a deliver_sm/data_sm with status 0."""
-        item = self._inflight.pop(id(pdu), None)
-        if item is not None and item[0] is pdu:
-            self._append(item[1] + (_now(),))
+        key = id(pdu)
+        item = self._receipts.pop(key, None)
+        if item is not None:
+            if item[0] is pdu:
+                self._append((RECEIPT_DELIVERED, self._op, item[1], item[2], item[3], _now()))
+            return
+        part = self._parts.pop(key, None)
+        if part is not None and part[0] is pdu:
+            self._append((MO_DELIVERED, self._op, part[1], part[2], _now()))
 
     def receipt_recovered(self, message_id: str, destination: str, stat: str, pdu: Pdu) -> None:
         """A receipt an earlier run did not deliver, queued again as ``pdu``."""
-        self._inflight[id(pdu)] = (
-            pdu,
-            (RECEIPT_DELIVERED, self._op, message_id, destination, stat),
-        )
+        self._receipts[id(pdu)] = (pdu, message_id, destination, stat)
         self._append((RECEIPT_RECOVERED, self._op, message_id, destination, _now()))
 
     def mo_recovered(self, mo: str, parts: Mapping[int, Pdu]) -> None:
         """An earlier run's MO whose ``parts`` (index -> deliver_sm) were not delivered."""
         for i, pdu in parts.items():
-            self._inflight[id(pdu)] = (pdu, (MO_DELIVERED, self._op, mo, i))
+            self._parts[id(pdu)] = (pdu, mo, i)
         self._append((MO_RECOVERED, self._op, mo, tuple(parts), _now()))
 
     def inflight(self) -> int:
-        return len(self._inflight)
+        return len(self._receipts) + len(self._parts)
 
 
 class Journal:

@@ -19,6 +19,11 @@ a container the cyclic garbage collector tracks: the event loop buffers ~80,000 
 a second, and kept as tuples they made the collector's passes cost the SMSC more than
 the journal's own work did. Files of the previous layout (a list of tuples, same magic)
 are still read.
+
+Format 3 (``MAGIC``) puts the outcome the receipt policy planned into each accept, so a
+receipt that comes as planned (nearly all) needs no ``receipt_queued`` record: a
+message costs two records, not three (``recovery.py`` rebuilds the receipt from the
+plan). Files of format 2 (``MAGIC_J2``) are read with its fields (``FIELDS_J2``).
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ MO_DELIVERED = "mo_delivered"
 #: earlier run of it had not delivered (``recovery.py``).
 RECEIPT_RECOVERED = "receipt_recovered"
 MO_RECOVERED = "mo_recovered"
-#: A message that asked for a receipt on failure only reached a state that needs none:
-#: recovery must not plan it again.
+#: A message ended with no receipt to come (cancel_sm; in format 2 also a failure-only
+#: one that did not fail): not lost, recovery must not plan it again.
 FINISHED = "finished"
+#: A new plan for an accepted message (replace_sm, or planned again by a recovery).
+REPLANNED = "replanned"
 
 #: The fields of each kind's tuple, in order. Fields after those of the JSON-lines
 #: format are what recovery rebuilds a receipt or an MO from.
@@ -55,9 +62,16 @@ FIELDS: dict[str, tuple[str, ...]] = {
         #: TON/NPI of the source and destination, esm_class, data_coding, and the text
         #: (short_message, or message_payload when it came in that).
         *("src_ton", "src_npi", "dst_ton", "dst_npi", "esm", "dcs", "sm"),
+        #: The outcome the receipt policy planned at accept: the final state, its error
+        #: and its simulated time. The receipt, which carries it, has no record until
+        #: it is delivered.
+        *("pstate", "perr", "pdone"),
     ),
-    #: ``state``/``err``: the final state and error; ``done``: its simulated time.
+    #: Format 2: a receipt queued, with its final state and error and (``done``) its
+    #: simulated time.
     RECEIPT_QUEUED: ("e", "op", "id", "dst", "stat", "t", "state", "err", "done"),
+    #: ``rd``, ``sm`` and the plan as they are now.
+    REPLANNED: ("e", "op", "id", "account", "dst", "rd", "sm", "pstate", "perr", "pdone", "t"),
     RECEIPT_DELIVERED: ("e", "op", "id", "dst", "stat", "t"),
     #: ``account``: the account whose receivers it was queued for; ``pdus``: per part
     #: (source TON, NPI, address, destination TON, NPI, address, esm_class, data_coding,
@@ -72,13 +86,19 @@ FIELDS: dict[str, tuple[str, ...]] = {
 KINDS = frozenset(FIELDS)
 #: How many values each kind's record takes in a batch's flat list, its kind included.
 ARITY: dict[str, int] = {kind: len(fields) for kind, fields in FIELDS.items()}
+#: Files of the format before the plan (``MAGIC_J2``): accepts without it, and a
+#: ``receipt_queued`` for every receipt.
+FIELDS_J2: dict[str, tuple[str, ...]] = {**FIELDS, ACCEPT: FIELDS[ACCEPT][:-3]}
+ARITY_J2: dict[str, int] = {kind: len(fields) for kind, fields in FIELDS_J2.items()}
 SUFFIX = ".smj"
 #: ``smsim smsc --processes N --journal DIR``: process K journals (and recovers) in
 #: DIR/process-K, so a restart recovers each process's own messages once.
 PROCESS_DIR = "process-"
 #: The files of the JSON-lines format (before the binary one); still read.
 LEGACY_SUFFIX = ".jsonl"
-MAGIC = b"SMSIMJ2\n"
+MAGIC = b"SMSIMJ3\n"
+#: The format before the accept carried its plan; still read.
+MAGIC_J2 = b"SMSIMJ2\n"
 #: A frame's head: the payload's length and its CRC-32.
 FRAME = struct.Struct("<II")
 #: marshal's format: fixed, so files are read the same by every Python that wrote them.
@@ -245,22 +265,28 @@ class JournalReader:
             if file.suffix == LEGACY_SUFFIX:
                 yield from self._lines(file)
             else:
+                fields = FIELDS
                 for batch in self._frames(file):
-                    if batch and isinstance(batch[0], tuple):
+                    if isinstance(batch, bytes):  # the file's magic: its version
+                        fields = FIELDS if batch == MAGIC else FIELDS_J2
+                    elif batch and isinstance(batch[0], tuple):
                         yield from self._tuples(batch)  # the layout before the flat one
                     else:
-                        yield from self._flat(batch)
+                        yield from self._flat(batch, fields)
 
-    def _flat(self, batch: list[Any]) -> Iterator[dict[str, Any]]:
+    def _flat(
+        self, batch: list[Any], fields: dict[str, tuple[str, ...]]
+    ) -> Iterator[dict[str, Any]]:
+        arity = ARITY if fields is FIELDS else ARITY_J2
         i = 0
         size = len(batch)
         while i < size:
             kind = batch[i]
-            k = ARITY.get(kind) if isinstance(kind, str) else None
+            k = arity.get(kind) if isinstance(kind, str) else None
             if k is None or i + k > size:
                 self.torn += 1  # out of step: nothing after it can be read as records
                 return
-            yield dict(zip(FIELDS[kind], batch[i : i + k], strict=True))
+            yield dict(zip(fields[kind], batch[i : i + k], strict=True))
             i += k
 
     def _tuples(self, batch: list[Any]) -> Iterator[dict[str, Any]]:
@@ -270,11 +296,14 @@ class JournalReader:
             else:
                 self.torn += 1
 
-    def _frames(self, file: Path) -> Iterator[list[Any]]:
+    def _frames(self, file: Path) -> Iterator[list[Any] | bytes]:
+        """The file's magic (which says its format), then its frames' batches."""
         with open(file, "rb") as f:
-            if f.read(len(MAGIC)) != MAGIC:
+            magic = f.read(len(MAGIC))
+            if magic not in (MAGIC, MAGIC_J2):
                 self.torn += 1
                 return
+            yield magic
             while True:
                 head = f.read(FRAME.size)
                 if not head:

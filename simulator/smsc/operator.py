@@ -745,6 +745,7 @@ class OperatorSmsc:
             if failed is not None:
                 state, err = failed
         msg.planned_state = state
+        msg.planned_err = err
         msg.planned_time = msg.submit_time + outcome.delay
         due = self._loop.time() + self.clock.to_real(outcome.delay)
         self._schedule(due, self._finish, (msg, msg.version, state, err))
@@ -767,9 +768,7 @@ class OperatorSmsc:
                 msg.source_npi,
             )
         if not msg.wants_receipt():
-            if self.journal is not None and msg.registered_delivery & 0x03:
-                self.journal.finished(msg)  # failure-only, and it did not fail
-            return
+            return  # the journal's plan (accept, replanned) says it ended quietly
         acct = self.accounts.get(msg.account)
         if acct is None:
             return
@@ -864,11 +863,14 @@ class OperatorSmsc:
     # --- steering (the control API) ---------------------------------------------------------
 
     def plan_again(self, msg: Message) -> None:
-        """A message accepted by an earlier run whose outcome never came (``recovery.py``):
-        pending again for query/cancel/replace, its outcome planned anew, the handset side
-        told, as at its accept."""
+        """A message accepted by an earlier run whose outcome had not come
+        (``recovery.py``): pending again for query/cancel/replace, its outcome planned
+        anew by this run's policy (and journalled), the handset side told, as at its
+        accept."""
         self.store.add(msg)
         self._schedule_outcome(msg)
+        if self.journal is not None:
+            self.journal.replanned(msg)
         self.sink.on_mt(msg)
 
     def refuse_submits(self) -> bool:
@@ -1074,6 +1076,8 @@ class OperatorSmsc:
             m.state = MessageState.DELETED
             m.done_time = now
             self._settle(m)
+            if self.journal is not None:
+                self.journal.finished(m)  # no receipt is coming: not lost, not to recover
             cancelled = getattr(self.sink, "on_cancel", None)
             if cancelled is not None:
                 cancelled(m)
@@ -1107,6 +1111,8 @@ class OperatorSmsc:
                 m.validity_period = pdu.validity_period
             m.version += 1
             self._schedule_outcome(m)
+            if self.journal is not None:
+                self.journal.replanned(m)  # new text, registered_delivery and outcome
             if replaced is not None:
                 replaced(m)
 

@@ -6,13 +6,16 @@ and a platform waits for the MO its subscribers sent. A ``kill -9`` or a restart
 SMSC must not lose them. With ``--journal DIR`` on a directory an earlier run wrote,
 ``read_plan`` reads it (both formats) and finds, per operator:
 
-* receipts queued (``receipt_queued``) and never acknowledged (``receipt_delivered``):
-  rebuilt from the accept and the final state by the operator's receipt builder, so
-  they carry the original message id, submit date, done date and stat;
 * messages accepted with registered_delivery asking for a receipt on every outcome
-  (bits 1-0 = 1) or on failure (2) whose outcome had not come yet (a failure-only one
-  that ended well is journalled ``finished``): planned again (the receipt policy, from
-  now), stored, and handed to the handset side, as at their accept;
+  (bits 1-0 = 1) or on failure (2) whose receipt was never acknowledged
+  (``receipt_delivered``). The accept (format 3) holds the outcome planned for it
+  (state, error, simulated time; a later ``replanned`` record replaces it). When that
+  time had passed on the journal's own clock (its latest submit time), the receipt was
+  due before the crash: it is rebuilt from the plan by the operator's receipt builder,
+  so it carries the original message id, submit date, done date and stat. A message
+  whose outcome had not come is planned again (this run's receipt policy, from now),
+  stored, and handed to the handset side, as at its accept. Journals of format 2 say
+  which receipts were queued (``receipt_queued``), rebuilt from those records;
 * MO injected whose parts were not all acknowledged: the missing parts, rebuilt from
   their deliver_sm fields, queued for the account they were queued for.
 
@@ -23,9 +26,10 @@ destination; MO id and part). A second restart so finds it delivered and does no
 deliver it again; a receipt acknowledged in the last ``flush_interval`` before a crash
 may be delivered again (SMPP is at least once: gateways match receipts by id).
 
-Not recovered: failure-only receipts (bits 1-0 = 2) whose outcome had not come (the
-journal does not say whether a message ended quietly), receipts and MO of operators or
-accounts the new configuration no longer has (counted as ``skipped``), MO from
+Not recovered: failure-only messages (bits 1-0 = 2) planned to be delivered, whose
+time has passed (they ended quietly); in format 2, failure-only receipts whose outcome
+had not come (that journal does not say whether a message ended quietly); receipts and
+MO of operators or accounts the new configuration no longer has (counted as ``skipped``), MO from
 JSON-lines journals (they did not keep the parts), deliveries waiting on the timer heap
 for a redelivery (they are recovered like the rest: not yet acknowledged). Recovery
 with ``--processes`` > 1 is not for sharing one directory: each process would queue
@@ -41,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.smpp.constants import STAT_STATE, CommandId, MessageState, Tag
+from simulator.smpp.constants import RECEIPT_STAT, STAT_STATE, CommandId, MessageState, Tag
 from simulator.smpp.pdu import DeliverSm
 
 from .audit import Key
@@ -52,6 +56,7 @@ from .journal_files import (
     MO_INJECTED,
     RECEIPT_DELIVERED,
     RECEIPT_QUEUED,
+    REPLANNED,
     JournalReader,
     journal_files,
 )
@@ -81,8 +86,8 @@ class Recovered:
 @dataclass
 class RecoveryPlan:
     """The undelivered work of a journal directory, per operator, in journal order:
-    ("receipt", accept, receipt_queued), ("replan", accept, None), ("mo", mo_injected,
-    sorted undelivered parts)."""
+    ("receipt", accept, its final state: stat, state, err, done), ("replan", accept,
+    None), ("mo", mo_injected, sorted undelivered parts)."""
 
     items: dict[str, list[tuple[str, dict[str, Any], Any]]] = field(default_factory=dict)
     records: int = 0
@@ -213,17 +218,31 @@ def read_plan(path: Path) -> RecoveryPlan:
     started = time.monotonic()
     #: Accepted, receipt wanted, not yet delivered: key -> (position, accept).
     open_: dict[Key, tuple[int, dict[str, Any]]] = {}
-    #: Of those, the queued ones: key -> (position, receipt_queued).
+    #: Of those, the queued ones (format 2): key -> (position, receipt_queued).
     queued: dict[Key, tuple[int, dict[str, Any]]] = {}
     #: MO not wholly delivered: (op, mo) -> (position, mo_injected, parts left).
     mo_open: dict[tuple[str, str], tuple[int, dict[str, Any], set[int]]] = {}
+    #: The journal's simulated clock: the latest submit time it holds.
+    sim_now = float("-inf")
     reader = JournalReader(path)
     n = 0
     for n, rec in enumerate(reader, 1):
         kind = rec["e"]
         if kind == ACCEPT:
+            if rec["submit"] > sim_now:
+                sim_now = rec["submit"]
             if rec["rd"] & 0x03:
                 open_[(rec["op"], rec["id"], rec["dst"])] = (n, rec)
+        elif kind == REPLANNED:
+            key = (rec["op"], rec["id"], rec["dst"])
+            item = open_.get(key)
+            if item is not None:
+                acc = {**item[1], **{k: rec[k] for k in ("rd", "sm", "pstate", "perr", "pdone")}}
+                if acc["rd"] & 0x03:
+                    open_[key] = (item[0], acc)
+                else:  # replace_sm asked for no receipt any more
+                    del open_[key]
+                queued.pop(key, None)
         elif kind == RECEIPT_QUEUED:
             key = (rec["op"], rec["id"], rec["dst"])
             if key in open_:
@@ -235,10 +254,10 @@ def read_plan(path: Path) -> RecoveryPlan:
         elif kind == MO_INJECTED:
             mo_open[(rec["op"], rec["mo"])] = (n, rec, set(range(rec["parts"])))
         elif kind == MO_DELIVERED:
-            item = mo_open.get((rec["op"], rec["mo"]))
-            if item is not None:
-                item[2].discard(rec["part"])
-                if not item[2]:
+            item_mo = mo_open.get((rec["op"], rec["mo"]))
+            if item_mo is not None:
+                item_mo[2].discard(rec["part"])
+                if not item_mo[2]:
                     del mo_open[(rec["op"], rec["mo"])]
     plan.records = n
     plan.torn = reader.torn
@@ -247,8 +266,19 @@ def read_plan(path: Path) -> RecoveryPlan:
         q = queued.get(key)
         if q is not None:
             found.append((q[0], key[0], "receipt", acc, q[1]))
-        else:  # its outcome had not come: a receipt on every outcome, or on failure
+        elif "pstate" not in acc or acc["pdone"] > sim_now:  # its outcome had not come
             found.append((pos, key[0], "replan", acc, None))
+        else:
+            state = int(acc["pstate"])
+            if acc["rd"] & 0x03 == 2 and state == MessageState.DELIVERED:
+                continue  # failure-only, and it was delivered: no receipt
+            final = {
+                "stat": RECEIPT_STAT[MessageState(state)],
+                "state": state,
+                "err": acc["perr"],
+                "done": acc["pdone"],
+            }
+            found.append((pos, key[0], "receipt", acc, final))
     for (op, _), (pos, rec, left) in mo_open.items():
         if left and "pdus" in rec:
             found.append((pos, op, "mo", rec, sorted(left)))

@@ -38,6 +38,7 @@ class Message:
     #: handset side reacts to a message only once it is delivered.
     planned_state: int = 0
     planned_time: float = 0.0
+    planned_err: int = 0
     #: The handset sink's own note while the message is on its way (the subscriber
     #: engine: where it stands, so cancel_sm and replace_sm reach what the handset sees).
     handset: object = None

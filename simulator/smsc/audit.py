@@ -18,8 +18,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from simulator.smpp.constants import MessageState
-
 from .journal_files import (
     ACCEPT,
     FINISHED,
@@ -30,6 +28,7 @@ from .journal_files import (
     REPLANNED,
     JournalReader,
     journal_files,
+    plan_wants_receipt,
     read_journal,
 )
 from .receipts import RECEIPT_STAT_TEXT
@@ -79,8 +78,8 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
     result = Audit(torn_lines=torn)
     by_account = result.by_account
     #: Expected receipts not yet delivered: key -> (account, the planned stat, its
-    #: simulated time); stat None once counted as queued (format 2's record).
-    pending: dict[Key, tuple[str, str | None, float]] = {}
+    #: simulated time); no stat in format 2 (its receipt_queued records count).
+    pending: dict[Key, tuple[str, str, float]] = {}
     #: Failure-only (bits 1-0 = 2) messages of format 2: expected once a receipt is
     #: queued.
     on_failure: dict[Key, str] = {}
@@ -98,10 +97,10 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
             elif ask == 2:
                 on_failure[key] = account
             return
-        state = int(rec["pstate"])
-        if ask == 1 or (ask == 2 and state != MessageState.DELIVERED):
+        if plan_wants_receipt(rec):
             result.receipts_expected += 1
-            pending[key] = (account, RECEIPT_STAT_TEXT.get(state, "UNKNOWN"), rec["pdone"])
+            stat = RECEIPT_STAT_TEXT.get(rec["pstate"], "UNKNOWN")
+            pending[key] = (account, stat, rec["pdone"])
 
     for rec in records:
         kind = rec["e"]
@@ -131,9 +130,7 @@ def audit(records: Iterable[dict[str, Any]], torn: int = 0) -> Audit:
             account = on_failure.pop(key, None)
             if account is not None:
                 result.receipts_expected += 1
-                pending[key] = (account, None, 0.0)
-            elif key in pending:
-                pending[key] = (pending[key][0], None, 0.0)
+                pending[key] = (account, "", 0.0)
         elif kind == RECEIPT_DELIVERED:
             key = (op, rec["id"], rec["dst"])
             item = pending.pop(key, None)

@@ -38,6 +38,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from simulator.smpp.constants import MessageState
+
 #: Record kinds, as in each record's ``e`` field.
 ACCEPT = "accept"
 RECEIPT_QUEUED = "receipt_queued"
@@ -90,6 +92,15 @@ ARITY: dict[str, int] = {kind: len(fields) for kind, fields in FIELDS.items()}
 #: ``receipt_queued`` for every receipt.
 FIELDS_J2: dict[str, tuple[str, ...]] = {**FIELDS, ACCEPT: FIELDS[ACCEPT][:-3]}
 ARITY_J2: dict[str, int] = {kind: len(fields) for kind, fields in FIELDS_J2.items()}
+
+
+def plan_wants_receipt(rec: dict[str, Any]) -> bool:
+    """Whether an accept's (or a replan's) registered_delivery and plan (format 3) make
+    a receipt due: on every outcome (bits 1-0 = 1), or on failure (2) planned to fail."""
+    ask: int = rec["rd"] & 0x03
+    return ask == 1 or (ask == 2 and rec["pstate"] != MessageState.DELIVERED)
+
+
 SUFFIX = ".smj"
 #: ``smsim smsc --processes N --journal DIR``: process K journals (and recovers) in
 #: DIR/process-K, so a restart recovers each process's own messages once.
@@ -99,6 +110,11 @@ LEGACY_SUFFIX = ".jsonl"
 MAGIC = b"SMSIMJ3\n"
 #: The format before the accept carried its plan; still read.
 MAGIC_J2 = b"SMSIMJ2\n"
+#: What each magic says of its file's flat records: their fields and arity by kind.
+FORMATS: dict[bytes, tuple[dict[str, tuple[str, ...]], dict[str, int]]] = {
+    MAGIC: (FIELDS, ARITY),
+    MAGIC_J2: (FIELDS_J2, ARITY_J2),
+}
 #: A frame's head: the payload's length and its CRC-32.
 FRAME = struct.Struct("<II")
 #: marshal's format: fixed, so files are read the same by every Python that wrote them.
@@ -265,19 +281,18 @@ class JournalReader:
             if file.suffix == LEGACY_SUFFIX:
                 yield from self._lines(file)
             else:
-                fields = FIELDS
+                fields, arity = FORMATS[MAGIC]
                 for batch in self._frames(file):
-                    if isinstance(batch, bytes):  # the file's magic: its version
-                        fields = FIELDS if batch == MAGIC else FIELDS_J2
+                    if isinstance(batch, bytes):  # the file's magic: its format
+                        fields, arity = FORMATS[batch]
                     elif batch and isinstance(batch[0], tuple):
                         yield from self._tuples(batch)  # the layout before the flat one
                     else:
-                        yield from self._flat(batch, fields)
+                        yield from self._flat(batch, fields, arity)
 
     def _flat(
-        self, batch: list[Any], fields: dict[str, tuple[str, ...]]
+        self, batch: list[Any], fields: dict[str, tuple[str, ...]], arity: dict[str, int]
     ) -> Iterator[dict[str, Any]]:
-        arity = ARITY if fields is FIELDS else ARITY_J2
         i = 0
         size = len(batch)
         while i < size:
@@ -300,7 +315,7 @@ class JournalReader:
         """The file's magic (which says its format), then its frames' batches."""
         with open(file, "rb") as f:
             magic = f.read(len(MAGIC))
-            if magic not in (MAGIC, MAGIC_J2):
+            if magic not in FORMATS:
                 self.torn += 1
                 return
             yield magic

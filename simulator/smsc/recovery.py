@@ -29,11 +29,11 @@ may be delivered again (SMPP is at least once: gateways match receipts by id).
 Not recovered: failure-only messages (bits 1-0 = 2) planned to be delivered, whose
 time has passed (they ended quietly); in format 2, failure-only receipts whose outcome
 had not come (that journal does not say whether a message ended quietly); receipts and
-MO of operators or accounts the new configuration no longer has (counted as ``skipped``), MO from
-JSON-lines journals (they did not keep the parts), deliveries waiting on the timer heap
-for a redelivery (they are recovered like the rest: not yet acknowledged). Recovery
-with ``--processes`` > 1 is not for sharing one directory: each process would queue
-everything again.
+MO of operators or accounts the new configuration no longer has (counted as
+``skipped``), MO from JSON-lines journals (they did not keep the parts), deliveries
+waiting on the timer heap for a redelivery (they are recovered like the rest: not yet
+acknowledged). Recovery with ``--processes`` > 1 is not for sharing one directory: each
+process would queue everything again.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.smpp.constants import RECEIPT_STAT, STAT_STATE, CommandId, MessageState, Tag
+from simulator.smpp.constants import STAT_STATE, CommandId, MessageState, Tag
 from simulator.smpp.pdu import DeliverSm
 
 from .audit import Key
@@ -59,7 +59,9 @@ from .journal_files import (
     REPLANNED,
     JournalReader,
     journal_files,
+    plan_wants_receipt,
 )
+from .receipts import RECEIPT_STAT_TEXT
 from .store import Message
 
 if TYPE_CHECKING:
@@ -242,7 +244,6 @@ def read_plan(path: Path) -> RecoveryPlan:
                     open_[key] = (item[0], acc)
                 else:  # replace_sm asked for no receipt any more
                     del open_[key]
-                queued.pop(key, None)
         elif kind == RECEIPT_QUEUED:
             key = (rec["op"], rec["id"], rec["dst"])
             if key in open_:
@@ -269,11 +270,11 @@ def read_plan(path: Path) -> RecoveryPlan:
         elif "pstate" not in acc or acc["pdone"] > sim_now:  # its outcome had not come
             found.append((pos, key[0], "replan", acc, None))
         else:
-            state = int(acc["pstate"])
-            if acc["rd"] & 0x03 == 2 and state == MessageState.DELIVERED:
+            if not plan_wants_receipt(acc):
                 continue  # failure-only, and it was delivered: no receipt
+            state = int(acc["pstate"])
             final = {
-                "stat": RECEIPT_STAT[MessageState(state)],
+                "stat": RECEIPT_STAT_TEXT.get(state, "UNKNOWN"),
                 "state": state,
                 "err": acc["perr"],
                 "done": acc["pdone"],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import re
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,9 @@ CONDITIONALITY = BY_FILE["conditionality.yaml"][0]
 VOLUNTEER = BY_FILE["volunteer_call.yaml"][0]
 SERVICES = BY_FILE["services_info.yaml"][0]
 FEEDBACK = BY_FILE["feedback_survey.yaml"][0]
+NOT_UNDERSTOOD = BY_FILE["not_understood.yaml"][0]
+#: The shipped flows without the catch-all: what is not understood goes to the inbox.
+INBOX_FLOWS = [f for f in FLOWS if not f.catch_all]
 
 AR_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
@@ -227,9 +232,38 @@ def test_keyword_variants_start_the_quiz(text: str) -> None:
     "text", ["عايزة مسابقة", "please quiz", "quizzes", "مسابقات", "", "   ", "١٤٤٢"]
 )
 def test_keyword_only_as_the_first_whole_word(text: str) -> None:
+    effects = engine(INBOX_FLOWS).handle_message(contact(), text, T0)
+    assert effects == [MsgHandled(1, Handling.UNHANDLED)]
+    # The shipped catch-all answers it instead, and starts nothing else.
     eng = engine()
     effects = eng.handle_message(contact(), text, T0)
-    assert effects == [MsgHandled(1, Handling.UNHANDLED)]
+    assert handled(effects) == MsgHandled(1, Handling.CAUGHT, NOT_UNDERSTOOD.uuid)
+    assert sends(effects) == [
+        "عذرًا، لم نفهم رسالتك. أرسل كلمة خدمات لعرض قائمة خدمات الوزارة على 1442."
+    ]
+    assert eng.active_run(1) is None  # the catch-all's run ended: it waits for nothing
+
+
+def test_the_catch_all_only_takes_what_no_run_and_no_keyword_takes() -> None:
+    eng = engine()
+    c = contact()
+    eng.handle_message(c, "خدمات", T0)  # the services menu waits for a number
+    effects = eng.handle_message(c, "خجمات", T0 + 1)  # a typo: the waiting run's "other"
+    assert handled(effects) == MsgHandled(c.id, Handling.RESUMED, SERVICES.uuid)
+    assert sends(effects) == ["عذرًا، أرسل رقم الخدمة فقط: 1 أو 2 أو 3"]
+    effects = eng.handle_message(c, "مسابقة", T0 + 2)  # a keyword beats the catch-all
+    assert handled(effects) == MsgHandled(c.id, Handling.TRIGGERED, QUIZ.uuid)
+    eng.handle_message(c, "الغاء", T0 + 3)  # so does an opt-out
+    assert c.stopped and eng.active_run(c.id) is None
+    effects = eng.handle_message(c, "؟؟", T0 + 4)  # opted back in, and caught
+    assert not c.stopped
+    assert handled(effects) == MsgHandled(c.id, Handling.CAUGHT, NOT_UNDERSTOOD.uuid)
+
+
+def test_two_catch_all_flows_are_refused() -> None:
+    twin = dataclasses.replace(NOT_UNDERSTOOD, uuid=str(uuid.uuid4()), name="Twin")
+    with pytest.raises(ValueError, match="two catch-all flows"):
+        engine([*FLOWS, twin])
 
 
 def test_arabic_keywords_of_each_campaign() -> None:
@@ -409,7 +443,8 @@ def test_stopped_contact_re_opts_in_by_writing() -> None:
     assert eng.start(c, QUIZ.uuid, T0 + 2) == []  # stopped contacts are not started
     effects = eng.handle_message(c, "hello", T0 + 3)
     assert not c.stopped
-    assert effects == [MsgHandled(c.id, Handling.UNHANDLED), ContactChanged(c)]
+    assert handled(effects) == MsgHandled(c.id, Handling.CAUGHT, NOT_UNDERSTOOD.uuid)
+    assert effects[-1] == ContactChanged(c)
     eng.handle_message(c, "وقف", T0 + 4)
     effects = eng.handle_message(c, "مسابقة", T0 + 5)  # re-opt-in and the keyword works
     assert not c.stopped and handled(effects).handling is Handling.TRIGGERED
@@ -446,7 +481,7 @@ def test_wait_timeout_then_expiry_via_tick() -> None:
     assert run.exit_type == "expired" and run.exited_on == T0 + 4 * DAY
     assert eng.active_run(c.id) is None and eng.waiting == 0
     # a reply after expiry is not an answer any more
-    assert handled(eng.handle_message(c, "نعم", T0 + 11 * DAY)).handling is Handling.UNHANDLED
+    assert handled(eng.handle_message(c, "نعم", T0 + 11 * DAY)).handling is Handling.CAUGHT
 
 
 def test_reply_after_a_missed_tick_sees_the_timeout_first() -> None:
@@ -585,6 +620,7 @@ def test_every_campaign_file_loads_and_every_node_is_reachable() -> None:
         "conditionality.yaml",
         "covid_quiz.yaml",
         "feedback_survey.yaml",
+        "not_understood.yaml",
         "services_info.yaml",
         "volunteer_call.yaml",
         "way_awareness.yaml",
@@ -691,6 +727,7 @@ def test_loader_accepts_the_good_fixture(tmp_path: Path) -> None:
             "field 'keywords[0]': 'two words' is not a single word",
         ),
         ("keywords: [alpha]", "keywords: [STOP]", "'STOP' is an opt-out word"),
+        ("keywords: [alpha]", "catch_all: yes please", "field 'catch_all': true or false"),
         (
             "uuid: 1a91e271-daf8-47f1-905a-9a5e63751800",
             "uuid: nope",
@@ -744,6 +781,19 @@ def test_loader_reports_every_error_and_cross_file_clashes(tmp_path: Path) -> No
     assert "b.yaml: flow 'Copy': field 'uuid'" in message and "(a.yaml)" in message
     assert "b.yaml: flow 'Copy': field 'keywords': 'alpha' already starts 'Good'" in message
     assert len(error.errors) == 2
+
+
+def test_loader_refuses_a_second_catch_all_flow(tmp_path: Path) -> None:
+    catch_all = GOOD.replace("keywords: [alpha]", "catch_all: true")
+    (tmp_path / "a.yaml").write_text(catch_all, encoding="utf-8")
+    other = catch_all.replace("name: Good", "name: Other").replace("1a91e271", "2b91e271")
+    error = load_one(tmp_path, other, "b.yaml")
+    assert str(error) == (
+        "b.yaml: flow 'Other': field 'catch_all': 'Good' (a.yaml) is the catch-all flow already"
+    )
+    (tmp_path / "b.yaml").unlink()
+    (flow,) = load_flows(tmp_path)
+    assert flow.catch_all and flow.keywords == ()
 
 
 def test_loader_reports_invalid_yaml_and_empty_folders(tmp_path: Path) -> None:

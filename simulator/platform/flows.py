@@ -16,6 +16,8 @@ RapidPro behaviours kept on purpose:
 - number tests (``has_number_eq`` ...) look at every number in the text and accept
   Arabic-Indic digits (``٢`` is 2), as goflow's do; the result's value is the match;
 - a keyword of another flow interrupts a waiting run and starts that flow;
+- a catch-all flow (RapidPro's "catch all" trigger), when there is one, starts for a
+  message that no waiting run and no keyword takes; without one it goes to the inbox;
 - an opt-out stops the contact and interrupts its run; a stopped contact who writes
   anything else is un-stopped and the message handled normally;
 - a run's expiry restarts at each wait (``expire_after_minutes`` after the wait began).
@@ -503,6 +505,8 @@ class FlowDef:
     meta: Mapping[str, Any] = field(default_factory=dict)
     #: The file it came from, for messages.
     source: str = ""
+    #: Started by any message that no waiting run and no keyword takes (at most one).
+    catch_all: bool = False
 
     @property
     def answer_key(self) -> dict[str, int]:
@@ -518,6 +522,7 @@ class Handling(StrEnum):
 
     RESUMED = "resumed"  # a reply to the contact's waiting run
     TRIGGERED = "triggered"  # its first word started a flow
+    CAUGHT = "caught"  # no run waited and no keyword matched: the catch-all flow started
     OPTED_OUT = "opted_out"  # an opt-out keyword
     UNHANDLED = "unhandled"  # nothing to do with it: the inbox
     IGNORED = "ignored"  # the contact is blocked
@@ -677,12 +682,19 @@ class FlowEngine:
         self._rng = rng
         self._flows: dict[str, FlowDef] = {}
         self._triggers: dict[str, FlowDef] = {}
+        self._catch_all: FlowDef | None = None
         self._opt_out = frozenset(normalize(k) for k in opt_out_keywords)
         self._opt_out_replies = dict(opt_out_replies)
         for flow in flows:
             if flow.uuid in self._flows:
                 raise ValueError(f"two flows with uuid {flow.uuid}")
             self._flows[flow.uuid] = flow
+            if flow.catch_all:
+                if self._catch_all is not None:
+                    raise ValueError(
+                        f"two catch-all flows: {self._catch_all.name!r} and {flow.name!r}"
+                    )
+                self._catch_all = flow
             for keyword in flow.keywords:
                 other = self._triggers.get(keyword)
                 if other is not None:
@@ -728,7 +740,8 @@ class FlowEngine:
     # -- the calls -----------------------------------------------------------------------
 
     def handle_message(self, contact: Contact, text: str, now: float) -> list[Effect]:
-        """Route one incoming message: opt-out, the waiting run, a keyword, or the inbox."""
+        """Route one incoming message: opt-out, the waiting run, a keyword, the catch-all
+        flow, or the inbox."""
         cid = contact.id
         if contact.blocked:
             return [MsgHandled(cid, Handling.IGNORED)]
@@ -762,6 +775,9 @@ class FlowEngine:
         elif flow is not None:
             effects.insert(0, MsgHandled(cid, Handling.TRIGGERED, flow.uuid))
             self._start(ctx, flow, active)
+        elif self._catch_all is not None:
+            effects.insert(0, MsgHandled(cid, Handling.CAUGHT, self._catch_all.uuid))
+            self._start(ctx, self._catch_all, active)
         else:
             effects.insert(0, MsgHandled(cid, Handling.UNHANDLED))
         ctx.finish()

@@ -47,6 +47,8 @@ class ServiceStats:
     mo_unparsable: int = 0
     replies: int = 0
     opt_outs: int = 0
+    #: Incoming messages that only the catch-all flow took (nothing else understood them).
+    caught: int = 0
     broadcasts: int = 0
     broadcast_msgs: int = 0
     flow_starts: int = 0
@@ -155,6 +157,8 @@ class PlatformService:
                     self.stats.opt_outs += 1
                     log.info("opt_out urn=%s", incoming.urn)
                 else:
+                    if effect.handling is Handling.CAUGHT:
+                        self.stats.caught += 1
                     log.debug(
                         "mo id=%d urn=%s handling=%s flow=%s",
                         incoming.id,

@@ -13,6 +13,9 @@ File format (``covid_quiz.yaml`` carries the same description as a comment)::
                                      # message starts the flow (case-insensitive, Arabic
                                      # alef/ya/ta-marbuta/tatweel normalised, digits not)
     expire_after_minutes: 4320       # required: a run waiting longer than this expires
+    catch_all: false                 # optional: true starts this flow for a message no
+                                     # waiting run and no keyword takes (RapidPro's
+                                     # "catch all" trigger; one flow at most)
     start: intro                     # optional: the first node (default: the first listed)
     meta: {series: way, index: 1}    # optional: free-form, for scenarios
     quiz:                            # optional: defaults for `question` nodes
@@ -64,8 +67,9 @@ Word tests compare normalised words (``words()``); number tests read every numbe
 reply, in ASCII or Arabic-Indic digits, like RapidPro's. Checks: unknown fields, a
 ``next`` / ``timeout_next`` / ``other`` that names no node, unreachable nodes, loops
 without a wait, ``@results.x`` with no result ``x``, keywords shared by two flows or that
-are opt-out words, a timeout not shorter than the expiry, bad regexes. A file holds one
-flow, or several under ``flows:`` (a series such as the 12 Wa'y messages).
+are opt-out words, two catch-all flows, a timeout not shorter than the expiry, bad
+regexes. A file holds one flow, or several under ``flows:`` (a series such as the 12
+Wa'y messages).
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ _FLOW_KEYS: Final = (
     "name",
     "keywords",
     "expire_after_minutes",
+    "catch_all",
     "start",
     "meta",
     "quiz",
@@ -235,11 +240,25 @@ def _parse_document(data: Any, source: str) -> tuple[list[FlowDef], list[FlowErr
 
 
 def _cross_check(flows: Iterable[FlowDef]) -> list[FlowError]:
-    """What no single flow can see: shared uuids and keywords."""
+    """What no single flow can see: shared uuids and keywords, a second catch-all flow."""
     errors: list[FlowError] = []
     uuids: dict[str, FlowDef] = {}
     keywords: dict[str, FlowDef] = {}
+    catch_all: FlowDef | None = None
     for flow in flows:
+        if flow.catch_all:
+            if catch_all is not None:
+                errors.append(
+                    FlowError(
+                        flow.source,
+                        flow.name,
+                        None,
+                        "catch_all",
+                        f"{catch_all.name!r} ({catch_all.source}) is the catch-all flow already",
+                    )
+                )
+            else:
+                catch_all = flow
         other = uuids.setdefault(flow.uuid, flow)
         if other is not flow:
             errors.append(
@@ -298,6 +317,10 @@ class _FlowParser:
         self.unknown(None, raw, _FLOW_KEYS, "")
         flow_uuid = self.flow_uuid(raw.get("uuid"))
         keywords = self.keywords(raw.get("keywords", []))
+        catch_all = raw.get("catch_all", False)
+        if not isinstance(catch_all, bool):
+            self.error(None, "catch_all", "true or false")
+            catch_all = False
         expire = raw.get("expire_after_minutes")
         if not _is_number(expire) or expire <= 0:
             self.error(None, "expire_after_minutes", "required, a number of minutes > 0")
@@ -343,6 +366,7 @@ class _FlowParser:
             questions=tuple(questions),
             meta=dict(meta),
             source=self.source,
+            catch_all=catch_all,
         )
         self.check_graph(flow, declared)
         return None if self.errors else flow

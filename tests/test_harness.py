@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import struct
 
@@ -27,6 +28,7 @@ from simulator.harness.frames import (
 from simulator.harness.histogram import LatencyHistogram
 from simulator.harness.hub import ChannelHub
 from simulator.harness.replies import ReplyTracker
+from simulator.smpp.constants import EsmClass
 from simulator.smsc.store import Message
 
 # --- frames ------------------------------------------------------------------------------
@@ -138,6 +140,22 @@ def test_tracker_does_not_expire_a_later_mo_of_an_answered_number() -> None:
     assert [r.seconds for _, r in t.expire(15.0)] == [10.0]
 
 
+def test_a_concatenated_reply_is_a_reply_once_its_last_part_is_in() -> None:
+    t = ReplyTracker(timeout=10)
+    t.on_mo(1, 0.0, Origin.LOCUST)
+    t.on_mo(2, 0.0, Origin.LOCUST)
+    assert t.on_mt(1, 1.0, (7, 3, 1)) is None
+    assert t.on_mt(1, 1.5, (7, 3, 3)) is None  # out of order
+    assert t.on_mt(1, 1.5, (7, 3, 3)) is None  # a part sent again counts once
+    assert t.on_mt(1, 1.6, (9, 2, 1)) is None  # a part of another message
+    hit = t.on_mt(1, 2.0, (7, 3, 2))
+    assert hit is not None and hit[1].seconds == 2.0
+    # A reply that never comes whole (its last part refused) is no reply at all.
+    assert t.on_mt(2, 1.0, (4, 2, 1)) is None
+    assert [r.outcome for _, r in t.expire(10.0)] == [Outcome.TIMEOUT]
+    assert (t.stats.replies, t.stats.timeouts) == (1, 1)
+
+
 # --- the hub over TCP --------------------------------------------------------------------
 
 
@@ -191,7 +209,24 @@ async def test_hub_injects_mo_and_returns_each_result_to_the_worker_that_sent_it
         now[0] = 1006.5
         hub.on_mt(_mt("01509998888", ton=2))  # national form: the same handset
         assert hub.tracker.stats.histograms[Origin.SUBSCRIBER].count == 1
-        assert hub.wants_receipt == 2
+        # A two-part reply (UDH 05 00 03 ref total seq) is timed at its second part.
+        hub.on_mo("201109997777")
+        first, second = (
+            dataclasses.replace(
+                _mt("201109997777"),
+                esm_class=EsmClass.UDHI,
+                short_message=bytes((5, 0, 3, 42, 2, seq)) + "جزء".encode("utf-16-be"),
+            )
+            for seq in (1, 2)
+        )
+        now[0] = 1007.0
+        hub.on_mt(first)
+        assert hub.tracker.stats.histograms[Origin.SUBSCRIBER].count == 1
+        now[0] = 1007.25
+        hub.on_mt(second)
+        assert hub.tracker.stats.histograms[Origin.SUBSCRIBER].count == 2
+        assert len(hub.tracker) == 0
+        assert hub.wants_receipt == 4
         w1.close()
         w2.close()
     finally:

@@ -23,6 +23,7 @@ from itertools import count
 from typing import Any
 
 from simulator.smpp.pdu import DeliverSm
+from simulator.smsc.handsets import mt_part
 from simulator.smsc.store import Message
 from simulator.subscribers.numbering import normalize
 
@@ -254,8 +255,9 @@ class ChannelHub:
             self.tracker.on_mo(number, self._now(), Origin.SUBSCRIBER, None)
 
     def on_mt(self, msg: Message) -> None:
-        """An MT part reached the SMSC for a handset: the first one after an MO is the
-        reply; every message asking for a receipt is counted for receipt completion."""
+        """An MT part reached the SMSC for a handset: the first message after an MO to
+        come whole is the reply; every message asking for a receipt is counted for
+        receipt completion."""
         wants = msg.registered_delivery & 0x03 == 1
         if wants:
             self.wants_receipt += 1
@@ -263,9 +265,13 @@ class ChannelHub:
         if number is None:
             return
         now = self._now()
-        hit = self.tracker.on_mt(number, now)
-        if hit is not None:
-            self._deliver(*hit)
+        tracker = self.tracker
+        if tracker.waiting(number):
+            # A part of a concatenated reply is not the reply until the last one is in.
+            part = mt_part(msg)[0] if msg.esm_class or msg.tlvs else None
+            hit = tracker.on_mt(number, now, part)
+            if hit is not None:
+                self._deliver(*hit)
         d = self.delivery
         if d is not None and d.actions:
             d.on_mt(str(number), wants, now)

@@ -1,4 +1,5 @@
-"""MO -> reply latency as the handset sees it: from the MO leaving to the next MT arriving.
+"""MO -> reply latency as the handset sees it: from the MO leaving to the next MT arriving
+whole (a concatenated reply when its last part is in: a part alone is not a reply read).
 
 Sans-IO and clock-free: times are passed in. One pending entry per number (a second MO
 from a number still waiting is counted as ``coalesced``, not timed: the reply can't be
@@ -21,6 +22,8 @@ class _Pending:
     origin: Origin
     #: Who to tell (a channel connection's key); None: nobody asked.
     owner: int | None
+    #: Parts of concatenated MTs seen so far: reference -> sequence numbers.
+    parts: dict[int, set[int]] | None = None
 
 
 @dataclass(slots=True)
@@ -60,11 +63,26 @@ class ReplyTracker:
         self._pending[number] = _Pending(now, origin, owner)
         self._order.append((now, number))
 
-    def on_mt(self, number: int, now: float) -> tuple[int | None, Result] | None:
-        """The reply to a pending MO from ``number``, and who to tell; None if none waits."""
-        p = self._pending.pop(number, None)
+    def waiting(self, number: int) -> bool:
+        return number in self._pending
+
+    def on_mt(
+        self, number: int, now: float, part: tuple[int, int, int] | None = None
+    ) -> tuple[int | None, Result] | None:
+        """The reply to a pending MO from ``number``, and who to tell; None if none waits
+        or the MT is one ``part`` (ref, total, seq) of a message not yet whole."""
+        p = self._pending.get(number)
         if p is None:
             return None
+        if part is not None and part[1] > 1:
+            ref, total, seq = part
+            if p.parts is None:
+                p.parts = {}
+            seen = p.parts.setdefault(ref, set())
+            seen.add(seq)
+            if len(seen) < total:
+                return None
+        del self._pending[number]
         seconds = max(0.0, now - p.sent)
         self.stats.replies += 1
         self.stats.histograms[p.origin].add(seconds)

@@ -183,6 +183,28 @@ def test_figures_from_samples_and_replies() -> None:
     assert early["receipt_completion_ratio"] == pytest.approx(0.99)
 
 
+def test_a_duplicate_receipt_does_not_hide_a_lost_one_and_the_wire_is_not_lost() -> None:
+    end = dict(submits=100, accepted=100, wants_receipt=100, receipts_due=100, mo_queued=30)
+    # 5 copies sent by the receipt_duplicate fault, all delivered; one receipt lost.
+    lossy = sample(1, **end, receipts_delivered=104, receipts_duplicated=5, mo_delivered=30)
+    f = figures([sample(0), lossy], ReplyStats(), pending_replies=0, broadcasts=True)
+    assert f["lost_messages"] == 1
+    assert f["receipt_completion_ratio"] == pytest.approx(0.99)
+    # Sent and not yet answered as the count is taken: on the wire, not lost.
+    busy = sample(
+        1,
+        **end,
+        receipts_delivered=103,
+        receipts_duplicated=5,
+        receipts_on_the_wire=2,
+        mo_delivered=27,
+        mo_on_the_wire=3,
+    )
+    f = figures([sample(0), busy], ReplyStats(), pending_replies=0, broadcasts=True)
+    assert f["lost_messages"] == 0
+    assert f["receipt_completion_ratio"] == pytest.approx(0.98)
+
+
 def test_figures_of_a_run_that_measured_nothing_fail_their_gates() -> None:
     f = figures([sample(0), sample(1)], ReplyStats(), pending_replies=0, broadcasts=True)
     verdicts = judge({"mo_reply_p95": 5.0, "broadcast_throughput": 1.0, "error_ratio": 0.1}, f)

@@ -97,6 +97,7 @@ class SmscSide:
         """The ``Sample`` fields now (the SMSC's cumulative counters, the hub's receipts
         asked for)."""
         s = self.smsc.stats()
+        receipts_on_the_wire, mo_on_the_wire = self.smsc.on_the_wire()
         return {
             "submits": s.submits,
             "accepted": s.accepted,
@@ -107,6 +108,9 @@ class SmscSide:
             "receipts_delivered": s.receipts_delivered,
             "mo_queued": s.mo_queued,
             "mo_delivered": s.mo_delivered,
+            "receipts_duplicated": s.receipts_duplicated,
+            "receipts_on_the_wire": receipts_on_the_wire,
+            "mo_on_the_wire": mo_on_the_wire,
         }
 
     def sample(self, t: float) -> Sample:

@@ -32,6 +32,12 @@ class Sample:
     receipts_delivered: int
     mo_queued: int
     mo_delivered: int
+    #: Receipt copies the receipt_duplicate fault queued (delivered ones are in
+    #: ``receipts_delivered`` too).
+    receipts_duplicated: int = 0
+    #: Receipts and MO parts sent to the platform and not yet answered at ``t``.
+    receipts_on_the_wire: int = 0
+    mo_on_the_wire: int = 0
 
 
 def _sending_window(samples: Sequence[Sample]) -> tuple[Sample, Sample] | None:
@@ -40,6 +46,11 @@ def _sending_window(samples: Sequence[Sample]) -> tuple[Sample, Sample] | None:
     if not grew:
         return None
     return grew[0][0], grew[-1][1]
+
+
+def distinct_receipts(s: Sample) -> int:
+    """Receipts the platform took, the fault's duplicates left out."""
+    return s.receipts_delivered - s.receipts_duplicated
 
 
 def figures(
@@ -68,13 +79,17 @@ def figures(
         out["broadcast_throughput"] = None
 
     if last is not None and last.wants_receipt:
-        out["receipt_completion_ratio"] = min(1.0, last.receipts_delivered / last.wants_receipt)
+        # Duplicates are not completion: without them, a receipt lost could be hidden by
+        # another's copy (a copy still in flight counts against, which errs low).
+        out["receipt_completion_ratio"] = max(
+            0.0, min(1.0, distinct_receipts(last) / last.wants_receipt)
+        )
     else:
         out["receipt_completion_ratio"] = None
     out["receipt_completion_time"] = None
     if window is not None and last is not None and last.wants_receipt:
         target = last.wants_receipt
-        done = next((s for s in samples if s.receipts_delivered >= target), None)
+        done = next((s for s in samples if distinct_receipts(s) >= target), None)
         if done is not None:
             out["receipt_completion_time"] = done.t - window[0].t
 
@@ -88,9 +103,18 @@ def figures(
         out["throttle_ratio"] = None
 
     if last is not None:
+        # Owed and not taken, less what is on the wire as the count is taken (sent, its
+        # response still to come): a duplicate is owed too, and a delivered duplicate
+        # must not make up for a receipt that was lost.
         out["lost_messages"] = float(
-            max(0, last.receipts_due - last.receipts_delivered)
-            + max(0, last.mo_queued - last.mo_delivered)
+            max(
+                0,
+                last.receipts_due
+                + last.receipts_duplicated
+                - last.receipts_delivered
+                - last.receipts_on_the_wire,
+            )
+            + max(0, last.mo_queued - last.mo_delivered - last.mo_on_the_wire)
         )
     else:
         out["lost_messages"] = None

@@ -795,6 +795,7 @@ class OperatorSmsc:
         receipts = [receipt]
         if self.faults.receipt_duplicate(now, self.name, acct.system_id):
             receipts.append(dataclasses.replace(receipt))
+            self.stats.receipts_duplicated += 1
         delay = self.faults.receipt_delay(now, self.name, acct.system_id)
         if delay:
             self._schedule(now + delay, self._queue_receipts, (acct, receipts))
@@ -1310,6 +1311,18 @@ class OperatorSmsc:
             if p.command_id in (CommandId.DELIVER_SM, CommandId.DATA_SM)
         )
         return queued + in_flight
+
+    def on_the_wire(self) -> tuple[int, int]:
+        """(receipts, MO parts) sent to a client and not yet answered: neither delivered
+        nor lost, whatever a count taken now says."""
+        receipts = mo = 0
+        for c in self.connections:
+            for p in c.session.outstanding:
+                if isinstance(p, DeliverSm) and p.esm_class & EsmClass.DELIVERY_RECEIPT:
+                    receipts += 1
+                elif p.command_id in (CommandId.DELIVER_SM, CommandId.DATA_SM):
+                    mo += 1
+        return receipts, mo
 
 
 BIND_IDS = frozenset(cls.command_id for cls in BIND_CLASSES)

@@ -545,6 +545,15 @@ class SmscServer:
     def pending_deliveries(self) -> int:
         return sum(op.pending_deliveries() for op in self.operators.values())
 
+    def on_the_wire(self) -> tuple[int, int]:
+        """(receipts, MO parts) sent to clients and not yet answered."""
+        receipts = mo = 0
+        for op in self.operators.values():
+            r, m = op.on_the_wire()
+            receipts += r
+            mo += m
+        return receipts, mo
+
     def scheduled(self) -> int:
         """Timed work on the heap (receipts, replies, redeliveries)."""
         return len(self._timers)

@@ -27,6 +27,9 @@ class SmscStats:
     rejected: int = 0
     receipts_due: int = 0
     receipts_delivered: int = 0
+    #: Copies queued by the receipt_duplicate fault: owed too, and counted in
+    #: ``receipts_delivered`` once taken.
+    receipts_duplicated: int = 0
     mo_queued: int = 0
     mo_delivered: int = 0
     deliver_retries: int = 0

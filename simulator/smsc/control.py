@@ -267,8 +267,8 @@ class ControlServer:
 
     async def _body(self, request: web.Request, model: type[_M], required: bool = True) -> _M:
         raw = await request.read()
-        if not raw.strip() and not required:
-            return model()
+        if not raw and not required:
+            return model()  # no body at all; whitespace alone is not JSON (400 below)
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):

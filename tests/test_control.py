@@ -23,7 +23,6 @@ from simulator.smpp.pdu import DeliverSm, SubmitSm
 from simulator.smpp.session import Event, PduReceived
 from simulator.smsc.control import resolve_token
 from simulator.smsc.server import SmscServer
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,7 +39,7 @@ def config(population: bool = False, token: str = "", **acct: object) -> SmscCon
             OperatorConfig(name="orange", port=0, receipt=ReceiptConfig(delay=0.01)),
         ],
         population=PopulationConfig(enabled=population, size=10_000),
-        control=ControlConfig(enabled=True, port=free_port(), token=token),
+        control=ControlConfig(enabled=True, port=0, token=token),
     )
 
 
@@ -321,8 +320,9 @@ async def test_a_busy_control_port_leaves_the_smsc_running(caplog) -> None:  # t
     cfg = config()
     async with SmscServer(cfg) as first:
         assert first.control is not None
+        busy = cfg.control.model_copy(update={"port": first.control.port})
         async with SmscServer(
-            cfg.model_copy(update={"operators": [OperatorConfig(port=0)]})
+            cfg.model_copy(update={"operators": [OperatorConfig(port=0)], "control": busy})
         ) as second:
             assert second.control is None
             assert any("control_unavailable" in r.getMessage() for r in caplog.records)

@@ -26,7 +26,7 @@ def thread(population: bool = False) -> SmscThread:
         SmscConfig(
             operators=[OperatorConfig(name="vodafone", port=0)],
             population=PopulationConfig(enabled=population, size=10_000),
-            control=ControlConfig(enabled=True, port=free_port()),
+            control=ControlConfig(enabled=True, port=0),
         )
     )
 

@@ -16,7 +16,6 @@ from simulator.config import ControlConfig, OperatorConfig, PopulationConfig, Sm
 from simulator.smsc.control import VERSION
 from simulator.smsc.control_schema import openapi_document
 from simulator.smsc.server import SmscThread
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,7 +30,7 @@ def smsc() -> Iterator[SmscThread]:
     config = SmscConfig(
         operators=[OperatorConfig(name="vodafone", port=0), OperatorConfig(name="orange", port=0)],
         population=PopulationConfig(enabled=True, size=10_000),
-        control=ControlConfig(enabled=True, port=free_port()),
+        control=ControlConfig(enabled=True, port=0),
     )
     with SmscThread(config) as thread:
         yield thread

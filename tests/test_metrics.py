@@ -21,7 +21,6 @@ from simulator.esme.client import EsmeClient
 from simulator.smpp.constants import EsmClass
 from simulator.smpp.pdu import SubmitSm
 from simulator.smsc.server import SmscServer
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,7 +35,7 @@ def config(tps: float = 0) -> SmscConfig:
                 accounts=[AccountConfig(tps=tps)],
             )
         ],
-        control=ControlConfig(enabled=True, port=free_port()),
+        control=ControlConfig(enabled=True, port=0),
     )
 
 
@@ -183,7 +182,7 @@ async def test_two_servers_two_registries() -> None:
 
 async def test_metrics_can_be_off() -> None:
     cfg = config().model_copy(
-        update={"control": ControlConfig(enabled=True, port=free_port(), metrics=False)}
+        update={"control": ControlConfig(enabled=True, port=0, metrics=False)}
     )
     async with SmscServer(cfg) as smsc:
         assert smsc.control is not None and smsc.replies is None

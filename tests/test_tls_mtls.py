@@ -37,7 +37,6 @@ from simulator.smsc.server import SmscServer, SmscThread
 from simulator.smsc.tls import CERT_NAME, failure_reason
 from tests.support.certs import Issued, TestCa
 from tests.support.peers import HANDSET, PASSWORD, SHORT_CODE, SYSTEM_ID
-from tests.support.ports import free_port
 from tests.support.smpplib_peer import Peer
 
 pytestmark = pytest.mark.timeout(30)
@@ -100,7 +99,7 @@ def mtls_config(tmp_path: Path, ca: TestCa, *, required: bool, **op: Any) -> Sms
     )
     return SmscConfig(
         operators=[OperatorConfig(port=0, receipt=ReceiptConfig(delay=0.01), tls=tls, **op)],
-        control=ControlConfig(enabled=True, port=free_port()),
+        control=ControlConfig(enabled=True, port=0),
     )
 
 

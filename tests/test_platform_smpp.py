@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import struct
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from simulator.config import PlatformConfig, SmppBindConfig
+from simulator.platform.campaigns import CAMPAIGNS_DIR
 from simulator.platform.runtime import PlatformRuntime
 from simulator.smpp.constants import Tag
 from simulator.smpp.pdu import (
@@ -91,11 +93,26 @@ async def until(pred: object, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def flows_without_the_catch_all(tmp_path: Path) -> str:
+    """The shipped flows but the catch-all: the MO sent here must draw no reply (it
+    would be the first submit, which the script refuses)."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for path in CAMPAIGNS_DIR.glob("*.yaml"):
+        if "catch_all: true" not in path.read_text(encoding="utf-8"):
+            shutil.copy(path, folder)
+    return str(folder)
+
+
 async def test_the_bind_survives_what_aiosmpplib_cannot_parse(tmp_path: Path) -> None:
     smsc = ScriptedSmsc()
     port = await smsc.start()
     cfg = PlatformConfig(
-        api_port=0, tps=0, retry_delay=0.05, binds=[SmppBindConfig(port=port, window=2)]
+        api_port=0,
+        tps=0,
+        retry_delay=0.05,
+        binds=[SmppBindConfig(port=port, window=2)],
+        flows_dir=flows_without_the_catch_all(tmp_path),
     )
     rt = PlatformRuntime(cfg, "t", reset=True, database=tmp_path / "p")
     await rt.start()

@@ -18,16 +18,19 @@ from simulator.esme.client import EsmeClient, SmppClientError
 from simulator.smpp.constants import CommandId, EsmClass, MessageState, Status, Tag
 from simulator.smpp.pdu import (
     BindReceiver,
+    BindTransceiver,
     CancelSm,
     DataSm,
     DeliverSm,
     DeliverSmResp,
     MultiDest,
+    Pdu,
     QuerySm,
     ReplaceSm,
     SubmitMulti,
     Unbind,
     decode_pdu,
+    encode_pdu,
 )
 from simulator.smsc.server import SmscServer
 from tests.support.smsc import config, sm, until
@@ -453,3 +456,63 @@ async def test_operators_of_one_smsc_never_hand_out_the_same_message_id() -> Non
             await client.unbind()
         assert len(set(ids)) == len(ids) == 9
         assert ids == sorted(ids)  # one sequence, in the order the submits came
+
+
+class _BrokenObserver:
+    """An observer with a bug: it raises on the second MT it sees."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def on_mo(self, source: str) -> None:
+        pass
+
+    def on_mt(self, msg: object) -> None:
+        self.seen += 1
+        if self.seen == 2:
+            raise RuntimeError("observer bug")
+
+
+async def test_a_handler_that_raises_costs_one_log_line_not_the_bind_or_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Three submit_sm in one write, the second's hand-over raising: all three answered
+    and receipted, the bind still serving, one clear line logged."""
+    broken = _BrokenObserver()
+    async with SmscServer(config(), observers=[broken]) as smsc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", smsc.port)
+
+        async def read_pdu() -> Pdu:
+            head = await asyncio.wait_for(reader.readexactly(4), 5)
+            return decode_pdu(head + await reader.readexactly(int.from_bytes(head, "big") - 4))
+
+        writer.write(
+            encode_pdu(BindTransceiver(sequence_number=1, system_id="rapidpro", password="secret"))
+        )
+        assert (await read_pdu()).command_status == 0
+        writer.write(
+            b"".join(
+                encode_pdu(sm(sequence_number=2 + i, short_message=b"m%d" % i)) for i in range(3)
+            )
+        )
+        await writer.drain()
+        got: list[Pdu] = []
+        while sum(1 for p in got if isinstance(p, DeliverSm)) < 3:
+            pdu = await read_pdu()
+            got.append(pdu)
+            if isinstance(pdu, DeliverSm):
+                writer.write(encode_pdu(pdu.response()))
+        resps = [p for p in got if p.command_id == CommandId.SUBMIT_SM_RESP]
+        assert [p.command_status for p in resps] == [0, 0, 0]
+        assert smsc.stats().handler_errors == 1
+        (line,) = [r.getMessage() for r in caplog.records if "handler_error" in r.getMessage()]
+        assert "command=submit_sm" in line and "error=RuntimeError('observer bug')" in line
+        assert "at=test_smsc.py:" in line
+        # The bind goes on serving.
+        writer.write(encode_pdu(sm(sequence_number=9, short_message=b"after")))
+        while True:
+            pdu = await read_pdu()
+            if pdu.command_id == CommandId.SUBMIT_SM_RESP:
+                assert pdu.command_status == 0
+                break
+        writer.close()

@@ -97,9 +97,11 @@ class SmppConnection(asyncio.Protocol):
         # Whatever the handlers queue leaves in the one flush below.
         self._flush_pending = True
         events = self.session.receive_data(data)
-        if events:
-            self.operator.handle_events(self, events)
-        self.flush()
+        try:
+            if events:
+                self.operator.handle_events(self, events)
+        finally:
+            self.flush()  # the responses already queued leave, whatever happened
         if self.session.closed and self.transport is not None:
             self.transport.close()
 

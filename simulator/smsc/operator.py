@@ -13,7 +13,9 @@ import dataclasses
 import ipaddress
 import itertools
 import logging
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.clock import SimClock
@@ -330,38 +332,63 @@ class OperatorSmsc:
         faults = self.faults
         counts = self.pdus_in
         for ev in events:
-            if type(ev) is PduReceived:
-                pdu = ev.pdu
-                cid = pdu.command_id
-                counts[cid] = counts.get(cid, 0) + 1
-                handler = handlers.get(cid)
-                if handler is None:
-                    # alert_notification/outbind never reach here (bind-state table); the
-                    # rest have no meaning from an ESME: refuse politely.
-                    if pdu.response_class is not None:
-                        conn.send(pdu.response(Status.ESME_RINVCMDID))
-                elif (
-                    latency or (faults.active and faults.has(FaultKind.RESPONSE_DELAY))
-                ) and cid not in _AT_ONCE:
-                    delay = latency + faults.response_delay(
-                        self._loop.time(),
-                        self.name,
-                        conn.account.system_id if conn.account else None,
-                    )
-                    if delay:
-                        self._loop.call_later(delay, self._delayed, handler, conn, pdu)
+            # A fault in our own handling of one PDU (a bug, an observer that raised) must
+            # not take the bind down nor the rest of the batch and its responses with it.
+            try:
+                if type(ev) is PduReceived:
+                    pdu = ev.pdu
+                    cid = pdu.command_id
+                    counts[cid] = counts.get(cid, 0) + 1
+                    handler = handlers.get(cid)
+                    if handler is None:
+                        # alert_notification/outbind never reach here (bind-state table);
+                        # the rest have no meaning from an ESME: refuse politely.
+                        if pdu.response_class is not None:
+                            conn.send(pdu.response(Status.ESME_RINVCMDID))
+                    elif (
+                        latency or (faults.active and faults.has(FaultKind.RESPONSE_DELAY))
+                    ) and cid not in _AT_ONCE:
+                        delay = latency + faults.response_delay(
+                            self._loop.time(),
+                            self.name,
+                            conn.account.system_id if conn.account else None,
+                        )
+                        if delay:
+                            self._loop.call_later(delay, self._delayed, handler, conn, pdu)
+                        else:
+                            handler(conn, pdu)
                     else:
                         handler(conn, pdu)
+                elif type(ev) is ResponseReceived:
+                    self._on_response(conn, ev)
                 else:
-                    handler(conn, pdu)
-            elif type(ev) is ResponseReceived:
-                self._on_response(conn, ev)
-            else:
-                self._on_other(conn, ev)
+                    self._on_other(conn, ev)
+            except Exception as exc:
+                self._handler_failed(conn, ev, exc)
+
+    def _handler_failed(self, conn: SmppConnection, ev: Event, exc: Exception) -> None:
+        """One line naming the PDU, the error and where it was raised; the bind goes on."""
+        self.stats.handler_errors += 1
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "-"
+        pdu = getattr(ev, "pdu", None)
+        log.error(
+            "handler_error operator=%s peer=%s event=%s command=%s seq=%s error=%r at=%s",
+            self.name,
+            conn.peer,
+            type(ev).__name__,
+            pdu.name if pdu is not None else "-",
+            pdu.sequence_number if pdu is not None else "-",
+            exc,
+            where,
+        )
 
     def _delayed(self, handler: Callable[[SmppConnection, Any], None], conn: Any, pdu: Any) -> None:
         if not conn.session.closed:
-            handler(conn, pdu)
+            try:
+                handler(conn, pdu)
+            except Exception as exc:
+                self._handler_failed(conn, PduReceived(pdu), exc)
             conn.flush()
 
     def _unbound_error(self, conn: SmppConnection) -> bool:

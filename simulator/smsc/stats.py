@@ -35,6 +35,8 @@ class SmscStats:
     deliver_retries: int = 0
     deliver_refused: int = 0
     protocol_errors: int = 0
+    #: Events whose handling raised (a bug or an observer's): logged, the bind kept.
+    handler_errors: int = 0
     queries: int = 0
     cancels: int = 0
     replaces: int = 0

@@ -30,15 +30,25 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
 import random
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
 from simulator.config import PopulationConfig
 
 from .numbering import normalize
+
+try:  # the optional C implementation of Population.traits (build_ctraits.py builds it)
+    if os.environ.get("SMSIM_NO_CTRAITS"):
+        raise ImportError("SMSIM_NO_CTRAITS is set")
+    from ._ctraits import Traits as _CTraitsType
+
+    _CTraits: type[_CTraitsType] | None = _CTraitsType
+except ImportError:  # pragma: no cover - depends on the build
+    _CTraits = None
 from .profile import (
     OPERATOR_PREFIX,
     Availability,
@@ -225,6 +235,7 @@ class Population:
         "_by_head",
         "_c",
         "_config",
+        "_ctraits",
         "_k1",
         "_k2",
         "_k3",
@@ -292,6 +303,14 @@ class Population:
         t = self._person_table
         self._person = (t.bits, (1 << t.bits) - 1, t.thresholds, t.primary, t.alias)
         self._names: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None
+        # The C twin of _traits_py for the plain ASCII forms (it calls _traits_py for the
+        # rest), or None without the extension.
+        self._ctraits: Callable[[str], Traits] | None = None
+        if _CTraits is not None:
+            self._ctraits = _CTraits(
+                self._traits_py, self._k1, self._k2, self._c, self._q_inv, n,
+                self._by_head, self._person,
+            )  # fmt: skip
 
     # --- numbering -----------------------------------------------------------------------
 
@@ -378,7 +397,14 @@ class Population:
         draft.__class__ = Subscriber  # type: ignore[assignment]
         return draft  # type: ignore[return-value]
 
-    def traits(self, msisdn: str) -> Traits:
+    @property
+    def traits(self) -> Callable[[str], Traits]:
+        """``traits(msisdn)``: the C implementation when built (``_ctraits``), else
+        ``_traits_py``; the same tuples either way."""
+        fast = self._ctraits
+        return fast if fast is not None else self._traits_py
+
+    def _traits_py(self, msisdn: str) -> Traits:
         """What ``profile`` derives, before it is an object: (canonical number or the
         address as given, index, line, person, entropy), ``line`` and ``person`` being
         values of ``line_tables`` and ``person_table`` (shared tuples). The SMSC's hot

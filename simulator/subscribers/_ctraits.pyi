@@ -1,0 +1,24 @@
+"""Stub of the optional C extension built from _ctraits.c (see build_ctraits.py)."""
+
+from collections.abc import Callable
+from typing import Any
+
+_Traits = tuple[str, int, tuple[Any, ...], tuple[Any, ...], int]
+
+class Traits:
+    """``Population.traits`` for one population's tables; calls ``fallback`` for the
+    addresses it does not parse itself."""
+
+    def __init__(
+        self,
+        fallback: Callable[[str], _Traits],
+        k1: int,
+        k2: int,
+        c: int,
+        q_inv: int,
+        size: int,
+        by_head: dict[int, tuple[Any, ...]],
+        person: tuple[Any, ...],
+        /,
+    ) -> None: ...
+    def __call__(self, msisdn: str, /) -> _Traits: ...

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from simulator.config import PlatformConfig, SmppBindConfig
-from simulator.platform.campaigns import CAMPAIGNS_DIR
+from simulator.platform.campaigns import CAMPAIGNS_DIR, load_flows
 from simulator.platform.runtime import PlatformRuntime
 from simulator.smpp.constants import Tag
 from simulator.smpp.pdu import (
@@ -98,8 +98,9 @@ def flows_without_the_catch_all(tmp_path: Path) -> str:
     would be the first submit, which the script refuses)."""
     folder = tmp_path / "flows"
     folder.mkdir()
+    catch_all = {flow.source for flow in load_flows() if flow.catch_all}
     for path in CAMPAIGNS_DIR.glob("*.yaml"):
-        if "catch_all: true" not in path.read_text(encoding="utf-8"):
+        if path.name not in catch_all:
             shutil.copy(path, folder)
     return str(folder)
 

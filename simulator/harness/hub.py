@@ -268,8 +268,7 @@ class ChannelHub:
         tracker = self.tracker
         if tracker.waiting(number):
             # A part of a concatenated reply is not the reply until the last one is in.
-            part = mt_part(msg)[0] if msg.esm_class or msg.tlvs else None
-            hit = tracker.on_mt(number, now, part)
+            hit = tracker.on_mt(number, now, mt_part(msg)[0])
             if hit is not None:
                 self._deliver(*hit)
         d = self.delivery

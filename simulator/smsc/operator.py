@@ -1331,13 +1331,7 @@ class OperatorSmsc:
     def pending_deliveries(self) -> int:
         """deliver_sm queued (or held while receipts are paused) or in flight."""
         queued = sum(len(a.outbox) for a in self.accounts.values()) + len(self.held_receipts)
-        in_flight = sum(
-            1
-            for c in self.connections
-            for p in c.session.outstanding
-            if p.command_id in (CommandId.DELIVER_SM, CommandId.DATA_SM)
-        )
-        return queued + in_flight
+        return queued + sum(self.on_the_wire())
 
     def on_the_wire(self) -> tuple[int, int]:
         """(receipts, MO parts) sent to a client and not yet answered: neither delivered

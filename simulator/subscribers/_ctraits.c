@@ -175,17 +175,17 @@ traits_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *
 
 /* --- construction ------------------------------------------------------------------- */
 
+static void objects_clear(PyObject ***objs, Py_ssize_t n) {
+    if (*objs) {
+        for (Py_ssize_t i = 0; i < n; i++) Py_CLEAR((*objs)[i]);
+        PyMem_Free(*objs);
+        *objs = NULL;
+    }
+}
+
 static void values_clear(Values *v, Py_ssize_t n) {
-    if (v->primary) {
-        for (Py_ssize_t i = 0; i < n; i++) Py_CLEAR(v->primary[i]);
-        PyMem_Free(v->primary);
-        v->primary = NULL;
-    }
-    if (v->alias) {
-        for (Py_ssize_t i = 0; i < n; i++) Py_CLEAR(v->alias[i]);
-        PyMem_Free(v->alias);
-        v->alias = NULL;
-    }
+    objects_clear(&v->primary, n);
+    objects_clear(&v->alias, n);
 }
 
 static PyObject **copy_objects(PyObject *seq, Py_ssize_t n, const char *what) {
@@ -204,6 +204,13 @@ static PyObject **copy_objects(PyObject *seq, Py_ssize_t n, const char *what) {
     }
     Py_DECREF(fast);
     return out;
+}
+
+/* An alias table's two value columns, n each; 0, or -1 with an exception set. */
+static int copy_values(Values *v, PyObject *primary, PyObject *alias, Py_ssize_t n) {
+    if (!(v->primary = copy_objects(primary, n, "primary"))) return -1;
+    if (!(v->alias = copy_objects(alias, n, "alias"))) return -1;
+    return 0;
 }
 
 static uint32_t *copy_thresholds(PyObject *seq, Py_ssize_t n) {
@@ -320,14 +327,10 @@ static PyObject *Traits_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
         b->mask = (1ULL << bits) - 1;
         b->nbins = (Py_ssize_t)1 << bits;
         if (!(b->thr = copy_thresholds(PyTuple_GET_ITEM(entry, 8), b->nbins))) goto fail;
-        if (!(b->members.primary = copy_objects(PyTuple_GET_ITEM(entry, 9), b->nbins, "primary")))
-            goto fail;
-        if (!(b->members.alias = copy_objects(PyTuple_GET_ITEM(entry, 10), b->nbins, "alias")))
-            goto fail;
-        if (!(b->outsiders.primary =
-                  copy_objects(PyTuple_GET_ITEM(entry, 11), b->nbins, "o_primary")))
-            goto fail;
-        if (!(b->outsiders.alias = copy_objects(PyTuple_GET_ITEM(entry, 12), b->nbins, "o_alias")))
+        if (copy_values(&b->members, PyTuple_GET_ITEM(entry, 9), PyTuple_GET_ITEM(entry, 10),
+                        b->nbins) < 0 ||
+            copy_values(&b->outsiders, PyTuple_GET_ITEM(entry, 11), PyTuple_GET_ITEM(entry, 12),
+                        b->nbins) < 0)
             goto fail;
         b->present = 1;
     }
@@ -345,9 +348,8 @@ static PyObject *Traits_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     self->pmask = (1ULL << pbits) - 1;
     self->pbins = (Py_ssize_t)1 << pbits;
     if (!(self->pthr = copy_thresholds(PyTuple_GET_ITEM(person, 2), self->pbins))) goto fail;
-    if (!(self->person.primary = copy_objects(PyTuple_GET_ITEM(person, 3), self->pbins, "primary")))
-        goto fail;
-    if (!(self->person.alias = copy_objects(PyTuple_GET_ITEM(person, 4), self->pbins, "alias")))
+    if (copy_values(&self->person, PyTuple_GET_ITEM(person, 3), PyTuple_GET_ITEM(person, 4),
+                    self->pbins) < 0)
         goto fail;
     return (PyObject *)self;
 fail:

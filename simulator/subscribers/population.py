@@ -40,15 +40,6 @@ from typing import Any, Generic, TypeVar
 from simulator.config import PopulationConfig
 
 from .numbering import normalize
-
-try:  # the optional C implementation of Population.traits (build_ctraits.py builds it)
-    if os.environ.get("SMSIM_NO_CTRAITS"):
-        raise ImportError("SMSIM_NO_CTRAITS is set")
-    from ._ctraits import Traits as _CTraitsType
-
-    _CTraits: type[_CTraitsType] | None = _CTraitsType
-except ImportError:  # pragma: no cover - depends on the build
-    _CTraits = None
 from .profile import (
     OPERATOR_PREFIX,
     Availability,
@@ -59,6 +50,15 @@ from .profile import (
     Script,
     Subscriber,
 )
+
+try:  # the optional C implementation of Population.traits (build_ctraits.py builds it)
+    if os.environ.get("SMSIM_NO_CTRAITS"):
+        raise ImportError("SMSIM_NO_CTRAITS is set")
+    from ._ctraits import Traits as _CTraitsType
+
+    _CTraits: type[_CTraitsType] | None = _CTraitsType
+except ImportError:  # pragma: no cover - depends on the build
+    _CTraits = None
 
 PREFIX_CAPACITY = 10**8  # eight-digit suffixes behind each 201X
 _M64 = (1 << 64) - 1

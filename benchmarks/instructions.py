@@ -63,6 +63,8 @@ import smsc_throughput as st  # noqa: E402
 
 #: Stands for the journal's directory in a variant's file until its run makes one.
 JOURNAL_DIR = "/@journal@"
+#: The simulated last-level cache with ``--cache-sim``: one core's L2 on this machine.
+L2_BYTES = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -203,12 +205,20 @@ def _callgrind(cmd: str, pid: int) -> None:
         raise RuntimeError(f"callgrind_control {cmd}: {out.stdout} {out.stderr}")
 
 
-def _totals(path: Path) -> int:
-    """``totals:`` (Ir) of one callgrind dump (all threads: they are not separated)."""
-    m = re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
-    if m is None:
+def _events(path: Path) -> dict[str, int]:
+    """``totals:`` of one callgrind dump by event (Ir; with ``--cache-sim`` also the
+    simulated caches' misses), all threads: they are not separated."""
+    text = path.read_text(errors="replace")
+    names = re.search(r"^events: (.+)$", text, re.M)
+    totals = re.search(r"^totals: (.+)$", text, re.M)
+    if names is None or totals is None:
         raise RuntimeError(f"no totals in {path}")
-    return int(m.group(1))
+    return dict(zip(names.group(1).split(), map(int, totals.group(1).split()), strict=False))
+
+
+def _totals(path: Path) -> int:
+    """Instructions (Ir) of one callgrind dump."""
+    return _events(path)["Ir"]
 
 
 class Scrape:
@@ -239,6 +249,7 @@ def run_variant(
     quiet: float,
     keep: Path | None = None,
     label: str = "",
+    cache_sim: bool = False,
 ) -> dict[str, float | str]:
     port = st.free_port()
     conf_text = conf_text.replace("port = 0\n", f"port = {port}\n", 1)
@@ -252,6 +263,9 @@ def run_variant(
             "--tool=callgrind",
             "--instr-atstart=no",  # start-up (imports, config) at full speed
             f"--callgrind-out-file={out}",
+            # The data cache and, as the last level, one core's 1 MB L2 (what the SMSC's
+            # working set competes for; the 32 MB L3 is shared by both cores).
+            *(["--cache-sim=yes", f"--LL={L2_BYTES},16,64"] if cache_sim else []),
             sys.executable,
             "-m",
             "simulator.cli",
@@ -286,7 +300,8 @@ def run_variant(
         dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda f: int(f.suffix[1:]))
         if not dumps:
             raise RuntimeError("callgrind wrote no dump")
-        instructions = _totals(dumps[0])
+        events = _events(dumps[0])
+        instructions = events["Ir"]
         if control_port is not None:
             if len(dumps) < 2:
                 raise RuntimeError("no dump of the scrapes")
@@ -298,6 +313,11 @@ def run_variant(
     accepted = int(result["accepted"])
     result["instructions"] = instructions
     result["ir_per_msg"] = instructions / accepted if accepted else float("nan")
+    if cache_sim and accepted:
+        d1 = events.get("D1mr", 0) + events.get("D1mw", 0)
+        ll = events.get("DLmr", 0) + events.get("DLmw", 0) + events.get("ILmr", 0)
+        result["d1_per_msg"] = d1 / accepted
+        result["ll_per_msg"] = ll / accepted
     return result
 
 
@@ -367,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--population", type=int, default=3_500_000)
     p.add_argument("--seed", type=int, default=1442)
     p.add_argument("--keep", type=Path, help="copy callgrind's dumps here (callgrind_annotate)")
+    p.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches (D1, and a 1 MB L2 as the last level): misses a "
+        "message, the cost instructions do not show; ~2x slower",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -417,13 +443,21 @@ def main(argv: list[str] | None = None) -> int:
                         quiet=quiet,
                         keep=args.keep / f"run{rep + 1}" if args.keep else None,
                         label=label,
+                        cache_sim=args.cache_sim,
                     )
                 except Exception as exc:  # one variant failing must not hide the others
                     r = {"errors": repr(exc), "ir_per_msg": float("nan"), "accepted": 0}
             runs[label].append(r)
             console.print(
                 f"{label}: {int(r['accepted']):,} messages, "
-                f"{float(r['ir_per_msg']):,.0f} instructions each {r.get('errors') or ''}"
+                f"{float(r['ir_per_msg']):,.0f} instructions each"
+                + (
+                    f", D1 misses {float(r['d1_per_msg']):,.0f}, L2 misses "
+                    f"{float(r['ll_per_msg']):,.0f}"
+                    if "ll_per_msg" in r
+                    else ""
+                )
+                + f" {r.get('errors') or ''}"
             )
 
     def median(label: str, key: str) -> float:
@@ -443,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         "÷ first",
         "MO",
     )
+    if args.cache_sim:
+        cols += ("D1 misses/msg", "L2 misses/msg", "L2 ÷ first")
     if args.suite == "journal":
         cols += ("scrape, instructions", f"+ scrapes at {args.rate:,.0f}/s", "÷ first")
     for col in (*cols, "errors"):
@@ -458,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{ir / base:.3f}",
             f"{sum(int(r.get('mo', 0)) for r in rs):,}",
         ]
+        if args.cache_sim:
+            ll = median(label, "ll_per_msg")
+            row += [
+                f"{median(label, 'd1_per_msg'):,.0f}",
+                f"{ll:,.0f}",
+                f"{ll / median(variants[0][0], 'll_per_msg'):.3f}",
+            ]
         if args.suite == "journal":
             scrape = median(label, "ir_per_scrape")
             with_scrapes = ir + (scrape / args.rate if scrape == scrape else 0.0)

@@ -512,6 +512,34 @@ def test_fsync_interval_syncs_at_most_once_an_interval(tmp_path: Path) -> None:
         JournalFiles(tmp_path / "bad", 1 << 20, "sometimes")
 
 
+@pytest.mark.parametrize("taken", [0, 3, 8, 13, None])
+def test_a_frame_written_as_head_and_payload_survives_a_short_writev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: int | None
+) -> None:
+    """The thread writes a frame's head and payload in one ``writev``; when the kernel
+    takes less (a full disk, a signal), the rest follows and the file is the same."""
+    from simulator.smsc import journal_files as jf
+
+    records = [("receipt_recovered", "eg", str(i), "201001234567", 1.0) for i in range(3)]
+    payload = jf.marshalled(jf.flatten(records))
+    head = jf.frame_head(payload)
+    assert head + payload == frame(jf.flatten(records))
+    real_writev = os.writev
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        data = b"".join(buffers)
+        return os.write(fd, data[:taken]) if taken is not None else real_writev(fd, buffers)
+
+    files = jf.JournalFiles(tmp_path, 1 << 20, "never")
+    monkeypatch.setattr(jf.os, "writev", short_writev)
+    files.write_frame(head, payload)
+    files.close()
+    (path,) = journal_files(tmp_path)
+    assert path.read_bytes() == MAGIC + head + payload
+    assert files._size == len(MAGIC + head + payload)
+    assert [r["id"] for r in read_journal(tmp_path)[0]] == ["0", "1", "2"]
+
+
 async def test_replace_and_cancel_are_journalled_so_nothing_looks_lost(tmp_path: Path) -> None:
     """replace_sm plans again (new text, a receipt withdrawn) and cancel_sm ends a
     message with no receipt: the journal says so, so audit finds nothing lost and a

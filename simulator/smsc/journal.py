@@ -40,7 +40,8 @@ from .journal_files import (
     REPLANNED,
     JournalFiles,
     count_records,
-    frame,
+    frame_head,
+    marshalled,
 )
 from .receipts import RECEIPT_STAT_TEXT
 from .store import Message
@@ -269,19 +270,28 @@ class Journal:
     def flush(self) -> int:
         """Write every buffered record as one batch; returns how many (counted here, not
         on the thread's path)."""
-        return count_records(self._write_batch())
+        return self._write_batch(count=True)
 
-    def _write_batch(self) -> list[Any]:
-        """Take the buffer's values as one batch and write it; returns the batch."""
+    def _write_batch(self, count: bool = False) -> int:
+        """Take the buffer's values as one batch and write it; returns how many records
+        with ``count``, else 0.
+
+        The batch list is marshalled and dropped while this thread holds the GIL: alive
+        during the CRC and the write (which release it), it would be one more young
+        container of thousands of items for every collection the loop's allocations
+        start meanwhile to traverse."""
         with self._lock:
             buf = self._buffer
             n = len(buf)
             if not n or self._files is None:
-                return []
+                return 0
             batch = buf[:n]  # the loop may extend it meanwhile: only this prefix goes
             del buf[:n]
-            data = frame(batch)
-            self._files.write_frame(data)
+            records = count_records(batch) if count else 0
+            payload = marshalled(batch)
+            del batch
+            head = frame_head(payload)
+            self._files.write_frame(head, payload)
             self.batches_sent += 1
-            self.bytes_sent += len(data)
-            return batch
+            self.bytes_sent += len(head) + len(payload)
+            return records

@@ -139,14 +139,26 @@ def plain(value: Any) -> Any:
     return repr(value)
 
 
-def frame(values: list[Any]) -> bytes:
-    """One batch as it is written: the frame head, then the marshalled flat list of its
-    records' values (``flatten`` makes one of tuples)."""
+def marshalled(values: list[Any]) -> bytes:
+    """A batch's payload: the marshalled flat list of its records' values (``flatten``
+    makes one of tuples). C, and it holds the GIL: the caller may drop ``values`` after
+    it, before anything that releases the GIL (the CRC, the write)."""
     try:
-        data = marshal.dumps(values, MARSHAL_VERSION)
+        return marshal.dumps(values, MARSHAL_VERSION)
     except ValueError:  # an enum in a record: rare, so checked only when marshal fails
-        data = marshal.dumps([plain(v) for v in values], MARSHAL_VERSION)
-    return FRAME.pack(len(data), zlib.crc32(data)) + data
+        return marshal.dumps([plain(v) for v in values], MARSHAL_VERSION)
+
+
+def frame_head(payload: bytes) -> bytes:
+    """The frame head of ``payload``: its length and CRC-32 (zlib releases the GIL for
+    it)."""
+    return FRAME.pack(len(payload), zlib.crc32(payload))
+
+
+def frame(values: list[Any]) -> bytes:
+    """One batch as it is written: the frame head, then the payload (``marshalled``)."""
+    payload = marshalled(values)
+    return frame_head(payload) + payload
 
 
 def flatten(records: Iterable[tuple[Any, ...]]) -> list[Any]:
@@ -217,12 +229,24 @@ class JournalFiles:
             view = view[n:]
         self._size += len(data)
 
-    def write_frame(self, data: bytes) -> None:
-        """One batch already framed (``frame``): written (synchronously, per policy),
-        rotated."""
+    def write_frame(self, data: bytes, payload: bytes = b"") -> None:
+        """One batch already framed: ``data`` is the frame (``frame``), or its head
+        (``frame_head``) with ``payload`` after it, written with one ``writev`` and no
+        copy of the payload. Written synchronously, per policy, then rotated."""
         if self._fd < 0:
             raise OSError("journal file closed")
-        self._write(data)  # durable on return when fsync is batch (O_DSYNC)
+        if payload:
+            # One system call for both unless the kernel takes part (a full disk, a
+            # signal): then the rest as plain writes.
+            n = os.writev(self._fd, (data, payload))
+            if n < len(data):
+                self._write(data[n:])
+                self._write(payload)
+            elif n < len(data) + len(payload):
+                self._write(payload[n - len(data) :])
+            self._size += n
+        else:
+            self._write(data)  # durable on return when fsync is batch (O_DSYNC)
         self.batches_written += 1
         if self.fsync == "interval":
             now = time.monotonic()

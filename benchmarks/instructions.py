@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also simulate the caches (D1, and a 1 MB L2 as the last level): misses a "
         "message, the cost instructions do not show; ~2x slower",
     )
+    p.add_argument(
+        "--only", action="append", help="run only the variants whose label contains this"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -423,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
                 2.0,
             ),
         ]
+    if args.only:
+        variants = [v for v in variants if any(o in v[0] for o in args.only)]
+        if not variants:
+            print(f"no variant matches {args.only}", file=sys.stderr)
+            return 2
     runs: dict[str, list[dict[str, float | str]]] = {v[0]: [] for v in variants}
     for rep in range(args.repeat):
         for label, text, control, quiet in (

@@ -494,6 +494,30 @@ def test_batches_are_flat_and_files_of_the_tuple_layout_still_read(tmp_path: Pat
     assert torn == 1
 
 
+def test_a_buffer_a_hook_still_holds_waits_so_records_stay_whole_and_in_order(
+    tmp_path: Path,
+) -> None:
+    """The thread gives the hooks a new buffer and writes the old one. A hook the GIL
+    left between reading its buffer and extending it still holds the old one: that
+    buffer, and the ones after it, wait for the next batch."""
+    j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
+    j.start()
+    hooks = j.operator("egypt")
+    hooks.accepted(_msg("1"))
+    in_flight = hooks._buf  # a hook between reading its buffer and extending it
+    assert j.flush() == 0  # not written: someone still holds it
+    hooks.accepted(_msg("2"))  # into the new buffer, after it
+    assert j.flush() == 0  # "2" waits for "1": order kept
+    assert j.pending() == 2
+    in_flight.extend(("accept", *in_flight[1:19]))  # the late hook's record
+    in_flight[21] = "1b"  # its message id
+    del in_flight
+    assert j.flush() == 3
+    assert j.pending() == 0
+    j.stop()
+    assert [r["id"] for r in read_journal(tmp_path)[0]] == ["1", "1b", "2"]
+
+
 def test_fsync_interval_syncs_at_most_once_an_interval(tmp_path: Path) -> None:
     from simulator.smsc.journal_files import JournalFiles, flatten
 

@@ -4,12 +4,13 @@ Why: a load test's counters say how many; the journal says which, and survives t
 process (``smsim audit`` reconciles it after a run or a ``kill -9``; a restarted SMSC
 queues again what was not delivered, ``recovery.py``). On the event loop each event
 only extends one flat list with its values (``journal_files``: no tuple per record for
-the garbage collector to track). A thread takes what is there every ``flush_interval``,
-marshals it as one frame (C, ~0.1 µs a record) and writes it (``journal_files.py``);
-the write releases the GIL, so the loop runs on.
+the garbage collector to track). A thread takes that list every ``flush_interval``
+(the hooks get a new one), marshals it as one frame (C, ~0.1 µs a record) and writes
+it (``journal_files.py``); the CRC and the write release the GIL, so the loop runs on.
 
 What a crash of the SMSC loses: the records not yet written, i.e. at most the last
-``flush_interval`` of traffic (and the batch being written at that instant). A crash of
+``flush_interval`` of traffic (and the batch being written at that instant; rarely
+one interval more, when a hook was mid-record as its buffer was taken). A crash of
 the machine also loses what was written but not yet forced to disk: with the default
 ``fsync = "interval"``, at most the last ``fsync_interval`` (1 s); none with ``batch``.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -77,11 +79,13 @@ class OperatorJournal:
     receipt's delivery.
     """
 
-    __slots__ = ("_append", "_mo_ids", "_op", "_parts", "_receipts", "route")
+    __slots__ = ("_buf", "_mo_ids", "_op", "_parts", "_receipts", "route")
 
-    def __init__(self, name: str, extend: Any, mo_ids: Iterator[str]) -> None:
+    def __init__(self, name: str, buffer: list[Any], mo_ids: Iterator[str]) -> None:
         self._op = name
-        self._append = extend
+        #: The journal's current buffer: its thread puts a new one here when it takes
+        #: this one (``Journal._take``).
+        self._buf = buffer
         self._mo_ids = mo_ids
         #: id(pdu) -> (pdu, message id, destination, stat): receipts in flight.
         self._receipts: dict[int, tuple[Pdu, str, str, str]] = {}
@@ -94,7 +98,7 @@ class OperatorJournal:
     def accepted(self, msg: Message) -> None:
         """An accepted message and the outcome planned for it (``_schedule_outcome`` ran
         first): the receipt that comes as planned needs no record of its own."""
-        self._append(
+        self._buf.extend(
             (
                 ACCEPT,
                 self._op,
@@ -121,7 +125,7 @@ class OperatorJournal:
     def replanned(self, msg: Message) -> None:
         """A new plan for an accepted message: replace_sm's text and registered_delivery,
         or a recovery that planned it again."""
-        self._append(
+        self._buf.extend(
             (
                 REPLANNED,
                 self._op,
@@ -141,7 +145,7 @@ class OperatorJournal:
         """A message that ended with no receipt to come (cancel_sm): not lost, nothing
         to recover."""
         stat = RECEIPT_STAT_TEXT[msg.state]
-        self._append((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, _now()))
+        self._buf.extend((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, _now()))
 
     def receipt_queued(self, msg: Message, pdu: Pdu) -> None:
         """A receipt on its way: its delivery is recorded when the client acknowledges
@@ -163,7 +167,7 @@ class OperatorJournal:
         if account is None and self.route is not None:
             account = self.route(destination)
         parts = tuple(mo_part(p) for p in pdus)
-        self._append(
+        self._buf.extend(
             (MO_INJECTED, self._op, mo, source, destination, len(pdus), _now(), account, parts)
         )
         return mo
@@ -174,22 +178,22 @@ class OperatorJournal:
         item = self._receipts.pop(key, None)
         if item is not None:
             if item[0] is pdu:
-                self._append((RECEIPT_DELIVERED, self._op, item[1], item[2], item[3], _now()))
+                self._buf.extend((RECEIPT_DELIVERED, self._op, item[1], item[2], item[3], _now()))
             return
         part = self._parts.pop(key, None)
         if part is not None and part[0] is pdu:
-            self._append((MO_DELIVERED, self._op, part[1], part[2], _now()))
+            self._buf.extend((MO_DELIVERED, self._op, part[1], part[2], _now()))
 
     def receipt_recovered(self, message_id: str, destination: str, stat: str, pdu: Pdu) -> None:
         """A receipt an earlier run did not deliver, queued again as ``pdu``."""
         self._receipts[id(pdu)] = (pdu, message_id, destination, stat)
-        self._append((RECEIPT_RECOVERED, self._op, message_id, destination, _now()))
+        self._buf.extend((RECEIPT_RECOVERED, self._op, message_id, destination, _now()))
 
     def mo_recovered(self, mo: str, parts: Mapping[int, Pdu]) -> None:
         """An earlier run's MO whose ``parts`` (index -> deliver_sm) were not delivered."""
         for i, pdu in parts.items():
             self._parts[id(pdu)] = (pdu, mo, i)
-        self._append((MO_RECOVERED, self._op, mo, tuple(parts), _now()))
+        self._buf.extend((MO_RECOVERED, self._op, mo, tuple(parts), _now()))
 
     def inflight(self) -> int:
         return len(self._receipts) + len(self._parts)
@@ -205,9 +209,12 @@ class Journal:
     def __init__(self, config: JournalConfig, *, thread: bool = True) -> None:
         self.config = config
         self.path = Path(config.path)
-        #: Records' values, flat (``journal_files.frame``): the loop extends it, the
-        #: thread takes a prefix; each of both is one step under the GIL.
+        #: Records' values, flat (``journal_files.frame``): the loop's hooks extend it;
+        #: the thread takes it whole and gives the hooks a new one (``_take``).
         self._buffer: list[Any] = []
+        #: Buffers taken, oldest first, not yet written.
+        self._taken: list[list[Any]] = []
+        self._hooks: list[OperatorJournal] = []
         self._stop = threading.Event()
         self._use_thread = thread
         self._thread: threading.Thread | None = None
@@ -221,11 +228,13 @@ class Journal:
         self.bytes_sent = 0
 
     def operator(self, name: str) -> OperatorJournal:
-        return OperatorJournal(name, self._buffer.extend, self._mo_ids)
+        hooks = OperatorJournal(name, self._buffer, self._mo_ids)
+        self._hooks.append(hooks)
+        return hooks
 
     def pending(self) -> int:
         """Records buffered, not yet written."""
-        return count_records(self._buffer[:])
+        return sum(count_records(b[:]) for b in (*self._taken, self._buffer))
 
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -272,21 +281,45 @@ class Journal:
         on the thread's path)."""
         return self._write_batch(count=True)
 
-    def _write_batch(self, count: bool = False) -> int:
-        """Take the buffer's values as one batch and write it; returns how many records
-        with ``count``, else 0.
+    def _take(self) -> list[list[Any]]:
+        """The buffers whose records can be written now, oldest first.
 
-        The batch list is marshalled and dropped while this thread holds the GIL: alive
-        during the CRC and the write (which release it), it would be one more young
-        container of thousands of items for every collection the loop's allocations
-        start meanwhile to traverse."""
+        The hooks get a new buffer instead of the thread copying and cutting the old
+        one: no pass over its values to copy them and one fewer to release them, and
+        no realloc of a list the loop keeps growing. A hook that the GIL left between
+        reading its buffer and extending it still holds the old one: such a buffer
+        (one more reference than the thread's own) and the ones after it wait for the
+        next batch, so records are written once, in order."""
+        new: list[Any] = []
+        self._taken.append(self._buffer)
+        self._buffer = new
+        for hooks in self._hooks:
+            hooks._buf = new
+        ready = 0
+        for buf in self._taken:
+            # References: the list _taken, getrefcount's argument, the loop's variable.
+            if sys.getrefcount(buf) > 3:
+                break
+            ready += 1
+        out, self._taken = self._taken[:ready], self._taken[ready:]
+        return out
+
+    def _write_batch(self, count: bool = False) -> int:
+        """Take the buffered records and write them as one batch; returns how many with
+        ``count``, else 0.
+
+        The values are marshalled and their lists dropped while this thread holds the
+        GIL: alive during the CRC and the write (which release it), a batch of
+        thousands of values would be one more young container for every collection the
+        loop started meanwhile to traverse."""
         with self._lock:
-            buf = self._buffer
-            n = len(buf)
-            if not n or self._files is None:
+            if self._files is None:
                 return 0
-            batch = buf[:n]  # the loop may extend it meanwhile: only this prefix goes
-            del buf[:n]
+            taken = self._take()
+            if not any(taken):
+                return 0
+            batch = taken[0] if len(taken) == 1 else [v for b in taken for v in b]
+            del taken
             records = count_records(batch) if count else 0
             payload = marshalled(batch)
             del batch

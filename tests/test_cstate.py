@@ -290,3 +290,27 @@ def test_memory_per_touched_subscriber() -> None:
         store.record_mt(f"2010{i * 7919 % 10**8:08d}", 1.0, "broadcast", str(10**15 + i))
     assert len(store) == n
     assert sys.getsizeof(store) / n < 200
+
+
+class _Recording:
+    """A text whose hash records into the store: code run in the middle of record_mt."""
+
+    def __init__(self, store: Any, address: str) -> None:
+        self.store, self.address, self.calls = store, address, 0
+
+    def __hash__(self) -> int:
+        self.calls += 1
+        if self.calls == 1:  # the text cache's look-up (its insertion hashes again)
+            self.store.record_mo(self.address, 0.5, "meanwhile")
+        return 1
+
+
+def test_code_run_by_a_text_cannot_corrupt_the_store() -> None:
+    """(The Python class would add the address twice here; the C one locates it again.)"""
+    store = CStore(history_size=4)
+    for address in (ADDRESSES[0], "RapidPro"):
+        store.record_mt(address, 1.0, _Recording(store, address))
+        assert list(store).count(address) == 1
+        counters = store.counters(address)
+        assert counters is not None and (counters.mt, counters.mo) == (1, 1)
+        assert [e.direction for e in store.history(address)] == ["mo", "mt"]

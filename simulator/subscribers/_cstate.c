@@ -23,7 +23,9 @@
  *     keeps them), and a 7-bit code given to the first MAX_STATS stats an event keeps.
  *
  * Every fallible step of a recording (argument conversion, dict look-ups, allocation)
- * runs before the store changes, so an exception leaves it consistent.
+ * runs before the counters and the ring change, so an exception leaves the store
+ * consistent (at most a new row with zero counts, after a MemoryError). Code a text's or a
+ * stat's __hash__/__eq__ may run is never between finding a row or slot and using it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -341,6 +343,10 @@ add_row(StoreObject *s, Where *w)
             return -1;
         }
         Py_DECREF(n);
+        if (s->n_rows != row) { /* a str subclass's __hash__ recorded meanwhile */
+            PyErr_SetString(PyExc_RuntimeError, "TouchedStore changed while adding a row");
+            return -1;
+        }
     }
     Row *r = &s->rows[row];
     r->key = w->is_int ? w->key : -1;
@@ -351,6 +357,19 @@ add_row(StoreObject *s, Where *w)
     s->n_rows = row + 1;
     w->row = row;
     return row;
+}
+
+/* add_row for `w`, found untouched when the store had `rows_then` rows: located again if
+ * rows were added since (a text's or a stat's __eq__ may have run code that records),
+ * so the key is neither added twice nor put in a stale slot. */
+static Py_ssize_t
+add_row_again(StoreObject *s, Where *w, Py_ssize_t rows_then)
+{
+    if (s->n_rows != rows_then) {
+        if (locate(s, w->address, w) < 0) return -1;
+        if (w->row >= 0) return w->row;
+    }
+    return add_row(s, w);
 }
 
 /* --- outcomes, texts, the ring ------------------------------------------------------------ */
@@ -411,7 +430,8 @@ share_text(StoreObject *s, PyObject *text)
     return shared;
 }
 
-/* Room for event `seq`: the ring's arrays grown while it has not wrapped; -1 on error. */
+/* Room for event `seq`: the ring's arrays grown while it has not wrapped; -1 on error.
+ * Called last before push, with no Python code in between. */
 static inline int
 ring_room(StoreObject *s)
 {
@@ -480,6 +500,7 @@ Store_record_mt(StoreObject *s, PyObject *const *args, Py_ssize_t nargs, PyObjec
     Where w;
     double time, done = NAN;
     if (locate(s, a[0], &w) < 0 || as_double(a[1], &time) < 0) return NULL;
+    Py_ssize_t rows_then = s->n_rows;
     Py_ssize_t stat = -1;
     int code = 0;
     if (!is_none(a[4])) {
@@ -496,14 +517,14 @@ Store_record_mt(StoreObject *s, PyObject *const *args, Py_ssize_t nargs, PyObjec
             if (!r) id = ID_OF_TEXT(a[3]);
         }
         if (!(text = share_text(s, a[2]))) return NULL;
-        if (ring_room(s) < 0) goto fail;
     }
     if (w.row < 0) {
-        if (add_row(s, &w) < 0) goto fail;
+        if (add_row_again(s, &w, rows_then) < 0) goto fail;
     } else if (s->rows[w.row].mt == UINT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "MT counter overflow");
         goto fail;
     }
+    if (s->capacity && ring_room(s) < 0) goto fail; /* last: nothing after runs Python */
     Row *r = &s->rows[w.row];
     uint32_t before = r->mt;
     r->mt = before + 1;
@@ -538,17 +559,16 @@ Store_record_mo(StoreObject *s, PyObject *const *args, Py_ssize_t nargs, PyObjec
     Where w;
     double time;
     if (locate(s, a[0], &w) < 0 || as_double(a[1], &time) < 0) return NULL;
+    Py_ssize_t rows_then = s->n_rows;
     PyObject *text = NULL;
-    if (s->capacity) {
-        if (!(text = share_text(s, a[2]))) return NULL;
-        if (ring_room(s) < 0) goto fail;
-    }
+    if (s->capacity && !(text = share_text(s, a[2]))) return NULL;
     if (w.row < 0) {
-        if (add_row(s, &w) < 0) goto fail;
+        if (add_row_again(s, &w, rows_then) < 0) goto fail;
     } else if (s->rows[w.row].mo == UINT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "MO counter overflow");
         goto fail;
     }
+    if (s->capacity && ring_room(s) < 0) goto fail;
     Row *r = &s->rows[w.row];
     r->mo++;
     r->last_mo = time;
@@ -774,6 +794,7 @@ Store_history(StoreObject *s, PyObject *const *args, Py_ssize_t nargs, PyObject 
         Py_ssize_t slot = (Py_ssize_t)(seq % s->capacity);
         const Event *e = &s->ev[slot];
         int kind = s->kind[slot];
+        int64_t prev = e->prev; /* read now: the constructor below runs Python code */
         PyObject *mid;
         if (ID_IS_TEXT(e->id))
             mid = Py_NewRef(ID_TEXT_OF(e->id));
@@ -796,7 +817,8 @@ Store_history(StoreObject *s, PyObject *const *args, Py_ssize_t nargs, PyObject 
             return NULL;
         }
         Py_DECREF(entry);
-        seq = e->prev;
+        seq = prev;
+        oldest = s->seq - s->capacity;
     }
     if (PyList_Reverse(out) < 0) Py_CLEAR(out);
     return out;

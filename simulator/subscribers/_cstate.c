@@ -1118,7 +1118,7 @@ static PyTypeObject StoreType = {
 /* --- module ---------------------------------------------------------------------------------- */
 
 static PyObject *
-bind(PyObject *module, PyObject *args)
+bind(PyObject *Py_UNUSED(module), PyObject *args)
 {
     PyObject *counters, *entry, *aggregate;
     if (!PyArg_ParseTuple(args, "OOO:bind", &counters, &entry, &aggregate)) return NULL;

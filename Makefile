@@ -9,9 +9,9 @@ $(BIN)/smsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	@# Optional: Population.traits in C (simulator/subscribers/_ctraits.c); without a
-	@# compiler the Python code runs, as it does with SMSIM_NO_CTRAITS=1.
-	$(BIN)/python build_ctraits.py >/dev/null 2>&1 || echo "smsim: C traits not built (no compiler?); the Python code runs"
+	@# Optional: Population.traits and TouchedStore in C (simulator/subscribers/_ctraits.c,
+	@# _cstate.c); without a compiler the Python code runs, as it does with SMSIM_NO_CTRAITS=1.
+	$(BIN)/python build_ctraits.py >/dev/null 2>&1 || echo "smsim: C extensions not built (no compiler?); the Python code runs"
 	touch $(BIN)/smsim
 
 demo: $(BIN)/smsim

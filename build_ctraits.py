@@ -1,13 +1,23 @@
-"""Build the optional C implementation of ``Population.traits`` in place.
+"""Build the optional C extensions of the subscriber engine in place.
 
     .venv/bin/python build_ctraits.py
 
-Compiles ``simulator/subscribers/_ctraits.c`` to ``simulator/subscribers/_ctraits*.so``
-(setuptools, the interpreter's own headers and flags, -O2). Without it, or with
-``SMSIM_NO_CTRAITS=1`` in the environment, ``Population`` uses the Python code.
+Compiles, with setuptools, the interpreter's own headers and flags, -O2:
+
+* ``simulator/subscribers/_ctraits.c`` to ``simulator/subscribers/_ctraits*.so``:
+  ``Population.traits``. Without it, or with ``SMSIM_NO_CTRAITS=1`` in the environment,
+  ``Population`` uses the Python code.
+* ``simulator/subscribers/_cstate.c`` to ``simulator/subscribers/_cstate*.so``:
+  ``state.TouchedStore``. Without it, or with ``SMSIM_NO_CSTATE=1`` (or
+  ``SMSIM_NO_CTRAITS=1``, which switches off both), ``state.TouchedStore`` is the Python
+  class (``state.PyTouchedStore``).
+
+The name is kept from when it built only the first (the Makefile runs it).
 """
 
 from setuptools import Extension, setup
+
+_FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 setup(
     name="smsim-ctraits",
@@ -15,8 +25,13 @@ setup(
         Extension(
             "simulator.subscribers._ctraits",
             ["simulator/subscribers/_ctraits.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        )
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
+            "simulator.subscribers._cstate",
+            ["simulator/subscribers/_cstate.c"],
+            extra_compile_args=_FLAGS,
+        ),
     ],
     script_args=["build_ext", "--inplace"],
 )

@@ -1,4 +1,8 @@
-"""TouchedStore: counters, opt-out, and history bounded per subscriber and globally."""
+"""TouchedStore: counters, opt-out, and history bounded per subscriber and globally.
+
+Every test runs against both implementations: the Python class (``PyTouchedStore``) and
+the C one (``_cstate``), the latter skipped when it is not built or switched off.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.subscribers.state import Aggregate, Counters, HistoryEntry, TouchedStore
+from simulator.subscribers import state
+from simulator.subscribers.state import Aggregate, Counters, HistoryEntry, PyTouchedStore
 
 A, B, C = "201012345678", "201112345678", "201512345678"
 
+_C_STORE = pytest.mark.skipif(
+    state._CTouchedStore is None, reason="_cstate not built or switched off"
+)
 
-def test_untouched_subscribers_have_nothing() -> None:
-    store = TouchedStore()
+
+@pytest.fixture(
+    scope="module",  # a class, never mutated: hypothesis accepts a module-scoped fixture
+    params=[PyTouchedStore, pytest.param(state._CTouchedStore, marks=_C_STORE)],
+    ids=["python", "c"],
+)
+def store_cls(request: pytest.FixtureRequest) -> type[PyTouchedStore]:
+    cls: type[PyTouchedStore] = request.param
+    return cls
+
+
+def test_untouched_subscribers_have_nothing(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls()
     assert len(store) == 0
     assert store.counters(A) is None
     assert store.history(A) == []
@@ -23,8 +42,10 @@ def test_untouched_subscribers_have_nothing() -> None:
     assert list(store) == []
 
 
-def test_counters_count_each_direction_and_remember_the_last_times() -> None:
-    store = TouchedStore()
+def test_counters_count_each_direction_and_remember_the_last_times(
+    store_cls: type[PyTouchedStore],
+) -> None:
+    store = store_cls()
     store.record_mt(A, 100.0, "سؤال ١", "17")
     store.record_mt(A, 160.5, "سؤال ٢", "18")
     store.record_mo(A, 170.25, "١")
@@ -39,8 +60,8 @@ def test_counters_count_each_direction_and_remember_the_last_times() -> None:
     assert list(store) == [A, B]
 
 
-def test_history_is_newest_last_with_ids_and_outcomes() -> None:
-    store = TouchedStore()
+def test_history_is_newest_last_with_ids_and_outcomes(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls()
     store.record_mt(A, 1.0, "first", "1718000000000001")
     store.record_outcome(A, "DELIVRD")
     store.record_mo(A, 2.0, "reply")
@@ -58,8 +79,8 @@ def test_history_is_newest_last_with_ids_and_outcomes() -> None:
     assert store.history(B) == []
 
 
-def test_message_ids_round_trip_in_every_format() -> None:
-    store = TouchedStore()
+def test_message_ids_round_trip_in_every_format(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls()
     ids = ["0", "7", "1718000000000001", "9223372036854775807", "0042", "1f3a", "ABC",
            "123456789012345678901234", "6f1c2d3e-0000-4000-8000-000000000001"]  # fmt: skip
     for i, mid in enumerate(ids):
@@ -67,8 +88,8 @@ def test_message_ids_round_trip_in_every_format() -> None:
     assert [store.history(f"2010{i:08d}")[0].message_id for i in range(len(ids))] == ids
 
 
-def test_per_subscriber_limit() -> None:
-    store = TouchedStore(history_size=1_000, per_subscriber=3)
+def test_per_subscriber_limit(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls(history_size=1_000, per_subscriber=3)
     for t in range(10):
         store.record_mt(A, float(t), f"m{t}")
     assert [e.text for e in store.history(A)] == ["m7", "m8", "m9"]
@@ -77,8 +98,8 @@ def test_per_subscriber_limit() -> None:
     assert store.counters(A) is not None and store.counters(A).mt == 10  # type: ignore[union-attr]
 
 
-def test_the_global_ring_overwrites_the_oldest_events() -> None:
-    store = TouchedStore(history_size=5, per_subscriber=8)
+def test_the_global_ring_overwrites_the_oldest_events(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls(history_size=5, per_subscriber=8)
     store.record_mt(A, 0.0, "a0")
     store.record_mt(A, 1.0, "a1")
     store.record_mo(B, 2.0, "b0")
@@ -98,8 +119,8 @@ def test_the_global_ring_overwrites_the_oldest_events() -> None:
     assert (agg.events, agg.history_size, agg.mt, agg.mo, agg.touched) == (5, 5, 10, 1, 3)
 
 
-def test_an_outcome_does_not_land_on_an_overwritten_event() -> None:
-    store = TouchedStore(history_size=2)
+def test_an_outcome_does_not_land_on_an_overwritten_event(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls(history_size=2)
     store.record_mt(A, 0.0, "a")
     store.record_mt(B, 1.0, "b1")
     store.record_mt(B, 2.0, "b2")  # A's MT is overwritten, by an MT of B's
@@ -110,18 +131,18 @@ def test_an_outcome_does_not_land_on_an_overwritten_event() -> None:
     assert store.aggregate().outcomes == {"DELIVRD": 1}
 
 
-def test_no_history_at_all() -> None:
-    store = TouchedStore(history_size=0)
+def test_no_history_at_all(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls(history_size=0)
     store.record_mt(A, 1.0, "x", "1")
     store.record_outcome(A, "DELIVRD")
     assert store.history(A) == []
     assert store.counters(A) == Counters(1, 0, 1.0, None, None, None)
     with pytest.raises(ValueError):
-        TouchedStore(history_size=-1)
+        store_cls(history_size=-1)
 
 
-def test_opt_out_and_back_in() -> None:
-    store = TouchedStore()
+def test_opt_out_and_back_in(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls()
     store.record_mt(A, 1.0, "x")
     assert store.is_opted_out(A) is None  # touched, undecided: the profile holds
     store.opt_out(A, 50.0)
@@ -138,8 +159,8 @@ def test_opt_out_and_back_in() -> None:
     assert (agg.opted_out, agg.opt_outs, agg.opt_ins) == (1, 3, 1)
 
 
-def test_aggregate_counts_directions_and_outcomes() -> None:
-    store = TouchedStore(history_size=3)
+def test_aggregate_counts_directions_and_outcomes(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls(history_size=3)
     for i in range(10):
         m = f"2010{i:08d}"
         store.record_mt(m, float(i), "broadcast", str(i + 1))
@@ -159,8 +180,10 @@ def test_aggregate_counts_directions_and_outcomes() -> None:
     )
 
 
-def test_addresses_that_are_not_plain_numbers_are_kept_apart() -> None:
-    store = TouchedStore()
+def test_addresses_that_are_not_plain_numbers_are_kept_apart(
+    store_cls: type[PyTouchedStore],
+) -> None:
+    store = store_cls()
     for address in ("201012345678", "0201012345678", "1442", "RapidPro", "٢٠١٠١٢٣٤٥٦٧٨"):
         store.record_mo(address, 1.0, address)
     assert len(store) == 5
@@ -168,8 +191,8 @@ def test_addresses_that_are_not_plain_numbers_are_kept_apart() -> None:
     assert [store.history(a)[0].text for a in store] == list(store)
 
 
-def test_broadcast_texts_are_shared_not_copied() -> None:
-    store = TouchedStore()
+def test_broadcast_texts_are_shared_not_copied(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls()
     text = "رسالة توعية من وزارة التضامن"
     for i in range(3):
         store.record_mt(f"2010{i:08d}", 1.0, (text + "!")[:-1])  # equal, distinct objects
@@ -183,9 +206,11 @@ def test_broadcast_texts_are_shared_not_copied() -> None:
     st.integers(1, 12),
     st.integers(1, 5),
 )
-def test_history_matches_a_naive_model(events: list[tuple[int, bool]], size: int, per: int) -> None:
+def test_history_matches_a_naive_model(
+    store_cls: type[PyTouchedStore], events: list[tuple[int, bool]], size: int, per: int
+) -> None:
     """History = the subscriber's events among the last ``size`` overall, newest ``per``."""
-    store = TouchedStore(history_size=size, per_subscriber=per)
+    store = store_cls(history_size=size, per_subscriber=per)
     log: list[tuple[str, str, float]] = []
     for t, (who, is_mo) in enumerate(events):
         m = f"2010{who:08d}"
@@ -211,8 +236,8 @@ def test_history_matches_a_naive_model(events: list[tuple[int, bool]], size: int
     assert store.aggregate().events == min(len(events), size)
 
 
-def test_times_survive_exactly() -> None:
-    store = TouchedStore()
+def test_times_survive_exactly(store_cls: type[PyTouchedStore]) -> None:
+    store = store_cls()
     t = 1_795_000_000.123456
     store.record_mt(A, t, "x")
     assert store.history(A)[0].time == t
@@ -220,8 +245,10 @@ def test_times_survive_exactly() -> None:
     assert not math.isnan(t)
 
 
-def test_an_outcome_keeps_when_it_took_effect_and_a_reused_slot_forgets_it() -> None:
-    store = TouchedStore(history_size=2)
+def test_an_outcome_keeps_when_it_took_effect_and_a_reused_slot_forgets_it(
+    store_cls: type[PyTouchedStore],
+) -> None:
+    store = store_cls(history_size=2)
     store.record_mt(A, 10.0, "q1", "1")
     store.record_outcome(A, "DELIVRD", 13.5)
     store.record_mo(A, 40.0, "1")

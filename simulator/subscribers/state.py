@@ -8,14 +8,20 @@ Memory is bounded by touched subscribers × a fixed row plus the ring, however c
 anybody is: no object, deque or list per subscriber. ``history`` follows the back-links
 from the newest event and stops at ``per_subscriber`` entries or at the first event the
 ring has overwritten.
+
+``TouchedStore`` is the C implementation of that class (``_cstate.c``, same API and
+results, built by ``build_ctraits.py``) when it is built and neither ``SMSIM_NO_CSTATE``
+nor ``SMSIM_NO_CTRAITS`` is set; else ``PyTouchedStore``, the Python class below, which
+is also the reference the C code is tested against.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 _NAN = float("nan")
 _TEXT_CACHE = 4096  # distinct texts shared between events before the cache is reset
@@ -92,7 +98,7 @@ def _message_id(message_id: str | None) -> int:
     return _ID_TEXT
 
 
-class TouchedStore:
+class PyTouchedStore:
     """Counters and bounded message history of touched subscribers only.
 
     Callers pass the canonical MSISDN (``numbering.normalize``); other spellings of the
@@ -539,3 +545,20 @@ class TouchedStore:
         other = self._other_keys
         for row, number in enumerate(self._msisdn):
             yield other[row] if number < 0 else str(number)
+
+
+_CTouchedStore: type[PyTouchedStore] | None = None
+try:  # the optional C implementation (build_ctraits.py builds it)
+    if os.environ.get("SMSIM_NO_CSTATE") or os.environ.get("SMSIM_NO_CTRAITS"):
+        raise ImportError("SMSIM_NO_CSTATE or SMSIM_NO_CTRAITS is set")
+    from . import _cstate
+
+    _cstate.bind(Counters, HistoryEntry, Aggregate)
+    _CTouchedStore = _cstate.TouchedStore  # type: ignore[assignment]
+except ImportError:  # pragma: no cover - depends on the build
+    pass
+
+if TYPE_CHECKING:
+    TouchedStore = PyTouchedStore
+else:
+    TouchedStore = _CTouchedStore or PyTouchedStore

@@ -9,18 +9,23 @@ $(BIN)/smsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	@# Optional: Population.traits and TouchedStore in C (simulator/subscribers/_ctraits.c,
-	@# _cstate.c); without a compiler the Python code runs, as it does with SMSIM_NO_CTRAITS=1.
-	$(BIN)/python build_ctraits.py >/dev/null 2>&1 || echo "smsim: C extensions not built (no compiler?); the Python code runs"
 	touch $(BIN)/smsim
 
-demo: $(BIN)/smsim
+# Optional: Population.traits and TouchedStore in C (simulator/subscribers/_ctraits.c,
+# _cstate.c), built again whenever a source changes; without a compiler the Python code
+# runs, as it does with SMSIM_NO_CTRAITS=1.
+CEXT := $(VENV)/.c-extensions
+$(CEXT): $(BIN)/smsim build_ctraits.py simulator/subscribers/_ctraits.c simulator/subscribers/_cstate.c
+	$(BIN)/python build_ctraits.py >/dev/null 2>&1 || echo "smsim: C extensions not built (no compiler?); the Python code runs"
+	touch $(CEXT)
+
+demo: $(CEXT)
 	$(BIN)/smsim run covid-quiz --duration 60s
 
-smsc: $(BIN)/smsim
+smsc: $(CEXT)
 	$(BIN)/smsim smsc
 
-lint: $(BIN)/smsim
+lint: $(CEXT)
 	$(BIN)/ruff check simulator tests benchmarks loadtests
 	$(BIN)/ruff format --check simulator tests benchmarks loadtests
 	$(BIN)/mypy

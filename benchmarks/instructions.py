@@ -216,11 +216,6 @@ def _events(path: Path) -> dict[str, int]:
     return dict(zip(names.group(1).split(), map(int, totals.group(1).split()), strict=False))
 
 
-def _totals(path: Path) -> int:
-    """Instructions (Ir) of one callgrind dump."""
-    return _events(path)["Ir"]
-
-
 class Scrape:
     """GETs /metrics and /stats, as Prometheus and ``smsim top`` would each second."""
 
@@ -305,7 +300,7 @@ def run_variant(
         if control_port is not None:
             if len(dumps) < 2:
                 raise RuntimeError("no dump of the scrapes")
-            result["ir_per_scrape"] = _totals(dumps[1]) / max(int(result["scrapes"]), 1)
+            result["ir_per_scrape"] = _events(dumps[1])["Ir"] / max(int(result["scrapes"]), 1)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             for i, d in enumerate(dumps):

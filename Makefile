@@ -11,11 +11,12 @@ $(BIN)/smsim: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(BIN)/smsim
 
-# Optional: Population.traits and TouchedStore in C (simulator/subscribers/_ctraits.c,
-# _cstate.c), built again whenever a source changes; without a compiler the Python code
-# runs, as it does with SMSIM_NO_CTRAITS=1.
+# Optional: Population.traits, TouchedStore and the journal's record buffer in C
+# (simulator/subscribers/_ctraits.c, _cstate.c, simulator/smsc/_cjournal.c), built again
+# whenever a source changes; without a compiler the Python code runs, as it does with
+# SMSIM_NO_CTRAITS=1.
 CEXT := $(VENV)/.c-extensions
-$(CEXT): $(BIN)/smsim build_ctraits.py simulator/subscribers/_ctraits.c simulator/subscribers/_cstate.c
+$(CEXT): $(BIN)/smsim build_ctraits.py simulator/subscribers/_ctraits.c simulator/subscribers/_cstate.c simulator/smsc/_cjournal.c
 	$(BIN)/python build_ctraits.py >/dev/null 2>&1 || echo "smsim: C extensions not built (no compiler?); the Python code runs"
 	touch $(CEXT)
 

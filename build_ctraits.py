@@ -11,6 +11,10 @@ Compiles, with setuptools, the interpreter's own headers and flags, -O2:
   ``state.TouchedStore``. Without it, or with ``SMSIM_NO_CSTATE=1`` (or
   ``SMSIM_NO_CTRAITS=1``, which switches off both), ``state.TouchedStore`` is the Python
   class (``state.PyTouchedStore``).
+* ``simulator/smsc/_cjournal.c`` to ``simulator/smsc/_cjournal*.so``: the message
+  journal's record buffer. Without it, or with ``SMSIM_NO_CJOURNAL=1`` (or
+  ``SMSIM_NO_CTRAITS=1``), the journal keeps values in a list
+  (``journal_records.PyRecordBuffer``).
 
 The name is kept from when it built only the first (the Makefile runs it).
 """
@@ -30,6 +34,11 @@ setup(
         Extension(
             "simulator.subscribers._cstate",
             ["simulator/subscribers/_cstate.c"],
+            extra_compile_args=_FLAGS,
+        ),
+        Extension(
+            "simulator.smsc._cjournal",
+            ["simulator/smsc/_cjournal.c"],
             extra_compile_args=_FLAGS,
         ),
     ],

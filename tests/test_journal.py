@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 import os
 import signal
 import socket
@@ -30,13 +31,18 @@ from simulator.smsc.journal_files import (
     MAGIC_J2,
     count_records,
     frame,
+    frame_head,
     journal_files,
     read_journal,
     write_records,
 )
 from simulator.smsc.recovery import read_plan
 from simulator.smsc.store import Message
+from tests.support.journal import each_record_buffer  # noqa: F401 (the fixture)
 from tests.support.ports import free_port
+
+#: Every test here runs with each record buffer: the Python one and the C one.
+pytestmark = pytest.mark.usefixtures("each_record_buffer")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -494,28 +500,24 @@ def test_batches_are_flat_and_files_of_the_tuple_layout_still_read(tmp_path: Pat
     assert torn == 1
 
 
-def test_a_buffer_a_hook_still_holds_waits_so_records_stay_whole_and_in_order(
+def test_records_added_while_a_batch_is_written_go_in_the_next_one_whole(
     tmp_path: Path,
 ) -> None:
-    """The thread gives the hooks a new buffer and writes the old one. A hook the GIL
-    left between reading its buffer and extending it still holds the old one: that
-    buffer, and the ones after it, wait for the next batch."""
+    """A hook adds a record in one call, atomic under the GIL; a batch taken meanwhile
+    (the thread) holds the records before it, the next batch that one, whole."""
     j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
     j.start()
     hooks = j.operator("egypt")
     hooks.accepted(_msg("1"))
-    in_flight = hooks._buf  # a hook between reading its buffer and extending it
-    assert j.flush() == 0  # not written: someone still holds it
-    hooks.accepted(_msg("2"))  # into the new buffer, after it
-    assert j.flush() == 0  # "2" waits for "1": order kept
-    assert j.pending() == 2
-    in_flight.extend(("accept", *in_flight[1:19]))  # the late hook's record
-    in_flight[21] = "1b"  # its message id
-    del in_flight
-    assert j.flush() == 3
-    assert j.pending() == 0
+    taken = j._records.take()
+    assert taken is not None and taken[1] == 1
+    hooks.accepted(_msg("2"))
+    assert j.pending() == 1
+    j._files.write_frame(frame_head(taken[0]), taken[0])  # type: ignore[union-attr]
+    assert j.flush() == 1
+    assert j.pending() == 0 and j.flush() == 0
     j.stop()
-    assert [r["id"] for r in read_journal(tmp_path)[0]] == ["1", "1b", "2"]
+    assert [r["id"] for r in read_journal(tmp_path)[0]] == ["1", "2"]
 
 
 def test_fsync_interval_syncs_at_most_once_an_interval(tmp_path: Path) -> None:
@@ -610,14 +612,20 @@ async def test_replace_and_cancel_are_journalled_so_nothing_looks_lost(tmp_path:
     assert len(read_plan(tmp_path)) == 0
 
 
-def test_hooks_buffer_plain_values_so_marshal_takes_the_fast_path(tmp_path: Path) -> None:
+def test_hooks_add_plain_values_so_no_record_needs_the_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Policies plan states as ``MessageState`` members; marshal refuses enum members,
-    and the fallback (``plain`` over every value) costs more than the journal's whole
-    budget. Every value a hook buffers must be a type marshal writes as it is."""
-    import marshal
-
+    and the fallback (``plain`` over the value) costs more than the journal's whole
+    budget. Every value a hook adds must be a type the buffer writes as it is."""
     from simulator.smpp.constants import MessageState
+    from simulator.smsc import journal_files, journal_records
 
+    def refuse(values: object) -> object:
+        raise AssertionError(f"a value needed plain(): {values!r}")
+
+    monkeypatch.setattr(journal_files, "plain", refuse)
+    monkeypatch.setattr(journal_records, "plain", refuse)
     j = Journal(JournalConfig(enabled=True, path=tmp_path), thread=False)
     hooks = j.operator("egypt")
     msg = _msg("1")
@@ -628,5 +636,6 @@ def test_hooks_buffer_plain_values_so_marshal_takes_the_fast_path(tmp_path: Path
     receipt = DeliverSm(esm_class=4)
     hooks.receipt_queued(msg, receipt)
     hooks.delivered(receipt)
-    marshal.dumps(j._buffer, 4)  # raises ValueError on an enum member
-    assert count_records(j._buffer) == 4
+    taken = j._records.take()
+    assert taken is not None and taken[1] == 4
+    assert count_records(marshal.loads(taken[0])) == 4

@@ -3,14 +3,13 @@
 Why: a load test's counters say how many; the journal says which, and survives the
 process (``smsim audit`` reconciles it after a run or a ``kill -9``; a restarted SMSC
 queues again what was not delivered, ``recovery.py``). On the event loop each event
-only extends one flat list with its values (``journal_files``: no tuple per record for
-the garbage collector to track). A thread takes that list every ``flush_interval``
-(the hooks get a new one), marshals it as one frame (C, ~0.1 µs a record) and writes
-it (``journal_files.py``); the CRC and the write release the GIL, so the loop runs on.
+adds its values to one buffer, which marshals them at once (``journal_records``: C,
+nothing of the record kept alive). A thread takes the buffer's bytes every
+``flush_interval`` and writes them as one frame (``journal_files.py``); the CRC and
+the write release the GIL, so the loop runs on.
 
 What a crash of the SMSC loses: the records not yet written, i.e. at most the last
-``flush_interval`` of traffic (and the batch being written at that instant; rarely
-one interval more, when a hook was mid-record as its buffer was taken). A crash of
+``flush_interval`` of traffic (and the batch being written at that instant). A crash of
 the machine also loses what was written but not yet forced to disk: with the default
 ``fsync = "interval"``, at most the last ``fsync_interval`` (1 s); none with ``batch``.
 """
@@ -20,7 +19,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,10 +39,9 @@ from .journal_files import (
     RECEIPT_RECOVERED,
     REPLANNED,
     JournalFiles,
-    count_records,
     frame_head,
-    marshalled,
 )
+from .journal_records import Records, new_buffer
 from .receipts import RECEIPT_STAT_TEXT
 from .store import Message
 
@@ -70,8 +67,8 @@ def mo_part(pdu: Pdu) -> tuple[Any, ...]:
 
 
 class OperatorJournal:
-    """One operator's hooks: called on the loop, each extends the journal's flat buffer
-    with one record's values (kind first) and returns.
+    """One operator's hooks: called on the loop, each adds one record's values (kind
+    first) to the journal's buffer and returns.
 
     Deliveries are matched by the PDU object itself (held until its response), so a
     receipt or MO part counts as delivered once, whatever the redeliveries before.
@@ -79,13 +76,12 @@ class OperatorJournal:
     receipt's delivery.
     """
 
-    __slots__ = ("_buf", "_mo_ids", "_op", "_parts", "_receipts", "route")
+    __slots__ = ("_add", "_mo_ids", "_op", "_parts", "_receipts", "route")
 
-    def __init__(self, name: str, buffer: list[Any], mo_ids: Iterator[str]) -> None:
+    def __init__(self, name: str, records: Records, mo_ids: Iterator[str]) -> None:
         self._op = name
-        #: The journal's current buffer: its thread puts a new one here when it takes
-        #: this one (``Journal._take``).
-        self._buf = buffer
+        #: The journal's buffer's ``add``: one call a record, marshalled at once.
+        self._add = records.add
         self._mo_ids = mo_ids
         #: id(pdu) -> (pdu, message id, destination, stat): receipts in flight.
         self._receipts: dict[int, tuple[Pdu, str, str, str]] = {}
@@ -98,54 +94,50 @@ class OperatorJournal:
     def accepted(self, msg: Message) -> None:
         """An accepted message and the outcome planned for it (``_schedule_outcome`` ran
         first): the receipt that comes as planned needs no record of its own."""
-        self._buf.extend(
-            (
-                ACCEPT,
-                self._op,
-                msg.message_id,
-                msg.account,
-                msg.source_addr,
-                msg.destination_addr,
-                msg.registered_delivery,
-                msg.submit_time,
-                _now(),
-                msg.source_ton,
-                msg.source_npi,
-                msg.dest_ton,
-                msg.dest_npi,
-                msg.esm_class,
-                msg.data_coding,
-                msg.short_message or _payload(msg),
-                +msg.planned_state,  # a plain int: marshal refuses enum members
-                msg.planned_err,
-                msg.planned_time,
-            )
+        self._add(
+            ACCEPT,
+            self._op,
+            msg.message_id,
+            msg.account,
+            msg.source_addr,
+            msg.destination_addr,
+            msg.registered_delivery,
+            msg.submit_time,
+            _now(),
+            msg.source_ton,
+            msg.source_npi,
+            msg.dest_ton,
+            msg.dest_npi,
+            msg.esm_class,
+            msg.data_coding,
+            msg.short_message or _payload(msg),
+            +msg.planned_state,  # a plain int: an enum member costs the fallback
+            msg.planned_err,
+            msg.planned_time,
         )
 
     def replanned(self, msg: Message) -> None:
         """A new plan for an accepted message: replace_sm's text and registered_delivery,
         or a recovery that planned it again."""
-        self._buf.extend(
-            (
-                REPLANNED,
-                self._op,
-                msg.message_id,
-                msg.account,
-                msg.destination_addr,
-                msg.registered_delivery,
-                msg.short_message or _payload(msg),
-                +msg.planned_state,
-                msg.planned_err,
-                msg.planned_time,
-                _now(),
-            )
+        self._add(
+            REPLANNED,
+            self._op,
+            msg.message_id,
+            msg.account,
+            msg.destination_addr,
+            msg.registered_delivery,
+            msg.short_message or _payload(msg),
+            +msg.planned_state,
+            msg.planned_err,
+            msg.planned_time,
+            _now(),
         )
 
     def finished(self, msg: Message) -> None:
         """A message that ended with no receipt to come (cancel_sm): not lost, nothing
         to recover."""
         stat = RECEIPT_STAT_TEXT[msg.state]
-        self._buf.extend((FINISHED, self._op, msg.message_id, msg.destination_addr, stat, _now()))
+        self._add(FINISHED, self._op, msg.message_id, msg.destination_addr, stat, _now())
 
     def receipt_queued(self, msg: Message, pdu: Pdu) -> None:
         """A receipt on its way: its delivery is recorded when the client acknowledges
@@ -167,9 +159,7 @@ class OperatorJournal:
         if account is None and self.route is not None:
             account = self.route(destination)
         parts = tuple(mo_part(p) for p in pdus)
-        self._buf.extend(
-            (MO_INJECTED, self._op, mo, source, destination, len(pdus), _now(), account, parts)
-        )
+        self._add(MO_INJECTED, self._op, mo, source, destination, len(pdus), _now(), account, parts)
         return mo
 
     def delivered(self, pdu: Pdu) -> None:
@@ -178,22 +168,22 @@ class OperatorJournal:
         item = self._receipts.pop(key, None)
         if item is not None:
             if item[0] is pdu:
-                self._buf.extend((RECEIPT_DELIVERED, self._op, item[1], item[2], item[3], _now()))
+                self._add(RECEIPT_DELIVERED, self._op, item[1], item[2], item[3], _now())
             return
         part = self._parts.pop(key, None)
         if part is not None and part[0] is pdu:
-            self._buf.extend((MO_DELIVERED, self._op, part[1], part[2], _now()))
+            self._add(MO_DELIVERED, self._op, part[1], part[2], _now())
 
     def receipt_recovered(self, message_id: str, destination: str, stat: str, pdu: Pdu) -> None:
         """A receipt an earlier run did not deliver, queued again as ``pdu``."""
         self._receipts[id(pdu)] = (pdu, message_id, destination, stat)
-        self._buf.extend((RECEIPT_RECOVERED, self._op, message_id, destination, _now()))
+        self._add(RECEIPT_RECOVERED, self._op, message_id, destination, _now())
 
     def mo_recovered(self, mo: str, parts: Mapping[int, Pdu]) -> None:
         """An earlier run's MO whose ``parts`` (index -> deliver_sm) were not delivered."""
         for i, pdu in parts.items():
             self._parts[id(pdu)] = (pdu, mo, i)
-        self._buf.extend((MO_RECOVERED, self._op, mo, tuple(parts), _now()))
+        self._add(MO_RECOVERED, self._op, mo, tuple(parts), _now())
 
     def inflight(self) -> int:
         return len(self._receipts) + len(self._parts)
@@ -209,12 +199,9 @@ class Journal:
     def __init__(self, config: JournalConfig, *, thread: bool = True) -> None:
         self.config = config
         self.path = Path(config.path)
-        #: Records' values, flat (``journal_files.frame``): the loop's hooks extend it;
-        #: the thread takes it whole and gives the hooks a new one (``_take``).
-        self._buffer: list[Any] = []
-        #: Buffers taken, oldest first, not yet written.
-        self._taken: list[list[Any]] = []
-        self._hooks: list[OperatorJournal] = []
+        #: The records not yet written: the loop's hooks add to it, the thread takes
+        #: its bytes (``journal_records``).
+        self._records = new_buffer()
         self._stop = threading.Event()
         self._use_thread = thread
         self._thread: threading.Thread | None = None
@@ -228,14 +215,11 @@ class Journal:
         self.bytes_sent = 0
 
     def operator(self, name: str) -> OperatorJournal:
-        hooks = OperatorJournal(name, self._buffer, self._mo_ids)
-        self._hooks.append(hooks)
-        return hooks
+        return OperatorJournal(name, self._records, self._mo_ids)
 
     def pending(self) -> int:
-        """Records buffered, not yet written (no copy needed: the thread never changes a
-        buffer in place, it takes one whole)."""
-        return sum(count_records(b) for b in (*self._taken, self._buffer))
+        """Records buffered, not yet written."""
+        return self._records.records
 
     def start(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -278,52 +262,20 @@ class Journal:
                 log.exception("journal_batch_failed path=%s", self.path)
 
     def flush(self) -> int:
-        """Write every buffered record as one batch; returns how many (counted here, not
-        on the thread's path)."""
-        return self._write_batch(count=True)
+        """Write every buffered record as one batch; returns how many."""
+        return self._write_batch()
 
-    def _take(self) -> list[list[Any]]:
-        """The buffers whose records can be written now, oldest first.
-
-        The hooks get a new buffer instead of the thread copying and cutting the old
-        one: no pass over its values to copy them and one fewer to release them, and
-        no realloc of a list the loop keeps growing. A hook that the GIL left between
-        reading its buffer and extending it still holds the old one: such a buffer
-        (one more reference than the thread's own) and the ones after it wait for the
-        next batch, so records are written once, in order."""
-        new: list[Any] = []
-        self._taken.append(self._buffer)
-        self._buffer = new
-        for hooks in self._hooks:
-            hooks._buf = new
-        ready = 0
-        for buf in self._taken:
-            # References: the list _taken, getrefcount's argument, the loop's variable.
-            if sys.getrefcount(buf) > 3:
-                break
-            ready += 1
-        out, self._taken = self._taken[:ready], self._taken[ready:]
-        return out
-
-    def _write_batch(self, count: bool = False) -> int:
-        """Take the buffered records and write them as one batch; returns how many with
-        ``count``, else 0.
-
-        The values are marshalled and their lists dropped while this thread holds the
-        GIL: alive during the CRC and the write (which release it), a batch of
-        thousands of values would be one more young container for every collection the
-        loop started meanwhile to traverse."""
+    def _write_batch(self) -> int:
+        """Take the buffered records' bytes and write them as one frame; returns how
+        many records. The thread holds the GIL only for ``take`` (a copy of the bytes
+        with the C buffer); the CRC and the write release it."""
         with self._lock:
             if self._files is None:
                 return 0
-            taken = self._take()
-            if not any(taken):
+            taken = self._records.take()
+            if taken is None:
                 return 0
-            batch = taken[0] if len(taken) == 1 else [v for b in taken for v in b]
-            del taken
-            records = count_records(batch) if count else 0
-            payload = marshalled(batch)
-            del batch
+            payload, records = taken
             head = frame_head(payload)
             self._files.write_frame(head, payload)
             self.batches_sent += 1

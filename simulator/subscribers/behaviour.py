@@ -92,6 +92,8 @@ class _HashRandom(random.Random):
 
 
 _GOLDEN: Final = 0x9E3779B97F4A7C15
+#: Mixed into a reply's seed for the stream of its delays (``BehaviourModel._when``).
+_WHEN: Final = 0x2545F4914F6CDD1D
 _TWO_PI: Final = 2.0 * math.pi
 #: Replies that would land in this Cairo-local window wait for the morning (hours).
 NIGHT_START: Final = 1.0
@@ -669,9 +671,11 @@ class BehaviourModel:
         "_delay_mu",
         "_digit_slip",
         "_double",
+        "_double_p",
         "_keys",
         "_never_stop",
         "_odd",
+        "_odd_two",
         "_opted_out_stop",
         "_plans",
         "_reply_p",
@@ -721,6 +725,17 @@ class BehaviourModel:
                 cum.append(acc)
             odd.append(tuple(cum))
         self._odd = (odd[0], odd[1])
+        # A two-part reply is decided with the delays (``_when``), before the text says
+        # whether the reply is odd: it has chance double_share * (1 - odd share), and the
+        # odd kinds are drawn among the other replies scaled up to keep their shares.
+        self._double_p = (
+            double_share * max(0.0, 1.0 - odd[0][-1]),
+            double_share * max(0.0, 1.0 - odd[1][-1]),
+        )
+        self._odd_two = (
+            tuple(c / (1.0 - self._double_p[0]) if self._double_p[0] < 1 else c for c in odd[0]),
+            tuple(c / (1.0 - self._double_p[1]) if self._double_p[1] < 1 else c for c in odd[1]),
+        )
         keys = []
         for pattern, option in cfg.answer_keys.items():
             try:
@@ -771,41 +786,84 @@ class BehaviourModel:
     def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
         """The replies ``sub`` sends to ``text`` received at ``received_at`` (simulated Unix
         seconds), ``seq`` being the subscriber's message number. Deterministic in
-        (sub.entropy, seq, text); delays also depend on ``received_at`` (nights)."""
+        (sub.entropy, seq, text); delays also depend on ``received_at`` (nights).
+        ``timing`` then ``reply_text`` give the same, the text drawn only when due."""
         plan = self._plan(text)
         seed, answers = self._first_draw(sub, plan, seq)
         if not answers:
             return []
-        if sub.opted_out or sub.responsiveness is _RESP_NEVER:
-            rng = self._rng
-            rng.reset(seed)
-            stop = rng.choice(_STYLES[sub.script].stop)
-            return [_reply(self._delay(rng, sub, received_at), stop, _R_STOP)]
-        q = plan.question
+        delays = self._when(sub, plan, seed, received_at)
+        what = self._what(sub, plan, seed, len(delays) == 2)
+        return [_reply(d, t, k, v) for d, (t, k, v) in zip(delays, what, strict=True)]
+
+    def timing(
+        self, sub: Subscriber, text: str, received_at: float, seq: int
+    ) -> tuple[int, tuple[float, ...]] | None:
+        """When ``react``'s replies go, without their texts: (the seed ``reply_text``
+        writes them from, their delays in order: one, or two for a two-part reply), or
+        None when there are none. At time x1 most replies wait longer than a test runs
+        (hours at night), so the engine writes a text only when its reply is due."""
+        plan = self._plans.get(text) or self._plan(text)
+        seed, answers = self._first_draw(sub, plan, seq)
+        if not answers:
+            return None
+        return seed, self._when(sub, plan, seed, received_at)
+
+    def reply_text(self, sub: Subscriber, text: str, seed: int, part: int) -> tuple[str, ReplyKind]:
+        """The text and kind of the reply ``timing`` gave ``seed`` for: ``part`` 0 when it
+        gave one delay, 1 and 2 for the two of a two-part reply; as ``react`` writes it."""
+        plan = self._plans.get(text) or self._plan(text)
+        what = self._what(sub, plan, seed, part > 0)
+        out, kind, _ = what[part - 1] if part else what[0]
+        return out, kind
+
+    def _when(
+        self, sub: Subscriber, plan: _Plan, seed: int, received_at: float
+    ) -> tuple[float, ...]:
+        """The delays of the replies of ``seed``: one, or two for a two-part reply (a "?"
+        or a slip, then the answer), from a stream of their own (``seed`` mixed with
+        ``_WHEN``), so that they never depend on how many draws the text takes."""
+        rng = self._rng
+        rng.reset(mix64(seed ^ _WHEN))
+        if (
+            plan.question.kind in _TWO_PART_KINDS
+            and not sub.opted_out
+            and sub.responsiveness is not _RESP_NEVER
+            and rng.random() < self._double_p[sub.literate]
+        ):
+            d1 = self._delay(rng, sub, received_at)
+            d2 = _after_night(rng, received_at, d1 + rng.lognormvariate(4.1, 0.7))  # ~1 min
+            return d1, d2
+        return (self._delay(rng, sub, received_at),)
+
+    def _what(
+        self, sub: Subscriber, plan: _Plan, seed: int, double: bool
+    ) -> list[tuple[str, ReplyKind, int | None]]:
+        """(text, kind, value) of each reply of ``seed``, two when ``_when`` made it a
+        two-part reply: the opted-out and never-responsive only send STOP."""
         rng = self._rng
         rng.reset(seed)  # a stream of its own per reply, without a new generator
         style = _STYLES[sub.script]
+        if sub.opted_out or sub.responsiveness is _RESP_NEVER:
+            return [(rng.choice(style.stop), _R_STOP, None)]
+        q = plan.question
         indic = (sub.digits is _D_ARABIC_INDIC) != (rng.random() < self._digit_slip)
-
-        x = rng.random()
-        odd = self._odd[sub.literate]
-        if x < odd[-1]:  # an odd reply (a few in a hundred): which one
-            for kind, threshold in zip(_ODD_KINDS, odd, strict=True):
-                if x < threshold:
-                    text_out = self._odd_text(rng, sub, style, plan, indic, kind)
-                    return [_reply(self._delay(rng, sub, received_at), text_out, kind)]
-
+        if not double:
+            x = rng.random()
+            odd = (self._odd_two if q.kind in _TWO_PART_KINDS else self._odd)[sub.literate]
+            if x < odd[-1]:  # an odd reply (a few in a hundred): which one
+                for kind, threshold in zip(_ODD_KINDS, odd, strict=True):
+                    if x < threshold:
+                        return [(self._odd_text(rng, sub, style, plan, indic, kind), kind, None)]
         out, kind, value = self._answer(rng, sub, style, plan, indic)
-        if q.kind in _TWO_PART_KINDS and rng.random() < self._double:
+        if double:
             if q.kind in (_Q_NUMBERED, _Q_RATING) and rng.random() < 0.5:
                 first, first_kind = _typo(rng, out), _R_TYPO
                 out = rng.choice(style.correction) + out
             else:
                 first, first_kind = rng.choice(style.hesitation), _R_NONSENSE
-            d1 = self._delay(rng, sub, received_at)
-            d2 = _after_night(rng, received_at, d1 + rng.lognormvariate(4.1, 0.7))  # ~1 min
-            return [_reply(d1, first, first_kind), _reply(d2, out, kind, value)]
-        return [_reply(self._delay(rng, sub, received_at), out, kind, value)]
+            return [(first, first_kind, None), (out, kind, value)]
+        return [(out, kind, value)]
 
     def silent(self, sub: Subscriber, text: str, seq: int) -> bool:
         """Whether ``react(sub, text, t, seq)`` is empty whatever ``t``: its first draw,

@@ -673,9 +673,11 @@ def _lazily(
     when = model.timing(sub, text, at, seq)
     if when is None:
         return []
-    seed, delays = when
+    prompt, seed, delays = when
     parts = (0,) if len(delays) == 1 else (1, 2)
-    return [(d, *model.reply_text(sub, text, seed, p)) for d, p in zip(delays, parts, strict=True)]
+    return [
+        (d, *model.reply_text(sub, prompt, seed, p)) for d, p in zip(delays, parts, strict=True)
+    ]
 
 
 def test_timing_then_reply_text_is_react() -> None:
@@ -711,11 +713,27 @@ def test_delays_do_not_depend_on_how_the_text_is_written() -> None:
     second = [two.timing(s, t, at, 2) for s in subs for t in ALL_PROMPTS]
     assert first == second
     texts = [
-        (one.reply_text(s, t, w[0], 0), two.reply_text(s, t, w[0], 0))
-        for (s, t), w in zip(((s, t) for s in subs for t in ALL_PROMPTS), first, strict=True)
-        if w is not None and len(w[1]) == 1
+        (one.reply_text(s, *w[:2], 0), two.reply_text(s, *w[:2], 0))
+        for s, w in zip((s for s in subs for _ in ALL_PROMPTS), first, strict=True)
+        if w is not None and len(w[2]) == 1
     ]
     assert sum(a != b for a, b in texts) > 0.2 * len(texts)
+
+
+def test_personalised_copies_of_a_question_share_one_prompt() -> None:
+    """Replies waiting to be written keep the prompt, not the message: a personalised
+    quiz to millions keeps one per question, not one text per person."""
+    model = BehaviourModel()
+    subs = [s for s in subs_like(400) if s.responsiveness is Responsiveness.EAGER]
+    prompts = {
+        id(w[0])
+        for i, s in enumerate(subs)
+        if (w := model.timing(s, f"أهلا {NAMES[i % len(NAMES)]}، {QUIZ}", MORNING, 0))
+    }
+    assert len(prompts) == 1 and model.cached == len(NAMES)  # five texts, one prompt
+
+
+NAMES = ("منى", "فاطمة", "أحمد", "Mona", "Sara")
 
 
 def test_two_part_replies_leave_the_odd_shares_as_configured() -> None:

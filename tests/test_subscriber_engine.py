@@ -35,7 +35,7 @@ from simulator.smsc.handsets import MtRecorder
 from simulator.smsc.scheduler import TimerQueue
 from simulator.smsc.server import SmscServer
 from simulator.smsc.store import Message
-from simulator.subscribers.behaviour import BehaviourModel, Reply, ReplyKind, is_stop
+from simulator.subscribers.behaviour import BehaviourModel, Prompt, Reply, ReplyKind, is_stop
 from simulator.subscribers.delivery import DeliveryModel, handset_on, local_hour
 from simulator.subscribers.engine import SPONTANEOUS, SubscriberEngine
 from simulator.subscribers.population import Population
@@ -772,7 +772,7 @@ class CountingModel(BehaviourModel):
 
     def timing(
         self, sub: Subscriber, text: str, received_at: float, seq: int
-    ) -> tuple[int, tuple[float, ...]] | None:
+    ) -> tuple[Prompt, int, tuple[float, ...]] | None:
         self.timed.append((sub, text, received_at, seq))
         return super().timing(sub, text, received_at, seq)
 

@@ -28,6 +28,7 @@ from .profile import DelayProfile, Digits, Responsiveness, Script, Subscriber
 
 __all__ = [
     "BehaviourModel",
+    "Prompt",
     "Question",
     "QuestionKind",
     "Reply",
@@ -561,13 +562,23 @@ def _rating_weights(lo: int, hi: int) -> tuple[float, ...]:
 
 
 @dataclass(slots=True, frozen=True)
+class Prompt:
+    """What a reply's text depends on of the message it answers: equal for the
+    personalised copies of one question, so the replies waiting to be written
+    (``BehaviourModel.timing``) share one rather than keep each its message's text."""
+
+    question: Question
+    right: int | None  # the right option, from an answer key
+    rating_cum: tuple[float, ...]
+
+
+@dataclass(slots=True, frozen=True)
 class _Plan:
     """All that depends on the text only, computed once per distinct text."""
 
     question: Question
-    right: int | None  # the right option, from an answer key
     salt: int  # a stable 64-bit hash of the text (Python's hash() is salted per run)
-    rating_cum: tuple[float, ...]
+    prompt: Prompt
 
 
 @dataclass(slots=True, frozen=True)
@@ -678,6 +689,7 @@ class BehaviourModel:
         "_odd_two",
         "_opted_out_stop",
         "_plans",
+        "_prompts",
         "_reply_p",
         "_rng",
         "_sigma",
@@ -745,6 +757,7 @@ class BehaviourModel:
         self._keys = tuple(keys)
         self._cache_size = max(1, cache_size)
         self._plans: dict[str, _Plan] = {}
+        self._prompts: dict[Prompt, Prompt] = {}
         self._rng = _HashRandom(0)
 
     # --- per text ---------------------------------------------------------------------------
@@ -769,7 +782,12 @@ class BehaviourModel:
             blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
         )
         cum = _rating_weights(q.rating_min, q.rating_max) if q.kind is _Q_RATING else ()
-        plan = _Plan(q, right, salt, cum)
+        prompt = Prompt(q, right, cum)
+        prompts = self._prompts
+        if len(prompts) >= self._cache_size:
+            prompts.clear()  # fewer shared, none wrong
+        prompt = prompts.setdefault(prompt, prompt)
+        plan = _Plan(q, salt, prompt)
         plans = self._plans
         if len(plans) >= self._cache_size:
             del plans[next(iter(plans))]  # oldest first: broadcasts repeat the newest
@@ -793,27 +811,29 @@ class BehaviourModel:
         if not answers:
             return []
         delays = self._when(sub, plan, seed, received_at)
-        what = self._what(sub, plan, seed, len(delays) == 2)
+        what = self._what(sub, plan.prompt, seed, len(delays) == 2)
         return [_reply(d, t, k, v) for d, (t, k, v) in zip(delays, what, strict=True)]
 
     def timing(
         self, sub: Subscriber, text: str, received_at: float, seq: int
-    ) -> tuple[int, tuple[float, ...]] | None:
-        """When ``react``'s replies go, without their texts: (the seed ``reply_text``
-        writes them from, their delays in order: one, or two for a two-part reply), or
-        None when there are none. At time x1 most replies wait longer than a test runs
-        (hours at night), so the engine writes a text only when its reply is due."""
+    ) -> tuple[Prompt, int, tuple[float, ...]] | None:
+        """When ``react``'s replies go, without their texts: (what ``reply_text`` writes
+        them from: the message's prompt and a seed; their delays in order: one, or two
+        for a two-part reply), or None when there are none. At time x1 most replies wait
+        longer than a test runs (hours at night): the engine writes a text when due."""
         plan = self._plans.get(text) or self._plan(text)
         seed, answers = self._first_draw(sub, plan, seq)
         if not answers:
             return None
-        return seed, self._when(sub, plan, seed, received_at)
+        return plan.prompt, seed, self._when(sub, plan, seed, received_at)
 
-    def reply_text(self, sub: Subscriber, text: str, seed: int, part: int) -> tuple[str, ReplyKind]:
-        """The text and kind of the reply ``timing`` gave ``seed`` for: ``part`` 0 when it
-        gave one delay, 1 and 2 for the two of a two-part reply; as ``react`` writes it."""
-        plan = self._plans.get(text) or self._plan(text)
-        what = self._what(sub, plan, seed, part > 0)
+    def reply_text(
+        self, sub: Subscriber, prompt: Prompt, seed: int, part: int
+    ) -> tuple[str, ReplyKind]:
+        """The text and kind of the reply ``timing`` gave (``prompt``, ``seed``) for:
+        ``part`` 0 when it gave one delay, 1 and 2 for the two parts of a two-part reply;
+        as ``react`` writes it."""
+        what = self._what(sub, prompt, seed, part > 0)
         out, kind, _ = what[part - 1] if part else what[0]
         return out, kind
 
@@ -837,7 +857,7 @@ class BehaviourModel:
         return (self._delay(rng, sub, received_at),)
 
     def _what(
-        self, sub: Subscriber, plan: _Plan, seed: int, double: bool
+        self, sub: Subscriber, prompt: Prompt, seed: int, double: bool
     ) -> list[tuple[str, ReplyKind, int | None]]:
         """(text, kind, value) of each reply of ``seed``, two when ``_when`` made it a
         two-part reply: the opted-out and never-responsive only send STOP."""
@@ -846,7 +866,7 @@ class BehaviourModel:
         style = _STYLES[sub.script]
         if sub.opted_out or sub.responsiveness is _RESP_NEVER:
             return [(rng.choice(style.stop), _R_STOP, None)]
-        q = plan.question
+        q = prompt.question
         indic = (sub.digits is _D_ARABIC_INDIC) != (rng.random() < self._digit_slip)
         if not double:
             x = rng.random()
@@ -854,8 +874,9 @@ class BehaviourModel:
             if x < odd[-1]:  # an odd reply (a few in a hundred): which one
                 for kind, threshold in zip(_ODD_KINDS, odd, strict=True):
                     if x < threshold:
-                        return [(self._odd_text(rng, sub, style, plan, indic, kind), kind, None)]
-        out, kind, value = self._answer(rng, sub, style, plan, indic)
+                        out = self._odd_text(rng, sub, style, prompt, indic, kind)
+                        return [(out, kind, None)]
+        out, kind, value = self._answer(rng, sub, style, prompt, indic)
         if double:
             if q.kind in (_Q_NUMBERED, _Q_RATING) and rng.random() < 0.5:
                 first, first_kind = _typo(rng, out), _R_TYPO
@@ -921,7 +942,7 @@ class BehaviourModel:
     # --- what -------------------------------------------------------------------------------
 
     def _answer(
-        self, rng: random.Random, sub: Subscriber, style: _Style, plan: _Plan, indic: bool
+        self, rng: random.Random, sub: Subscriber, style: _Style, plan: Prompt, indic: bool
     ) -> tuple[str, ReplyKind, int | None]:
         """The reply meant: an option, yes/no, a score, the keyword or some words."""
         q = plan.question
@@ -1004,7 +1025,7 @@ class BehaviourModel:
         rng: random.Random,
         sub: Subscriber,
         style: _Style,
-        plan: _Plan,
+        plan: Prompt,
         indic: bool,
         kind: ReplyKind,
     ) -> str:

@@ -38,7 +38,7 @@ from simulator.smsc.handsets import MtRecorder, ReceivedMt, mt_part
 from simulator.smsc.receipts import Outcome
 from simulator.smsc.store import Message
 
-from .behaviour import BehaviourModel, Reply, ReplyKind, ReplyModel, is_stop
+from .behaviour import BehaviourModel, Prompt, Reply, ReplyKind, ReplyModel, is_stop
 from .delivery import DeliveryModel, handset_on, local_hour, next_on
 from .numbering import TON_NATIONAL, normalize
 from .population import Population, Traits
@@ -75,9 +75,6 @@ _WHO_CODE = {who: i for i, who in enumerate(_WHO)}
 #: Reply kinds as one byte in a waiting reply's column, their values by that byte.
 _KIND_CODE = {kind: i for i, kind in enumerate(ReplyKind)}
 _KIND_VALUES = tuple(kind._value_ for kind in ReplyKind)
-#: The kind byte of a reply whose text is written when due (``BehaviourModel.timing``):
-#: ``_LAZY | part``, the part ``reply_text`` takes (0 alone, 1 and 2 of a two-part one).
-_LAZY = 0x80
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
@@ -111,14 +108,15 @@ def _outcome(state: MessageState, delay: float, err: int) -> Outcome:
 class _DueSlot:
     """The replies due in one slot, in columns: MSISDNs as int64 (-1: the address is in
     ``others`` by position), the sender's (operator, responsiveness) as a ``_WHO``
-    index, a text, a kind byte, a seed, destinations. A reply decided whole (a model
-    with only ``react``) keeps its text (shared) and ``_KIND_CODE``, seed 0; one whose
-    text waits keeps the message it answers (the shared MT text), ``_LAZY | part`` and
-    the seed, and ``model`` writes it when due (the model that drew its delays)."""
+    index, a text, a byte, a seed, destinations. A reply decided whole (a model with
+    only ``react``) keeps its text (shared) and its kind's ``_KIND_CODE``, seed 0; one
+    whose text waits keeps the ``Prompt`` of the message it answers (shared by the
+    model), the part and the seed ``reply_text`` takes, and ``model`` writes it when due
+    (the model that drew its delays)."""
 
     numbers: array[int]
     who: array[int]
-    texts: list[str]
+    texts: list[str | Prompt]
     kinds: array[int]
     seeds: array[int]
     tos: list[str]
@@ -547,13 +545,13 @@ class SubscriberEngine:
             when = lazy.timing(sub, text, done, seq)
             if when is None:
                 return
-            seed, delays = when
+            prompt, seed, delays = when
             to = _reply_to(msg.source_addr)
             if len(delays) == 1:
-                self._plan_lazy(lazy, sub, done + delays[0], to, text, seed, _LAZY)
+                self._plan_lazy(lazy, sub, done + delays[0], to, prompt, seed, 0)
             else:
                 for part, delay in enumerate(delays, 1):
-                    self._plan_lazy(lazy, sub, done + delay, to, text, seed, _LAZY | part)
+                    self._plan_lazy(lazy, sub, done + delay, to, prompt, seed, part)
             return
         replies = self._behaviour.react(sub, text, done, seq)
         if replies:
@@ -651,24 +649,24 @@ class SubscriberEngine:
         sub: Subscriber,
         sim_at: float,
         to: str,
-        text: str,
+        prompt: Prompt,
         seed: int,
-        code: int,
+        part: int,
     ) -> None:
-        """Keep a reply whose text ``model`` writes when due: the message it answers (the
-        shared ``text``), the seed and part (``code``) its ``reply_text`` takes. At x1
-        few replies come due within a run: the texts of the others are never drawn."""
+        """Keep a reply whose text ``model`` writes when due: what its ``reply_text``
+        takes (the message's ``prompt``, shared; ``seed``; ``part``). At x1 few replies
+        come due within a run: the texts of the others are never drawn."""
         due = self._keep(sub, sim_at, to)
         if due.model is not model:
             if due.model is not None:  # another model's in this slot: written now
-                out, kind = model.reply_text(sub, text, seed, code & ~_LAZY)
+                out, kind = model.reply_text(sub, prompt, seed, part)
                 due.texts.append(out)
                 due.kinds.append(_KIND_CODE[kind])
                 due.seeds.append(0)
                 return
             due.model = model
-        due.texts.append(text)
-        due.kinds.append(code)
+        due.texts.append(prompt)
+        due.kinds.append(part)
         due.seeds.append(seed)
 
     def _send_due(self, key: int) -> None:
@@ -682,15 +680,15 @@ class SubscriberEngine:
         for i, number in enumerate(due.numbers):
             self._pending_replies -= 1
             msisdn = others[i] if number < 0 else str(number)
-            code = kinds[i]
-            if code < _LAZY:
-                send(msisdn, *_WHO[who[i]], texts[i], _KIND_VALUES[code], tos[i])
+            text = texts[i]
+            if isinstance(text, str):
+                send(msisdn, *_WHO[who[i]], text, _KIND_VALUES[kinds[i]], tos[i])
                 continue
             assert model is not None
             # The profile derived again (the reply kept a byte of it), then the text.
             sub = subscriber(traits(msisdn))
-            text, kind = model.reply_text(sub, texts[i], seeds[i], code & ~_LAZY)
-            send(msisdn, *_WHO[who[i]], text, kind._value_, tos[i])
+            out, kind = model.reply_text(sub, text, seeds[i], kinds[i])
+            send(msisdn, *_WHO[who[i]], out, kind._value_, tos[i])
 
     def _send(
         self,

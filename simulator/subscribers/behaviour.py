@@ -1,9 +1,11 @@
 """How a subscriber answers what 1442 sends: recognise the question, then decide whether,
 when and what to reply.
 
-Pure and deterministic: the SMSC calls ``BehaviourModel.react`` for every message a
+Pure and deterministic: ``BehaviourModel.react`` decides the replies to a message a
 handset receives, and the same (subscriber, message number, text) always gives the same
-replies, so a load test can be replayed. ``analyse`` reads the question type from the
+replies, so a load test can be replayed. The SMSC asks it in two steps, ``timing`` at
+arrival (whether and when) and ``reply_text`` when each reply is due (what), which
+together are ``react``. ``analyse`` reads the question type from the
 wording itself (numbered options, yes/no, a rating scale, "send WORD", an opinion) in
 Arabic or English with either digit style, so new campaigns need no code. ``is_stop``,
 ``parse_number`` and ``parse_yes_no`` read replies the way the platform's flows do.
@@ -184,7 +186,9 @@ def _reply(delay: float, text: str, kind: ReplyKind, value: int | None = None) -
 class ReplyModel(Protocol):
     """What the SMSC's subscriber engine needs from a behaviour model: plug in another
     (a scenario's scripted answers, a recorded trace) by passing it to
-    ``SubscriberEngine(behaviour=...)``. ``BehaviourModel`` is the default."""
+    ``SubscriberEngine(behaviour=...)``. ``BehaviourModel`` is the default; the engine
+    asks it (and a subclass keeping its ``react``) ``timing`` and ``reply_text`` instead,
+    and any other model ``react``, its replies then kept whole until due."""
 
     def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
         """The replies ``sub`` sends to ``text`` received at ``received_at``."""

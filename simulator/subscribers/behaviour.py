@@ -46,6 +46,8 @@ _M64: Final = (1 << 64) - 1
 
 
 _TO_UNIT: Final = 1.0 / (1 << 53)
+_M32: Final = (1 << 32) - 1
+_TO_UNIT32: Final = 1.0 / (1 << 32)
 #: A 64-byte digest as eight doubles in [1, 2): each 64-bit lane keeps 52 random bits as
 #: its mantissa under the exponent of 1.0 (one big-int AND and OR for the eight, where
 #: converting each word to a float in Python cost ~1.2 µs a block).
@@ -97,7 +99,6 @@ class _HashRandom(random.Random):
 _GOLDEN: Final = 0x9E3779B97F4A7C15
 #: Mixed into a reply's seed for the stream of its delays (``BehaviourModel._when``).
 _WHEN: Final = 0x2545F4914F6CDD1D
-_TWO_PI: Final = 2.0 * math.pi
 #: Replies that would land in this Cairo-local window wait for the morning (hours).
 NIGHT_START: Final = 1.0
 NIGHT_END: Final = 7.0
@@ -107,6 +108,8 @@ _WAKE_MEAN: Final = 2700.0
 _WAKE_SPAN: Final = 1.0 - math.exp(-4 * 3600.0 / _WAKE_MEAN)
 _NIGHT_FROM: Final = NIGHT_START * 3600
 _NIGHT_TO: Final = NIGHT_END * 3600
+_TWO_PI_32: Final = 2.0 * math.pi / (1 << 32)
+_WAKE_UNIT32: Final = _WAKE_SPAN / (1 << 32)
 
 
 class QuestionKind(StrEnum):
@@ -845,20 +848,39 @@ class BehaviourModel:
         self, sub: Subscriber, plan: _Plan, seed: int, received_at: float
     ) -> tuple[float, ...]:
         """The delays of the replies of ``seed``: one, or two for a two-part reply (a "?"
-        or a slip, then the answer), from a stream of their own (``seed`` mixed with
-        ``_WHEN``), so that they never depend on how many draws the text takes."""
-        rng = self._rng
-        rng.reset(mix64(seed ^ _WHEN))
+        or a slip, then the answer), from draws of their own (``seed`` mixed with
+        ``_WHEN``), so that they never depend on how many draws the text takes.
+
+        Drawn at every arrival, where the text is drawn only when due: two splitmix64
+        hashes, each two 32-bit uniforms (a BLAKE2b block of ``_HashRandom`` cost 1.4 µs,
+        the whole of this ~1 µs): a lognormal by Box-Muller from the first, whether the
+        reply comes in two parts and the wait after the night from the second."""
+        x = ((seed ^ _WHEN) + _GOLDEN) & _M64  # mix64, inlined
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+        x ^= x >> 31
+        y = (x + _GOLDEN) & _M64  # the next one, from the first
+        y = ((y ^ (y >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        y = ((y ^ (y >> 27)) * 0x94D049BB133111EB) & _M64
+        y ^= y >> 31
+        # (0, 1] for the radius: its log is finite; 32 bits reach 6.7 standard deviations.
+        z = math.sqrt(-2.0 * math.log(((x >> 32) + 1) * _TO_UNIT32)) * math.cos(
+            (x & _M32) * _TWO_PI_32
+        )
+        d = math.exp(self._delay_mu[sub.delay_profile] + self._sigma * z)
+        local = (received_at + d + CAIRO_OFFSET) % 86400.0  # _after_night, inlined
+        if _NIGHT_FROM <= local < _NIGHT_TO:
+            d += _NIGHT_TO - local - _WAKE_MEAN * math.log(1.0 - (y & _M32) * _WAKE_UNIT32)
         if (
             plan.question.kind in _TWO_PART_KINDS
+            and (y >> 32) * _TO_UNIT32 < self._double_p[sub.literate]
             and not sub.opted_out
             and sub.responsiveness is not _RESP_NEVER
-            and rng.random() < self._double_p[sub.literate]
         ):
-            d1 = self._delay(rng, sub, received_at)
-            d2 = _after_night(rng, received_at, d1 + rng.lognormvariate(4.1, 0.7))  # ~1 min
-            return d1, d2
-        return (self._delay(rng, sub, received_at),)
+            rng = self._rng  # one in a hundred: the second part's draws from a stream
+            rng.reset(y)
+            return d, _after_night(rng, received_at, d + rng.lognormvariate(4.1, 0.7))  # ~1 min
+        return (d,)
 
     def _what(
         self, sub: Subscriber, prompt: Prompt, seed: int, double: bool
@@ -927,21 +949,6 @@ class BehaviourModel:
         if plan.question.kind is _Q_NONE:
             return seed, u < self._unprompted_p
         return seed, u < self._reply_p[responsiveness]
-
-    def _delay(self, rng: _HashRandom, sub: Subscriber, at: float) -> float:
-        """A lognormal reply delay for the subscriber's profile, after the night."""
-        z = rng.gauss_next  # random.Random.gauss(0, 1), inlined (the same draws)
-        rng.gauss_next = None
-        if z is None:
-            x2pi = rng.random() * _TWO_PI
-            g2rad = math.sqrt(-2.0 * math.log(1.0 - rng.random()))
-            z = math.cos(x2pi) * g2rad
-            rng.gauss_next = math.sin(x2pi) * g2rad
-        d = math.exp(self._delay_mu[sub.delay_profile] + self._sigma * z)
-        local = (at + d + CAIRO_OFFSET) % 86400.0  # _after_night, inlined
-        if _NIGHT_FROM <= local < _NIGHT_TO:
-            d += _NIGHT_TO - local - _WAKE_MEAN * math.log(1.0 - rng.random() * _WAKE_SPAN)
-        return d
 
     # --- what -------------------------------------------------------------------------------
 

@@ -769,12 +769,19 @@ class CountingModel(BehaviourModel):
         super().__init__(**knobs)
         self.timed: list[tuple[Subscriber, str, float, int]] = []
         self.written = 0
+        self.kept = 0  # texts written from the very profile timed (kept, not derived)
+        self._timed_ids: set[int] = set()  # of the profiles in ``timed`` (alive there)
 
     def timing(
         self, sub: Subscriber, text: str, received_at: float, seq: int
     ) -> tuple[Prompt, int, tuple[float, ...]] | None:
         self.timed.append((sub, text, received_at, seq))
+        self._timed_ids.add(id(sub))
         return super().timing(sub, text, received_at, seq)
+
+    def reply_text(self, sub: Subscriber, prompt: Prompt, seed: int, part: int) -> Any:
+        self.kept += id(sub) in self._timed_ids
+        return super().reply_text(sub, prompt, seed, part)
 
     def _what(self, *args: Any) -> Any:
         self.written += 1
@@ -782,14 +789,15 @@ class CountingModel(BehaviourModel):
 
 
 def _lazy_engine(
-    model: BehaviourModel,
+    model: BehaviourModel, start: float = THREE_AM_CAIRO
 ) -> tuple[SubscriberEngine, FakeMonotonic, TimerQueue, list[tuple[str, str, str, float]]]:
-    """An engine at x1 from 03:00 Cairo on a fake loop clock and a real timer heap; the
-    MO it injects as (number, text, destination, simulated time)."""
+    """An engine at x1 from ``start`` (03:00 Cairo: every reply waits for the morning)
+    on a fake loop clock and a real timer heap; the MO it injects as (number, text,
+    destination, simulated time)."""
     mono = FakeMonotonic()
     cfg = SmscConfig(population=PopulationConfig(enabled=True, size=20_000, seed=11,
                                                  **LAZY_POPULATION))  # fmt: skip
-    engine = SubscriberEngine(cfg, SimClock(1.0, start=THREE_AM_CAIRO, monotonic=mono))
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=start, monotonic=mono))
     engine.behaviour = model
     timers = TimerQueue()
     sent: list[tuple[str, str, str, float]] = []
@@ -854,12 +862,15 @@ def _match(sent: list[tuple[str, str, str, float]], expected: Expected) -> None:
 LAZY_KNOBS: dict[str, Any] = {"double_share": 0.2, "opted_out_stop": 0.5, "never_stop": 0.3}
 
 
-def test_replies_written_when_due_are_the_ones_react_decides() -> None:
+@pytest.mark.parametrize("start", [THREE_AM_CAIRO, NOON_CAIRO])
+def test_replies_written_when_due_are_the_ones_react_decides(start: float) -> None:
     """The differential proof of the fast path: every MO the engine sends, its text
     written only when due, is one ``react`` decides for that arrival, at its time;
-    two-part replies and STOP from the opted-out and never-responsive included."""
+    two-part replies and STOP from the opted-out and never-responsive included. At
+    03:00 every reply waits hours (its profile derived again when due); at noon the
+    quick ones are written from the profile kept."""
     model = CountingModel(**LAZY_KNOBS)
-    engine, mono, timers, sent = _lazy_engine(model)
+    engine, mono, timers, sent = _lazy_engine(model, start)
     sources = {engine.population.msisdn(i): "7070" if i % 4 else "1442" for i in range(0, 3_000, 3)}
     _submit_all(engine, mono, timers, sources, "a")
     _run_all(mono, timers)
@@ -886,6 +897,10 @@ def test_replies_written_when_due_are_the_ones_react_decides() -> None:
     assert sum(len(es) == 2 for es in per_arrival) > 20
     assert max(e[4].delay for e in expected) > 3 * 3600
     assert {s[2] for s in sent} == {"1442", "7070"}
+    if start == THREE_AM_CAIRO:
+        assert model.kept == 0
+    else:
+        assert 0.05 * len(sent) < model.kept < 0.95 * len(sent)
 
 
 def test_replies_not_yet_due_have_no_text_yet() -> None:

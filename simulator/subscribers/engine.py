@@ -65,7 +65,8 @@ _ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)}
 _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
 #: Arrivals due within this many real seconds keep the profile derived at submission
 #: (a handset that is on: the common case, a few seconds of traffic at a time); later
-#: ones (handsets off, waiting hours in numbers) derive it again.
+#: ones (handsets off, waiting hours in numbers) derive it again. So do the replies
+#: whose texts are written when due (most at x3600, few at x1).
 _KEEP_PROFILE = 10.0
 
 #: (serving operator, responsiveness) pairs: what a waiting reply keeps of its sender's
@@ -112,7 +113,8 @@ class _DueSlot:
     only ``react``) keeps its text (shared) and its kind's ``_KIND_CODE``, seed 0; one
     whose text waits keeps the ``Prompt`` of the message it answers (shared by the
     model), the part and the seed ``reply_text`` takes, and ``model`` writes it when due
-    (the model that drew its delays)."""
+    (the model that drew its delays), from the sender's profile in ``subs`` by position
+    when it was due within ``_KEEP_PROFILE`` real seconds, else derived again."""
 
     numbers: array[int]
     who: array[int]
@@ -121,6 +123,7 @@ class _DueSlot:
     seeds: array[int]
     tos: list[str]
     others: dict[int, str]
+    subs: dict[int, Subscriber]
     model: BehaviourModel | None = None
 
 
@@ -602,24 +605,28 @@ class SubscriberEngine:
             if silent is None or not silent(sub, text, seq):
                 self._arrival(last, sub, done, whole, text)
 
-    def _keep(self, sub: Subscriber, sim_at: float, to: str) -> _DueSlot:
+    def _keep(self, sub: Subscriber, sim_at: float, to: str, profile: bool = False) -> _DueSlot:
         """Keep a reply until due (its sender and destination; the caller adds what it
         says). A quiz to millions leaves millions of replies waiting for hours, so they
         wait in columns, per slot of one simulated second (at least 1 ms and at most 1 s
         of real time) with one timer per slot: the number as an int and what sending
         needs of the profile as a byte, the destination as a shared string. A slot runs
-        at its end, so a reply goes out at most one slot late, never early."""
+        at its end, so a reply goes out at most one slot late, never early. ``profile``:
+        keep ``sub`` too when due within ``_KEEP_PROFILE`` (at x3600, most replies)."""
         assert self._schedule is not None and self._loop_time is not None
-        real_due = self._loop_time() + max(0.0, self.clock.to_real(sim_at - self.clock.now()))
+        wait = max(0.0, self.clock.to_real(sim_at - self.clock.now()))
+        real_due = self._loop_time() + wait
         self._pending_replies += 1
         width = self._slot
         key = math.ceil(real_due / width)
         due = self._due.get(key)
         if due is None:
             due = self._due[key] = _DueSlot(
-                array("q"), array("B"), [], array("B"), array("Q"), [], {}
+                array("q"), array("B"), [], array("B"), array("Q"), [], {}, {}
             )
             self._schedule(key * width, self._send_due_fn, key)
+        if profile and wait < _KEEP_PROFILE:
+            due.subs[len(due.numbers)] = sub
         msisdn = sub.msisdn
         due.who.append(_WHO_CODE[(sub.operator, sub.responsiveness)])
         if msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0":
@@ -656,7 +663,7 @@ class SubscriberEngine:
         """Keep a reply whose text ``model`` writes when due: what its ``reply_text``
         takes (the message's ``prompt``, shared; ``seed``; ``part``). At x1 few replies
         come due within a run: the texts of the others are never drawn."""
-        due = self._keep(sub, sim_at, to)
+        due = self._keep(sub, sim_at, to, True)
         if due.model is not model:
             if due.model is not None:  # another model's in this slot: written now
                 out, kind = model.reply_text(sub, prompt, seed, part)
@@ -674,7 +681,7 @@ class SubscriberEngine:
         if due is None:
             return
         others, who, texts, kinds, tos = due.others, due.who, due.texts, due.kinds, due.tos
-        seeds, model = due.seeds, due.model
+        seeds, model, subs = due.seeds, due.model, due.subs
         send = self._send
         traits, subscriber = self._traits, Population.subscriber
         for i, number in enumerate(due.numbers):
@@ -685,8 +692,10 @@ class SubscriberEngine:
                 send(msisdn, *_WHO[who[i]], text, _KIND_VALUES[kinds[i]], tos[i])
                 continue
             assert model is not None
-            # The profile derived again (the reply kept a byte of it), then the text.
-            sub = subscriber(traits(msisdn))
+            # The profile kept, or derived again (the reply kept a byte of it).
+            sub = subs.get(i) if subs else None
+            if sub is None:
+                sub = subscriber(traits(msisdn))
             out, kind = model.reply_text(sub, text, seeds[i], kinds[i])
             send(msisdn, *_WHO[who[i]], out, kind._value_, tos[i])
 

@@ -662,6 +662,94 @@ def test_two_message_replies_are_rare_and_in_order() -> None:
         assert parse_number(second.text) == second.value
 
 
+# --- when, then what: the engine's lazy path ------------------------------------------------
+
+
+def _lazily(
+    model: BehaviourModel, sub: Subscriber, text: str, at: float, seq: int
+) -> list[tuple[float, str, ReplyKind]]:
+    """``react``'s replies as the engine gets them: ``timing`` at arrival, each text
+    from ``reply_text`` when due; (delay, text, kind) each."""
+    when = model.timing(sub, text, at, seq)
+    if when is None:
+        return []
+    prompt, seed, delays = when
+    parts = (0,) if len(delays) == 1 else (1, 2)
+    return [
+        (d, *model.reply_text(sub, prompt, seed, p)) for d, p in zip(delays, parts, strict=True)
+    ]
+
+
+def test_timing_then_reply_text_is_react() -> None:
+    model = BehaviourModel(double_share=0.2, opted_out_stop=0.5, never_stop=0.5)
+    subs = mixed_subs(3000, seed=7)
+    cases = [
+        (s, t, MIDNIGHT + (i * 5077.3) % (2 * 86400), i % 5)
+        for i, s in enumerate(subs)
+        for t in ALL_PROMPTS
+    ]
+    eager = [[(r.delay, r.text, r.kind) for r in model.react(*c)] for c in cases]
+    # The texts written in another order than the delays were drawn, another message's
+    # in between: nothing carries over from one call to the next.
+    lazy = [_lazily(model, *c) for c in reversed(cases)][::-1]
+    assert lazy == eager
+    kinds = Counter(r[2] for rs in eager for r in rs)
+    doubles = [rs for rs in eager if len(rs) == 2]
+    assert len(doubles) > 100 and len(doubles) < 0.25 * sum(map(bool, eager))
+    stops = [c[0] for c, rs in zip(cases, eager, strict=True) if rs and rs[0][2] is ReplyKind.STOP]
+    assert any(s.opted_out for s in stops)
+    assert any(s.responsiveness is Responsiveness.NEVER for s in stops)
+    assert kinds[ReplyKind.TYPO] and kinds[ReplyKind.LONG] and kinds[ReplyKind.NONSENSE]
+
+
+def test_delays_do_not_depend_on_how_the_text_is_written() -> None:
+    """The delays come from a stream of their own: knobs that change only the text
+    (digit style, bare numbers, yes share) draw other texts at the same times."""
+    one = BehaviourModel(double_share=0.1)
+    two = BehaviourModel(double_share=0.1, digit_slip=0.5, bare_share=0.0, yes_share=0.1)
+    subs = mixed_subs(2000, seed=8)
+    at = MIDNIGHT + 4 * 3600
+    first = [one.timing(s, t, at, 2) for s in subs for t in ALL_PROMPTS]
+    second = [two.timing(s, t, at, 2) for s in subs for t in ALL_PROMPTS]
+    assert first == second
+    texts = [
+        (one.reply_text(s, *w[:2], 0), two.reply_text(s, *w[:2], 0))
+        for s, w in zip((s for s in subs for _ in ALL_PROMPTS), first, strict=True)
+        if w is not None and len(w[2]) == 1
+    ]
+    assert sum(a != b for a, b in texts) > 0.2 * len(texts)
+
+
+def test_personalised_copies_of_a_question_share_one_prompt() -> None:
+    """Replies waiting to be written keep the prompt, not the message: a personalised
+    quiz to millions keeps one per question, not one text per person."""
+    model = BehaviourModel()
+    subs = [s for s in subs_like(400) if s.responsiveness is Responsiveness.EAGER]
+    prompts = {
+        id(w[0])
+        for i, s in enumerate(subs)
+        if (w := model.timing(s, f"أهلا {NAMES[i % len(NAMES)]}، {QUIZ}", MORNING, 0))
+    }
+    assert len(prompts) == 1 and model.cached == len(NAMES)  # five texts, one prompt
+
+
+NAMES = ("منى", "فاطمة", "أحمد", "Mona", "Sara")
+
+
+def test_two_part_replies_leave_the_odd_shares_as_configured() -> None:
+    """Whether a reply comes in two parts is drawn with its delays, before its text:
+    the odd kinds keep their configured shares of all replies all the same."""
+    cfg = BehaviourConfig(stop_share=0.05, empty_share=0.05, nonsense_share=0, typo_share=0,
+                          long_share=0)  # fmt: skip
+    model = BehaviourModel(cfg, double_share=0.4)
+    out = [rs for rs in replies_of(model, subs_like(N // 2), QUIZ) if rs]
+    n = len(out)
+    assert within(sum(len(rs) == 2 for rs in out) / n, 0.4 * 0.9, n)
+    for kind in (ReplyKind.STOP, ReplyKind.EMPTY):
+        assert within(sum(rs[0].kind is kind for rs in out) / n, 0.05, n), kind
+    assert all(rs[0].kind in (ReplyKind.TYPO, ReplyKind.NONSENSE) for rs in out if len(rs) == 2)
+
+
 # --- when --------------------------------------------------------------------------------
 
 

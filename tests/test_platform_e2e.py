@@ -124,8 +124,10 @@ async def topology(
 ) -> AsyncIterator[Topology]:
     smsc = SmscServer(smsc_cfg, clock=clock)
     assert smsc.subscribers is not None
-    # Long enough a history that a whole quiz (12 MT, 10+ MO) of one subscriber stays.
-    smsc.subscribers.store = TouchedStore(history_size=2_000_000, per_subscriber=256)
+    # Long enough a history that a whole quiz (12 MT, 10+ MO) of one subscriber stays,
+    # and the services-menu conversation an eager subscriber may keep up after it for
+    # as long as the run lasts (one had 127 MO in 256 entries, another 203 MO: over).
+    smsc.subscribers.store = TouchedStore(history_size=2_000_000, per_subscriber=1000)
     await smsc.start()
     db = tmp_path / "platform.sqlite3"
     api_port = free_port()

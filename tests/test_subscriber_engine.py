@@ -32,13 +32,14 @@ from simulator.smpp.pdu import CancelSm, DeliverSm, ReplaceSm, SubmitSm
 from simulator.smpp.segmentation import Concat, parse_udh, split_message
 from simulator.smpp.text import alphabet_of, choose_coding, decode_text
 from simulator.smsc.handsets import MtRecorder
+from simulator.smsc.scheduler import TimerQueue
 from simulator.smsc.server import SmscServer
 from simulator.smsc.store import Message
-from simulator.subscribers.behaviour import Reply, ReplyKind, is_stop
+from simulator.subscribers.behaviour import BehaviourModel, Prompt, Reply, ReplyKind, is_stop
 from simulator.subscribers.delivery import DeliveryModel, handset_on, local_hour
 from simulator.subscribers.engine import SPONTANEOUS, SubscriberEngine
 from simulator.subscribers.population import Population
-from simulator.subscribers.profile import Availability, Subscriber
+from simulator.subscribers.profile import Availability, Responsiveness, Subscriber
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -737,6 +738,220 @@ def test_waiting_replies_share_a_timer_per_slot_and_never_go_early() -> None:
     assert sorted(s for s, _ in sent) == sorted(numbers)
     assert engine.summary().pending_replies == 0
     assert {t for _, t in sent} == {"len 2 #0"}
+
+
+# --- a BehaviourModel's replies: delays drawn at arrival, texts written when due ------------
+
+#: One of each question kind (and none), Arabic and English.
+LAZY_TEXTS = (
+    QUESTION,
+    "قيمي خدمة صرف تكافل وكرامة من ١ إلى ٥",
+    "Did your children go to school this week? Reply YES or NO",
+    "للتطوع مع الجمعيات الأهلية أرسل تطوع إلى 1442",
+    "شاركنا رأيك في خدمات وزارة التضامن الاجتماعي",
+    "info: no question here",
+)
+#: Opted out, never responsive, slow: STOP and replies waiting for hours in the mix.
+LAZY_POPULATION = {
+    **EAGER,
+    "responsiveness_mix": {"eager": 0.5, "normal": 0.2, "never": 0.3},
+    "delay_mix": {"fast": 0.4, "normal": 0.3, "slow": 0.3},
+    "opted_out_share": 0.2,
+}
+
+
+class CountingModel(BehaviourModel):
+    """The default model (its ``react`` untouched: the engine takes the fast path), noting
+    what the engine asked at arrival (``timing``) and counting the texts written
+    (``_what``, which ``react`` and ``reply_text`` both go through)."""
+
+    def __init__(self, **knobs: Any) -> None:
+        super().__init__(**knobs)
+        self.timed: list[tuple[Subscriber, str, float, int]] = []
+        self.written = 0
+        self.kept = 0  # texts written from the very profile timed (kept, not derived)
+        self._timed_ids: set[int] = set()  # of the profiles in ``timed`` (alive there)
+
+    def timing(
+        self, sub: Subscriber, text: str, received_at: float, seq: int
+    ) -> tuple[Prompt, int, tuple[float, ...]] | None:
+        self.timed.append((sub, text, received_at, seq))
+        self._timed_ids.add(id(sub))
+        return super().timing(sub, text, received_at, seq)
+
+    def reply_text(self, sub: Subscriber, prompt: Prompt, seed: int, part: int) -> Any:
+        self.kept += id(sub) in self._timed_ids
+        return super().reply_text(sub, prompt, seed, part)
+
+    def _what(self, *args: Any) -> Any:
+        self.written += 1
+        return super()._what(*args)
+
+
+def _lazy_engine(
+    model: BehaviourModel, start: float = THREE_AM_CAIRO
+) -> tuple[SubscriberEngine, FakeMonotonic, TimerQueue, list[tuple[str, str, str, float]]]:
+    """An engine at x1 from ``start`` (03:00 Cairo: every reply waits for the morning)
+    on a fake loop clock and a real timer heap; the MO it injects as (number, text,
+    destination, simulated time)."""
+    mono = FakeMonotonic()
+    cfg = SmscConfig(population=PopulationConfig(enabled=True, size=20_000, seed=11,
+                                                 **LAZY_POPULATION))  # fmt: skip
+    engine = SubscriberEngine(cfg, SimClock(1.0, start=start, monotonic=mono))
+    engine.behaviour = model
+    timers = TimerQueue()
+    sent: list[tuple[str, str, str, float]] = []
+    engine.attach(
+        schedule=lambda due, fn, arg: timers.push(due, fn, arg) and None,
+        loop_time=mono,
+        inject=lambda n, text, **kw: sent.append((n, text, kw["destination"], engine.clock.now())),
+        operators=list(OPERATORS),
+    )
+    # Whoever opted out before the run opts in again for some: they reach the model,
+    # which has them send STOP only (at opted_out_stop), as it does the never-responsive.
+    for i in range(0, 20_000, 2):
+        if engine.population.profile_at(i).opted_out:
+            engine.store.opt_in(engine.population.msisdn(i), 0.0)
+    return engine, mono, timers, sent
+
+
+def _submit_all(engine: SubscriberEngine, mono: FakeMonotonic, timers: TimerQueue,
+                numbers: dict[str, str], tag: str) -> None:  # fmt: skip
+    """Each number gets every LAZY_TEXTS message from its source (``numbers``), 1 ms
+    apart, the heap run as they go (arrivals, and any reply due meanwhile)."""
+    for k, text in enumerate(LAZY_TEXTS):
+        coding, payload = choose_coding(text)
+        for i, (number, source) in enumerate(numbers.items()):
+            mono.t += 0.001
+            msg = Message(f"{tag}-{k}-{i}", "rapidpro", source, 3, 0, number, 1, 1, 0, coding,
+                          payload, 1, engine.clock.now())  # fmt: skip
+            out = engine.outcome(msg)
+            msg.planned_state, msg.planned_time = out.state, msg.submit_time + out.delay
+            engine.on_mt(msg)
+            timers.run_due(mono.t)
+
+
+def _run_all(mono: FakeMonotonic, timers: TimerQueue) -> None:
+    while (due := timers.next_due()) is not None:
+        mono.t = max(mono.t, due)
+        timers.run_due(mono.t)
+
+
+Expected = list[tuple[str, str, str, float, Reply, Subscriber]]
+
+
+def _oracle(model: CountingModel, sources: dict[str, str], **knobs: Any) -> list[Expected]:
+    """What ``react`` of a fresh model like ``model`` decides for each arrival the engine
+    asked ``model`` about, per arrival: (number, text, destination, due, reply, sender)."""
+    fresh = BehaviourModel(**knobs)
+    return [
+        [(sub.msisdn, r.text, sources[sub.msisdn], at + r.delay, r, sub)
+         for r in fresh.react(sub, text, at, seq)]
+        for sub, text, at, seq in model.timed
+    ]  # fmt: skip
+
+
+def _match(sent: list[tuple[str, str, str, float]], expected: Expected) -> None:
+    """The MO injected are the replies expected, each sent within a slot (1 s) after due."""
+    assert sorted(s[:3] for s in sent) == sorted(e[:3] for e in expected)
+    for got, want in zip(sorted(sent), sorted(e[:4] for e in expected), strict=True):
+        assert want[3] <= got[3] < want[3] + 1.0 + 1e-6, (got, want)
+
+
+#: The knobs of the models of these tests: many two-part replies, and STOP.
+LAZY_KNOBS: dict[str, Any] = {"double_share": 0.2, "opted_out_stop": 0.5, "never_stop": 0.3}
+
+
+@pytest.mark.parametrize("start", [THREE_AM_CAIRO, NOON_CAIRO])
+def test_replies_written_when_due_are_the_ones_react_decides(start: float) -> None:
+    """The differential proof of the fast path: every MO the engine sends, its text
+    written only when due, is one ``react`` decides for that arrival, at its time;
+    two-part replies and STOP from the opted-out and never-responsive included. At
+    03:00 every reply waits hours (its profile derived again when due); at noon the
+    quick ones are written from the profile kept."""
+    model = CountingModel(**LAZY_KNOBS)
+    engine, mono, timers, sent = _lazy_engine(model, start)
+    sources = {engine.population.msisdn(i): "7070" if i % 4 else "1442" for i in range(0, 3_000, 3)}
+    _submit_all(engine, mono, timers, sources, "a")
+    _run_all(mono, timers)
+    assert engine.summary().pending_replies == 0
+    per_arrival = _oracle(model, sources, **LAZY_KNOBS)
+    expected = [e for es in per_arrival for e in es]
+    _match(sent, expected)
+    assert model.written == len(sent)  # once each: when due
+    # The same by kind, operator and responsiveness, and in each sender's history.
+    kinds = Counter((sub.operator, sub.responsiveness, r.kind.value) for *_, r, sub in expected)
+    assert engine.mo_counts == kinds
+    assert engine.summary().sent == len(sent)
+    kept = 0  # the history keeps each sender's newest entries, MT and MO together
+    for number in list(sources)[:100]:
+        mine = sorted((s[3], s[1]) for s in sent if s[0] == number)
+        history = sorted((e.time, e.text) for e in engine.sent_by(number))
+        assert history == mine[len(mine) - len(history) :]
+        kept += len(history)
+    assert kept > 20
+    # Not vacuous: two-part replies, STOP from both kinds of silent people, waits of hours.
+    stops = [sub for *_, r, sub in expected if r.kind is ReplyKind.STOP]
+    assert sum(sub.opted_out for sub in stops) > 5
+    assert sum(sub.responsiveness is Responsiveness.NEVER for sub in stops) > 5
+    assert sum(len(es) == 2 for es in per_arrival) > 20
+    assert max(e[4].delay for e in expected) > 3 * 3600
+    assert {s[2] for s in sent} == {"1442", "7070"}
+    if start == THREE_AM_CAIRO:
+        assert model.kept == 0
+    else:
+        assert 0.05 * len(sent) < model.kept < 0.95 * len(sent)
+
+
+def test_replies_not_yet_due_have_no_text_yet() -> None:
+    """At arrival only the delays are drawn: until a reply is due its text is not
+    written (the model writes as many texts as replies went out), however many wait."""
+    model = CountingModel(**LAZY_KNOBS)
+    engine, mono, timers, sent = _lazy_engine(model)
+    sources = {engine.population.msisdn(i): "1442" for i in range(0, 3_000, 3)}
+    _submit_all(engine, mono, timers, sources, "a")
+    timers.run_due(mono.t + 5.0)  # every arrival (fates take ~ms), a few quick replies
+    waiting = engine.summary().pending_replies
+    assert waiting > 1000 and len(sent) < waiting
+    assert model.written == len(sent)
+    _run_all(mono, timers)
+    assert engine.summary().pending_replies == 0
+    assert len(sent) == model.written >= waiting
+
+
+def test_replies_waiting_when_the_model_changes_are_written_by_the_one_that_timed_them() -> None:
+    """Replies keep the model that drew their delays: one set in the meantime writes
+    only its own, also when they wait in the same slot as the first one's."""
+    first, second = CountingModel(**LAZY_KNOBS), CountingModel(bare_share=1.0, yes_share=0.0)
+    engine, mono, timers, sent = _lazy_engine(first)
+    sources = {engine.population.msisdn(i): "1442" for i in range(0, 3_000, 3)}
+    _submit_all(engine, mono, timers, sources, "a")
+    engine.behaviour = second
+    _submit_all(engine, mono, timers, sources, "b")
+    assert second.written > 0  # some of its replies landed in a slot of the first's
+    _run_all(mono, timers)
+    expected = [e for es in _oracle(first, sources, **LAZY_KNOBS) for e in es]
+    expected += [e for es in _oracle(second, sources, bare_share=1.0, yes_share=0.0) for e in es]
+    _match(sent, expected)
+
+
+class Shouting(BehaviourModel):
+    """A model with its own ``react``: the engine must ask it, not the fast path."""
+
+    def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
+        return [
+            Reply(r.delay, r.text.upper() + "!", r.kind, r.value)
+            for r in super().react(sub, text, received_at, seq)
+        ]
+
+
+def test_a_model_with_its_own_react_decides_its_replies_whole() -> None:
+    model = Shouting(**LAZY_KNOBS)
+    engine, mono, timers, sent = _lazy_engine(model)  # type: ignore[arg-type]
+    sources = {engine.population.msisdn(i): "1442" for i in range(0, 600, 3)}
+    _submit_all(engine, mono, timers, sources, "a")
+    _run_all(mono, timers)
+    assert sent and all(text.endswith("!") for _, text, _, _ in sent)
 
 
 # --- cancel_sm, replace_sm and alert_notification with the subscribers on -------------------

@@ -1,9 +1,11 @@
 """How a subscriber answers what 1442 sends: recognise the question, then decide whether,
 when and what to reply.
 
-Pure and deterministic: the SMSC calls ``BehaviourModel.react`` for every message a
+Pure and deterministic: ``BehaviourModel.react`` decides the replies to a message a
 handset receives, and the same (subscriber, message number, text) always gives the same
-replies, so a load test can be replayed. ``analyse`` reads the question type from the
+replies, so a load test can be replayed. The SMSC asks it in two steps, ``timing`` at
+arrival (whether and when) and ``reply_text`` when each reply is due (what), which
+together are ``react``. ``analyse`` reads the question type from the
 wording itself (numbered options, yes/no, a rating scale, "send WORD", an opinion) in
 Arabic or English with either digit style, so new campaigns need no code. ``is_stop``,
 ``parse_number`` and ``parse_yes_no`` read replies the way the platform's flows do.
@@ -28,6 +30,7 @@ from .profile import DelayProfile, Digits, Responsiveness, Script, Subscriber
 
 __all__ = [
     "BehaviourModel",
+    "Prompt",
     "Question",
     "QuestionKind",
     "Reply",
@@ -43,6 +46,8 @@ _M64: Final = (1 << 64) - 1
 
 
 _TO_UNIT: Final = 1.0 / (1 << 53)
+_M32: Final = (1 << 32) - 1
+_TO_UNIT32: Final = 1.0 / (1 << 32)
 #: A 64-byte digest as eight doubles in [1, 2): each 64-bit lane keeps 52 random bits as
 #: its mantissa under the exponent of 1.0 (one big-int AND and OR for the eight, where
 #: converting each word to a float in Python cost ~1.2 µs a block).
@@ -92,7 +97,8 @@ class _HashRandom(random.Random):
 
 
 _GOLDEN: Final = 0x9E3779B97F4A7C15
-_TWO_PI: Final = 2.0 * math.pi
+#: Mixed into a reply's seed for the stream of its delays (``BehaviourModel._when``).
+_WHEN: Final = 0x2545F4914F6CDD1D
 #: Replies that would land in this Cairo-local window wait for the morning (hours).
 NIGHT_START: Final = 1.0
 NIGHT_END: Final = 7.0
@@ -102,6 +108,8 @@ _WAKE_MEAN: Final = 2700.0
 _WAKE_SPAN: Final = 1.0 - math.exp(-4 * 3600.0 / _WAKE_MEAN)
 _NIGHT_FROM: Final = NIGHT_START * 3600
 _NIGHT_TO: Final = NIGHT_END * 3600
+_TWO_PI_32: Final = 2.0 * math.pi / (1 << 32)
+_WAKE_UNIT32: Final = _WAKE_SPAN / (1 << 32)
 
 
 class QuestionKind(StrEnum):
@@ -181,7 +189,9 @@ def _reply(delay: float, text: str, kind: ReplyKind, value: int | None = None) -
 class ReplyModel(Protocol):
     """What the SMSC's subscriber engine needs from a behaviour model: plug in another
     (a scenario's scripted answers, a recorded trace) by passing it to
-    ``SubscriberEngine(behaviour=...)``. ``BehaviourModel`` is the default."""
+    ``SubscriberEngine(behaviour=...)``. ``BehaviourModel`` is the default; the engine
+    asks it (and a subclass keeping its ``react``) ``timing`` and ``reply_text`` instead,
+    and any other model ``react``, its replies then kept whole until due."""
 
     def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
         """The replies ``sub`` sends to ``text`` received at ``received_at``."""
@@ -559,13 +569,23 @@ def _rating_weights(lo: int, hi: int) -> tuple[float, ...]:
 
 
 @dataclass(slots=True, frozen=True)
+class Prompt:
+    """What a reply's text depends on of the message it answers: equal for the
+    personalised copies of one question, so the replies waiting to be written
+    (``BehaviourModel.timing``) share one rather than keep each its message's text."""
+
+    question: Question
+    right: int | None  # the right option, from an answer key
+    rating_cum: tuple[float, ...]
+
+
+@dataclass(slots=True, frozen=True)
 class _Plan:
     """All that depends on the text only, computed once per distinct text."""
 
     question: Question
-    right: int | None  # the right option, from an answer key
     salt: int  # a stable 64-bit hash of the text (Python's hash() is salted per run)
-    rating_cum: tuple[float, ...]
+    prompt: Prompt
 
 
 @dataclass(slots=True, frozen=True)
@@ -669,11 +689,14 @@ class BehaviourModel:
         "_delay_mu",
         "_digit_slip",
         "_double",
+        "_double_p",
         "_keys",
         "_never_stop",
         "_odd",
+        "_odd_two",
         "_opted_out_stop",
         "_plans",
+        "_prompts",
         "_reply_p",
         "_rng",
         "_sigma",
@@ -721,6 +744,17 @@ class BehaviourModel:
                 cum.append(acc)
             odd.append(tuple(cum))
         self._odd = (odd[0], odd[1])
+        # A two-part reply is decided with the delays (``_when``), before the text says
+        # whether the reply is odd: it has chance double_share * (1 - odd share), and the
+        # odd kinds are drawn among the other replies scaled up to keep their shares.
+        self._double_p = (
+            double_share * max(0.0, 1.0 - odd[0][-1]),
+            double_share * max(0.0, 1.0 - odd[1][-1]),
+        )
+        self._odd_two = (
+            tuple(c / (1.0 - self._double_p[0]) if self._double_p[0] < 1 else c for c in odd[0]),
+            tuple(c / (1.0 - self._double_p[1]) if self._double_p[1] < 1 else c for c in odd[1]),
+        )
         keys = []
         for pattern, option in cfg.answer_keys.items():
             try:
@@ -730,6 +764,7 @@ class BehaviourModel:
         self._keys = tuple(keys)
         self._cache_size = max(1, cache_size)
         self._plans: dict[str, _Plan] = {}
+        self._prompts: dict[Prompt, Prompt] = {}
         self._rng = _HashRandom(0)
 
     # --- per text ---------------------------------------------------------------------------
@@ -754,7 +789,12 @@ class BehaviourModel:
             blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
         )
         cum = _rating_weights(q.rating_min, q.rating_max) if q.kind is _Q_RATING else ()
-        plan = _Plan(q, right, salt, cum)
+        prompt = Prompt(q, right, cum)
+        prompts = self._prompts
+        if len(prompts) >= self._cache_size:
+            prompts.clear()  # fewer shared, none wrong
+        prompt = prompts.setdefault(prompt, prompt)
+        plan = _Plan(q, salt, prompt)
         plans = self._plans
         if len(plans) >= self._cache_size:
             del plans[next(iter(plans))]  # oldest first: broadcasts repeat the newest
@@ -771,41 +811,106 @@ class BehaviourModel:
     def react(self, sub: Subscriber, text: str, received_at: float, seq: int) -> list[Reply]:
         """The replies ``sub`` sends to ``text`` received at ``received_at`` (simulated Unix
         seconds), ``seq`` being the subscriber's message number. Deterministic in
-        (sub.entropy, seq, text); delays also depend on ``received_at`` (nights)."""
+        (sub.entropy, seq, text); delays also depend on ``received_at`` (nights).
+        ``timing`` then ``reply_text`` give the same, the text drawn only when due."""
         plan = self._plan(text)
         seed, answers = self._first_draw(sub, plan, seq)
         if not answers:
             return []
-        if sub.opted_out or sub.responsiveness is _RESP_NEVER:
-            rng = self._rng
-            rng.reset(seed)
-            stop = rng.choice(_STYLES[sub.script].stop)
-            return [_reply(self._delay(rng, sub, received_at), stop, _R_STOP)]
-        q = plan.question
+        delays = self._when(sub, plan, seed, received_at)
+        what = self._what(sub, plan.prompt, seed, len(delays) == 2)
+        return [_reply(d, t, k, v) for d, (t, k, v) in zip(delays, what, strict=True)]
+
+    def timing(
+        self, sub: Subscriber, text: str, received_at: float, seq: int
+    ) -> tuple[Prompt, int, tuple[float, ...]] | None:
+        """When ``react``'s replies go, without their texts: (what ``reply_text`` writes
+        them from: the message's prompt and a seed; their delays in order: one, or two
+        for a two-part reply), or None when there are none. At time x1 most replies wait
+        longer than a test runs (hours at night): the engine writes a text when due."""
+        plan = self._plans.get(text) or self._plan(text)
+        seed, answers = self._first_draw(sub, plan, seq)
+        if not answers:
+            return None
+        return plan.prompt, seed, self._when(sub, plan, seed, received_at)
+
+    def reply_text(
+        self, sub: Subscriber, prompt: Prompt, seed: int, part: int
+    ) -> tuple[str, ReplyKind]:
+        """The text and kind of the reply ``timing`` gave (``prompt``, ``seed``) for:
+        ``part`` 0 when it gave one delay, 1 and 2 for the two parts of a two-part reply;
+        as ``react`` writes it."""
+        what = self._what(sub, prompt, seed, part > 0)
+        out, kind, _ = what[part - 1] if part else what[0]
+        return out, kind
+
+    def _when(
+        self, sub: Subscriber, plan: _Plan, seed: int, received_at: float
+    ) -> tuple[float, ...]:
+        """The delays of the replies of ``seed``: one, or two for a two-part reply (a "?"
+        or a slip, then the answer), from draws of their own (``seed`` mixed with
+        ``_WHEN``), so that they never depend on how many draws the text takes.
+
+        Drawn at every arrival, where the text is drawn only when due: two splitmix64
+        hashes, each two 32-bit uniforms (a BLAKE2b block of ``_HashRandom`` cost 1.4 µs,
+        the whole of this ~1 µs): a lognormal by Box-Muller from the first, whether the
+        reply comes in two parts and the wait after the night from the second."""
+        x = ((seed ^ _WHEN) + _GOLDEN) & _M64  # mix64, inlined
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+        x ^= x >> 31
+        y = (x + _GOLDEN) & _M64  # the next one, from the first
+        y = ((y ^ (y >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        y = ((y ^ (y >> 27)) * 0x94D049BB133111EB) & _M64
+        y ^= y >> 31
+        # (0, 1] for the radius: its log is finite; 32 bits reach 6.7 standard deviations.
+        z = math.sqrt(-2.0 * math.log(((x >> 32) + 1) * _TO_UNIT32)) * math.cos(
+            (x & _M32) * _TWO_PI_32
+        )
+        d = math.exp(self._delay_mu[sub.delay_profile] + self._sigma * z)
+        local = (received_at + d + CAIRO_OFFSET) % 86400.0  # _after_night, inlined
+        if _NIGHT_FROM <= local < _NIGHT_TO:
+            d += _NIGHT_TO - local - _WAKE_MEAN * math.log(1.0 - (y & _M32) * _WAKE_UNIT32)
+        if (
+            plan.question.kind in _TWO_PART_KINDS
+            and (y >> 32) * _TO_UNIT32 < self._double_p[sub.literate]
+            and not sub.opted_out
+            and sub.responsiveness is not _RESP_NEVER
+        ):
+            rng = self._rng  # one in a hundred: the second part's draws from a stream
+            rng.reset(y)
+            return d, _after_night(rng, received_at, d + rng.lognormvariate(4.1, 0.7))  # ~1 min
+        return (d,)
+
+    def _what(
+        self, sub: Subscriber, prompt: Prompt, seed: int, double: bool
+    ) -> list[tuple[str, ReplyKind, int | None]]:
+        """(text, kind, value) of each reply of ``seed``, two when ``_when`` made it a
+        two-part reply: the opted-out and never-responsive only send STOP."""
         rng = self._rng
         rng.reset(seed)  # a stream of its own per reply, without a new generator
         style = _STYLES[sub.script]
+        if sub.opted_out or sub.responsiveness is _RESP_NEVER:
+            return [(rng.choice(style.stop), _R_STOP, None)]
+        q = prompt.question
         indic = (sub.digits is _D_ARABIC_INDIC) != (rng.random() < self._digit_slip)
-
-        x = rng.random()
-        odd = self._odd[sub.literate]
-        if x < odd[-1]:  # an odd reply (a few in a hundred): which one
-            for kind, threshold in zip(_ODD_KINDS, odd, strict=True):
-                if x < threshold:
-                    text_out = self._odd_text(rng, sub, style, plan, indic, kind)
-                    return [_reply(self._delay(rng, sub, received_at), text_out, kind)]
-
-        out, kind, value = self._answer(rng, sub, style, plan, indic)
-        if q.kind in _TWO_PART_KINDS and rng.random() < self._double:
+        if not double:
+            x = rng.random()
+            odd = (self._odd_two if q.kind in _TWO_PART_KINDS else self._odd)[sub.literate]
+            if x < odd[-1]:  # an odd reply (a few in a hundred): which one
+                for kind, threshold in zip(_ODD_KINDS, odd, strict=True):
+                    if x < threshold:
+                        out = self._odd_text(rng, sub, style, prompt, indic, kind)
+                        return [(out, kind, None)]
+        out, kind, value = self._answer(rng, sub, style, prompt, indic)
+        if double:
             if q.kind in (_Q_NUMBERED, _Q_RATING) and rng.random() < 0.5:
                 first, first_kind = _typo(rng, out), _R_TYPO
                 out = rng.choice(style.correction) + out
             else:
                 first, first_kind = rng.choice(style.hesitation), _R_NONSENSE
-            d1 = self._delay(rng, sub, received_at)
-            d2 = _after_night(rng, received_at, d1 + rng.lognormvariate(4.1, 0.7))  # ~1 min
-            return [_reply(d1, first, first_kind), _reply(d2, out, kind, value)]
-        return [_reply(self._delay(rng, sub, received_at), out, kind, value)]
+            return [(first, first_kind, None), (out, kind, value)]
+        return [(out, kind, value)]
 
     def silent(self, sub: Subscriber, text: str, seq: int) -> bool:
         """Whether ``react(sub, text, t, seq)`` is empty whatever ``t``: its first draw,
@@ -845,25 +950,10 @@ class BehaviourModel:
             return seed, u < self._unprompted_p
         return seed, u < self._reply_p[responsiveness]
 
-    def _delay(self, rng: _HashRandom, sub: Subscriber, at: float) -> float:
-        """A lognormal reply delay for the subscriber's profile, after the night."""
-        z = rng.gauss_next  # random.Random.gauss(0, 1), inlined (the same draws)
-        rng.gauss_next = None
-        if z is None:
-            x2pi = rng.random() * _TWO_PI
-            g2rad = math.sqrt(-2.0 * math.log(1.0 - rng.random()))
-            z = math.cos(x2pi) * g2rad
-            rng.gauss_next = math.sin(x2pi) * g2rad
-        d = math.exp(self._delay_mu[sub.delay_profile] + self._sigma * z)
-        local = (at + d + CAIRO_OFFSET) % 86400.0  # _after_night, inlined
-        if _NIGHT_FROM <= local < _NIGHT_TO:
-            d += _NIGHT_TO - local - _WAKE_MEAN * math.log(1.0 - rng.random() * _WAKE_SPAN)
-        return d
-
     # --- what -------------------------------------------------------------------------------
 
     def _answer(
-        self, rng: random.Random, sub: Subscriber, style: _Style, plan: _Plan, indic: bool
+        self, rng: random.Random, sub: Subscriber, style: _Style, plan: Prompt, indic: bool
     ) -> tuple[str, ReplyKind, int | None]:
         """The reply meant: an option, yes/no, a score, the keyword or some words."""
         q = plan.question
@@ -946,7 +1036,7 @@ class BehaviourModel:
         rng: random.Random,
         sub: Subscriber,
         style: _Style,
-        plan: _Plan,
+        plan: Prompt,
         indic: bool,
         kind: ReplyKind,
     ) -> str:

@@ -38,7 +38,7 @@ from simulator.smsc.handsets import MtRecorder, ReceivedMt, mt_part
 from simulator.smsc.receipts import Outcome
 from simulator.smsc.store import Message
 
-from .behaviour import BehaviourModel, Reply, ReplyModel, is_stop
+from .behaviour import BehaviourModel, Prompt, Reply, ReplyKind, ReplyModel, is_stop
 from .delivery import DeliveryModel, handset_on, local_hour, next_on
 from .numbering import TON_NATIONAL, normalize
 from .population import Population, Traits
@@ -65,13 +65,17 @@ _ABSENT = frozenset({int(MessageState.EXPIRED), int(MessageState.UNDELIVERABLE)}
 _REPLY_TEXT_CACHE = 4096  # distinct reply texts shared by pending replies, then reset
 #: Arrivals due within this many real seconds keep the profile derived at submission
 #: (a handset that is on: the common case, a few seconds of traffic at a time); later
-#: ones (handsets off, waiting hours in numbers) derive it again.
+#: ones (handsets off, waiting hours in numbers) derive it again. So do the replies
+#: whose texts are written when due (most at x3600, few at x1).
 _KEEP_PROFILE = 10.0
 
 #: (serving operator, responsiveness) pairs: what a waiting reply keeps of its sender's
 #: profile, one byte, so that sending it derives nothing again.
 _WHO = tuple(itertools.product(Operator, Responsiveness))
 _WHO_CODE = {who: i for i, who in enumerate(_WHO)}
+#: Reply kinds as one byte in a waiting reply's column, their values by that byte.
+_KIND_CODE = {kind: i for i, kind in enumerate(ReplyKind)}
+_KIND_VALUES = tuple(kind._value_ for kind in ReplyKind)
 
 Inject = Callable[..., Any]
 Schedule = Callable[[float, Callable[[Any], None], Any], None]
@@ -105,14 +109,22 @@ def _outcome(state: MessageState, delay: float, err: int) -> Outcome:
 class _DueSlot:
     """The replies due in one slot, in columns: MSISDNs as int64 (-1: the address is in
     ``others`` by position), the sender's (operator, responsiveness) as a ``_WHO``
-    index, shared texts, kinds, destinations."""
+    index, a text, a byte, a seed, destinations. A reply decided whole (a model with
+    only ``react``) keeps its text (shared) and its kind's ``_KIND_CODE``, seed 0; one
+    whose text waits keeps the ``Prompt`` of the message it answers (shared by the
+    model), the part and the seed ``reply_text`` takes, and ``model`` writes it when due
+    (the model that drew its delays), from the sender's profile in ``subs`` by position
+    when it was due within ``_KEEP_PROFILE`` real seconds, else derived again."""
 
     numbers: array[int]
     who: array[int]
-    texts: list[str]
-    kinds: list[str]
+    texts: list[str | Prompt]
+    kinds: array[int]
+    seeds: array[int]
     tos: list[str]
     others: dict[int, str]
+    subs: dict[int, Subscriber]
+    model: BehaviourModel | None = None
 
 
 @dataclass(slots=True)
@@ -202,6 +214,7 @@ class SubscriberEngine:
         pop_cfg = config.population
         self.population = population or Population(pop_cfg)
         self._silent: Callable[[Subscriber, str, int], bool] | None = None
+        self._lazy: BehaviourModel | None = None
         self._answers: Callable[[int, bool, Responsiveness, str, int], bool] | None = None
         self.behaviour = behaviour or BehaviourModel(config.behaviour)
         self.delivery = DeliveryModel(config.delivery)
@@ -269,6 +282,12 @@ class SubscriberEngine:
         #: is ``BehaviourModel``'s (no profile object for who will not answer).
         same = getattr(type(model), "silent", None) is BehaviourModel.silent
         self._answers = getattr(model, "answers", None) if same else None
+        #: A model whose ``react`` is ``BehaviourModel``'s is ``timing`` + ``reply_text``:
+        #: its replies' delays are drawn at arrival, their texts when due (``_plan_lazy``);
+        #: any other model's replies are decided whole by its ``react``.
+        self._lazy = None
+        if isinstance(model, BehaviourModel) and type(model).react is BehaviourModel.react:
+            self._lazy = model
 
     @property
     def outcomes(self) -> Counter[tuple[Operator, str]]:
@@ -524,14 +543,22 @@ class SubscriberEngine:
         opted = store.is_opted_out(msisdn) if store.opt_decisions else None
         if opted or (opted is None and sub.opted_out):
             return
+        lazy = self._lazy
+        if lazy is not None:
+            when = lazy.timing(sub, text, done, seq)
+            if when is None:
+                return
+            prompt, seed, delays = when
+            to = _reply_to(msg.source_addr)
+            if len(delays) == 1:
+                self._plan_lazy(lazy, sub, done + delays[0], to, prompt, seed, 0)
+            else:
+                for part, delay in enumerate(delays, 1):
+                    self._plan_lazy(lazy, sub, done + delay, to, prompt, seed, part)
+            return
         replies = self._behaviour.react(sub, text, done, seq)
         if replies:
-            # Replies go to whoever sent the message when it came from a short code.
-            source = msg.source_addr
-            if source == SHORT_CODE:
-                to = SHORT_CODE  # the shared constant, not this PDU's copy
-            else:
-                to = source if source.isdigit() and len(source) <= 8 else SHORT_CODE
+            to = _reply_to(msg.source_addr)
             for reply in replies:
                 self._plan(sub, reply, done + reply.delay, to)
 
@@ -578,22 +605,28 @@ class SubscriberEngine:
             if silent is None or not silent(sub, text, seq):
                 self._arrival(last, sub, done, whole, text)
 
-    def _plan(self, sub: Subscriber, reply: Reply, sim_at: float, to: str) -> None:
-        """Keep a reply until due. A quiz to millions leaves millions of replies waiting
-        for hours, so they wait in columns, per slot of one simulated second (at least
-        1 ms and at most 1 s of real time) with one timer per slot: the number as an int
-        and what sending needs of the profile as a byte, the text shared with equal replies,
-        the kind's value and the destination as shared strings. A slot runs at its end,
-        so a reply goes out at most one slot late, never early."""
+    def _keep(self, sub: Subscriber, sim_at: float, to: str, profile: bool = False) -> _DueSlot:
+        """Keep a reply until due (its sender and destination; the caller adds what it
+        says). A quiz to millions leaves millions of replies waiting for hours, so they
+        wait in columns, per slot of one simulated second (at least 1 ms and at most 1 s
+        of real time) with one timer per slot: the number as an int and what sending
+        needs of the profile as a byte, the destination as a shared string. A slot runs
+        at its end, so a reply goes out at most one slot late, never early. ``profile``:
+        keep ``sub`` too when due within ``_KEEP_PROFILE`` (at x3600, most replies)."""
         assert self._schedule is not None and self._loop_time is not None
-        real_due = self._loop_time() + max(0.0, self.clock.to_real(sim_at - self.clock.now()))
+        wait = max(0.0, self.clock.to_real(sim_at - self.clock.now()))
+        real_due = self._loop_time() + wait
         self._pending_replies += 1
         width = self._slot
         key = math.ceil(real_due / width)
         due = self._due.get(key)
         if due is None:
-            due = self._due[key] = _DueSlot(array("q"), array("B"), [], [], [], {})
+            due = self._due[key] = _DueSlot(
+                array("q"), array("B"), [], array("B"), array("Q"), [], {}, {}
+            )
             self._schedule(key * width, self._send_due_fn, key)
+        if profile and wait < _KEEP_PROFILE:
+            due.subs[len(due.numbers)] = sub
         msisdn = sub.msisdn
         due.who.append(_WHO_CODE[(sub.operator, sub.responsiveness)])
         if msisdn.isascii() and msisdn.isdigit() and msisdn[0] != "0":
@@ -601,6 +634,12 @@ class SubscriberEngine:
         else:
             due.others[len(due.numbers)] = msisdn
             due.numbers.append(-1)
+        due.tos.append(to)
+        return due
+
+    def _plan(self, sub: Subscriber, reply: Reply, sim_at: float, to: str) -> None:
+        """Keep a reply decided whole: its text shared with equal replies, its kind."""
+        due = self._keep(sub, sim_at, to)
         texts = self._reply_texts
         shared = texts.get(reply.text)
         if shared is None:
@@ -608,19 +647,57 @@ class SubscriberEngine:
                 texts.clear()
             texts[reply.text] = shared = reply.text
         due.texts.append(shared)
-        due.kinds.append(reply.kind._value_)  # .value: a property, ~10x slower
-        due.tos.append(to)
+        due.kinds.append(_KIND_CODE[reply.kind])
+        due.seeds.append(0)
+
+    def _plan_lazy(
+        self,
+        model: BehaviourModel,
+        sub: Subscriber,
+        sim_at: float,
+        to: str,
+        prompt: Prompt,
+        seed: int,
+        part: int,
+    ) -> None:
+        """Keep a reply whose text ``model`` writes when due: what its ``reply_text``
+        takes (the message's ``prompt``, shared; ``seed``; ``part``). At x1 few replies
+        come due within a run: the texts of the others are never drawn."""
+        due = self._keep(sub, sim_at, to, True)
+        if due.model is not model:
+            if due.model is not None:  # another model's in this slot: written now
+                out, kind = model.reply_text(sub, prompt, seed, part)
+                due.texts.append(out)
+                due.kinds.append(_KIND_CODE[kind])
+                due.seeds.append(0)
+                return
+            due.model = model
+        due.texts.append(prompt)
+        due.kinds.append(part)
+        due.seeds.append(seed)
 
     def _send_due(self, key: int) -> None:
         due = self._due.pop(key, None)
         if due is None:
             return
         others, who, texts, kinds, tos = due.others, due.who, due.texts, due.kinds, due.tos
+        seeds, model, subs = due.seeds, due.model, due.subs
         send = self._send
+        traits, subscriber = self._traits, Population.subscriber
         for i, number in enumerate(due.numbers):
             self._pending_replies -= 1
             msisdn = others[i] if number < 0 else str(number)
-            send(msisdn, *_WHO[who[i]], texts[i], kinds[i], tos[i])
+            text = texts[i]
+            if isinstance(text, str):
+                send(msisdn, *_WHO[who[i]], text, _KIND_VALUES[kinds[i]], tos[i])
+                continue
+            assert model is not None
+            # The profile kept, or derived again (the reply kept a byte of it).
+            sub = subs.get(i) if subs else None
+            if sub is None:
+                sub = subscriber(traits(msisdn))
+            out, kind = model.reply_text(sub, text, seeds[i], kinds[i])
+            send(msisdn, *_WHO[who[i]], out, kind._value_, tos[i])
 
     def _send(
         self,
@@ -728,6 +805,14 @@ class SubscriberEngine:
             "counters": asdict(counters) if counters is not None else None,
             "history": [asdict(e) for e in self.store.history(sub.msisdn)],
         }
+
+
+def _reply_to(source: str) -> str:
+    """Where replies to a message from ``source`` go: whoever sent it when it came from
+    a short code, else 1442."""
+    if source == SHORT_CODE:
+        return SHORT_CODE  # the shared constant, not this PDU's copy
+    return source if source.isdigit() and len(source) <= 8 else SHORT_CODE
 
 
 def _reassemble(parts: tuple[Message, ...]) -> bytes:

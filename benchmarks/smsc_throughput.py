@@ -312,6 +312,13 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) ticks of the machine's CPUs (``/proc/stat``): the time the host ran
+    something else on them, which no process here is charged for but every run feels."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def population_numbers(size: int, seed: int, k: int) -> list[str]:
     """``k`` distinct random members of the population the SMSC derives (same size and
     seed), in random order: what the driver sends to when comparing with subscribers."""
@@ -395,6 +402,7 @@ def run_one(
                 d.start()
             time.sleep(args.warmup + 0.5)  # spawn + bind + warmup, roughly
             cpu0 = cpu_seconds(proc.pid)
+            steal0, ticks0 = cpu_ticks()
             t0 = time.monotonic()
             if scraper is not None:
                 with scraper:
@@ -403,6 +411,7 @@ def run_one(
                 results = [q.get(timeout=args.warmup + args.duration + 60) for _ in drivers]
             wall = time.monotonic() - t0
             cpu = cpu_seconds(proc.pid) - cpu0
+            steal1, ticks1 = cpu_ticks()
             for d in drivers:
                 d.join(10)
         finally:
@@ -433,6 +442,7 @@ def run_one(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "cpu_pct": 100 * cpu / max(wall, 1e-9),
+        "steal_pct": 100 * (steal1 - steal0) / max(ticks1 - ticks0, 1),
         "per_cpu_s": accepted / cpu * (wall / args.duration) if cpu else float("nan"),
         "errors": "; ".join(errors[:2]),
         "scrapes": len(scraper.times) if scraper else 0,
@@ -487,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--journal",
         action="store_true",
-        help="ours three times: journal off, on (fsync per batch), on with metrics scraped",
+        help="ours three times: journal off, on (fsync per interval, the default), on with "
+        "metrics scraped",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -623,8 +634,13 @@ def subscribers_main(args: argparse.Namespace) -> int:
         )
     console.print(table)
     for label, results in runs.items():
-        figures = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in results if "receipts_s" in r)
-        console.print(f"[dim]{label}: receipts/s per run {figures}[/]")
+        done = [r for r in results if "receipts_s" in r]
+        figures = ", ".join(f"{float(r['receipts_s']):,.0f}" for r in done)
+        cpu = ", ".join(f"{1e6 / float(r['per_cpu_s']):.1f}" for r in done)
+        steal = ", ".join(f"{float(r['steal_pct']):.1f}" for r in done)
+        console.print(
+            f"[dim]{label}: receipts/s per run {figures}; CPU µs/msg {cpu}; host steal % {steal}[/]"
+        )
     return 0 if all(not r.get("errors") for r in best.values()) else 1
 
 
@@ -715,11 +731,12 @@ def _journal_records(path: Path) -> tuple[int, int]:
 
 
 def journal_main(args: argparse.Namespace) -> int:
-    """The SMSC without the journal, with it (fsync per batch), and with it plus the
-    control API and /metrics scraped; runs alternate, each repetition starting with the
-    next variant, so a load from other processes hits all alike. Per variant: the median
-    and best of ``--repeat`` runs, and the median of each repetition's ratio to its "off"
-    run (the figure least moved by a machine whose load drifts)."""
+    """The SMSC without the journal, with it (fsync per interval, the default), and with
+    it plus the control API and /metrics scraped; runs alternate, each repetition
+    starting with the next variant, so a load from other processes hits all alike. Per
+    variant: the median and best of ``--repeat`` runs, the median of each repetition's
+    ratio to its "off" run (the figure least moved by a machine whose load drifts), and
+    the host's steal time during the runs (a busy host slows every run, unevenly)."""
     console = Console(width=170)
     labels = ("ours, journal off", "ours, journal on", "ours, journal + metrics scraped")
     runs: dict[str, list[dict[str, float | str]]] = {label: [] for label in labels}
@@ -758,6 +775,7 @@ def journal_main(args: argparse.Namespace) -> int:
         "records/msg",
         "bytes/record",
         "slowest scrape ms",
+        "host steal %",
         "errors",
     )
     for col in cols:
@@ -776,11 +794,15 @@ def journal_main(args: argparse.Namespace) -> int:
         rates = [float(r["receipts_s"]) for r in good]
         console.print(
             f"[dim]{label}: receipts/s per run {', '.join(f'{x:,.0f}' for x in rates)}; "
-            "CPU µs/msg " + ", ".join(f"{1e6 / float(r['per_cpu_s']):.1f}" for r in good) + "[/]"
+            "CPU µs/msg "
+            + ", ".join(f"{1e6 / float(r['per_cpu_s']):.1f}" for r in good)
+            + "; host steal % "
+            + ", ".join(f"{float(r['steal_pct']):.1f}" for r in good)
+            + "[/]"
         )
         errors = "; ".join(str(r["errors"]) for r in results if r.get("errors"))[:80]
         if not good:
-            table.add_row(label, *["-"] * 9, errors)
+            table.add_row(label, *["-"] * 10, errors)
             continue
         paired = [
             float(r["receipts_s"]) / float(b["receipts_s"])
@@ -803,6 +825,7 @@ def journal_main(args: argparse.Namespace) -> int:
             f"{records / submitted:.2f}" if records else "-",
             f"{jbytes / records:.0f}" if records else "-",
             f"{max(scrapes):.1f}" if scrapes else "-",
+            f"{median([float(r['steal_pct']) for r in good]):.1f}",
             errors,
         )
     console.print(table)

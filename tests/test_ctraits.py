@@ -235,3 +235,53 @@ def test_c_traits_at_alias_thresholds() -> None:
             for form in (m, "0" + m[2:], "+" + m, "00" + m):
                 assert c_traits(form) == pop._traits_py(form)
     assert len(seen) == 6
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_c_draws_are_pythons_doubles(seed: int) -> None:
+    """``network_delay`` and ``draw_unit`` give the Python formulas' doubles exactly, for
+    entropies over and under 64 bits, any salt and message number."""
+    from simulator.subscribers import delivery
+    from simulator.subscribers.delivery import mix64, unit
+
+    assert delivery.c_network_delay is not None and delivery.c_draw_unit is not None
+    rng = random.Random(seed)
+    m64, golden = (1 << 64) - 1, 0x9E3779B97F4A7C15
+    for median, sigma in ((3.0, 0.6), (1e-4, 2.5), (0.5, 0.05)):
+        model = delivery.DeliveryModel(
+            delivery.DeliveryConfig(network_delay=median, network_delay_sigma=sigma)
+        )
+        fast = model.delay_function
+        assert fast is not model.delay_for  # the C draw is the one the engine gets
+        for _ in range(20_000):
+            entropy = rng.getrandbits(rng.choice((1, 32, 63, 64, 80)))
+            salt = rng.randrange(10 ** rng.randrange(1, 22))
+            seq = rng.randrange(1 << rng.randrange(1, 70))
+            assert fast(entropy, salt) == model.delay_for(entropy, salt)
+            want = unit(mix64((entropy ^ salt ^ (seq * golden)) & m64))
+            assert delivery.c_draw_unit(entropy, salt, seq) == want
+    with pytest.raises(TypeError):
+        delivery.c_draw_unit(1.5, 2, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        delivery.c_network_delay(1.0, 1.0, 2)  # type: ignore[call-arg]
+
+
+def test_answers_decides_alike_with_and_without_the_c_draw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from simulator.subscribers import behaviour
+    from simulator.subscribers.profile import Responsiveness
+
+    model = behaviour.BehaviourModel()
+    rng = random.Random(7)
+    texts = ["Q1: 1) yes 2) no", "شكرا", "Rate us 1-5", "Reply YES or NO"]
+    cases = [
+        (rng.getrandbits(64), rng.random() < 0.1, rng.choice(list(Responsiveness)),
+         rng.choice(texts), rng.randrange(50))
+        for _ in range(30_000)
+    ]  # fmt: skip
+    with_c = [model.answers(*c) for c in cases]
+    monkeypatch.setattr(behaviour, "_draw_unit", None)
+    without = [model.answers(*c) for c in cases]
+    assert with_c == without
+    assert 0.05 < sum(with_c) / len(with_c) < 0.95  # both outcomes occur

@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 
 #define CAP 100000000ULL /* PREFIX_CAPACITY */
@@ -371,11 +372,80 @@ static PyTypeObject TraitsType = {
     .tp_call = PyVectorcall_Call,
 };
 
+/* --- the per-message draws of the SMSC's hot path (delivery.py, behaviour.py) ---------- */
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+
+static inline uint64_t mix64(uint64_t x) {
+    x += GOLDEN;
+    x = mix_a(x);
+    return x ^ (x >> 31);
+}
+
+static int u64_arg(PyObject *v, uint64_t *out) {
+    /* The low 64 bits, as Python's ``& _M64`` keeps them (negative ints too). */
+    if (!PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "an int is required");
+        return -1;
+    }
+    unsigned long long x = PyLong_AsUnsignedLongLongMask(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    *out = (uint64_t)x;
+    return 0;
+}
+
+/* network_delay(median, sigma, entropy, salt): DeliveryModel.delay_for's lognormal
+ * (sigma != 0), the same operations in the same order, so the same double. */
+static PyObject *
+network_delay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "network_delay(median, sigma, entropy, salt)");
+        return NULL;
+    }
+    double median = PyFloat_AsDouble(args[0]);
+    if (median == -1.0 && PyErr_Occurred()) return NULL;
+    double sigma = PyFloat_AsDouble(args[1]);
+    if (sigma == -1.0 && PyErr_Occurred()) return NULL;
+    uint64_t entropy, salt;
+    if (u64_arg(args[2], &entropy) < 0 || u64_arg(args[3], &salt) < 0) return NULL;
+    uint64_t h = mix64(entropy ^ (salt * GOLDEN));
+    double u1 = ((double)(h >> 38) + 0.5) / 67108864.0;
+    double u2 = (double)((h >> 12) & ((1ULL << 26) - 1)) / 67108864.0;
+    double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+    return PyFloat_FromDouble(median * exp(sigma * z));
+}
+
+/* draw_unit(entropy, salt, seq): BehaviourModel.answers's first draw, in [0, 1). */
+static PyObject *
+draw_unit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "draw_unit(entropy, salt, seq)");
+        return NULL;
+    }
+    uint64_t entropy, salt, seq;
+    if (u64_arg(args[0], &entropy) < 0 || u64_arg(args[1], &salt) < 0 ||
+        u64_arg(args[2], &seq) < 0)
+        return NULL;
+    uint64_t x = mix64(entropy ^ salt ^ (seq * GOLDEN));
+    return PyFloat_FromDouble((double)(x >> 11) * (1.0 / 9007199254740992.0));
+}
+
+static PyMethodDef ctraits_functions[] = {
+    {"network_delay", (PyCFunction)(void (*)(void))network_delay, METH_FASTCALL,
+     "network_delay(median, sigma, entropy, salt): DeliveryModel.delay_for's draw."},
+    {"draw_unit", (PyCFunction)(void (*)(void))draw_unit, METH_FASTCALL,
+     "draw_unit(entropy, salt, seq): BehaviourModel.answers's first draw."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef ctraits_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "simulator.subscribers._ctraits",
     .m_doc = "Population.traits in C (optional; population.py falls back to Python).",
     .m_size = -1,
+    .m_methods = ctraits_functions,
 };
 
 PyMODINIT_FUNC PyInit__ctraits(void) {

@@ -22,3 +22,9 @@ class Traits:
         /,
     ) -> None: ...
     def __call__(self, msisdn: str, /) -> _Traits: ...
+
+def network_delay(median: float, sigma: float, entropy: int, salt: int, /) -> float:
+    """``DeliveryModel.delay_for``'s lognormal draw (sigma != 0), identical doubles."""
+
+def draw_unit(entropy: int, salt: int, seq: int, /) -> float:
+    """``unit(mix64((entropy ^ salt ^ seq * 0x9E3779B97F4A7C15) & (2**64 - 1)))``."""

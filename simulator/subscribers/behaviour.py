@@ -25,7 +25,7 @@ from typing import Final, Protocol
 from simulator.config import BehaviourConfig
 
 from . import vocabulary as V
-from .delivery import CAIRO_OFFSET, mix64, unit
+from .delivery import CAIRO_OFFSET, c_draw_unit, mix64, unit
 from .profile import DelayProfile, Digits, Responsiveness, Script, Subscriber
 
 __all__ = [
@@ -97,6 +97,8 @@ class _HashRandom(random.Random):
 
 
 _GOLDEN: Final = 0x9E3779B97F4A7C15
+#: ``unit(mix64(entropy ^ salt ^ seq * _GOLDEN))`` in C when built (``_ctraits``).
+_draw_unit = c_draw_unit
 #: Mixed into a reply's seed for the stream of its delays (``BehaviourModel._when``).
 _WHEN: Final = 0x2545F4914F6CDD1D
 #: Replies that would land in this Cairo-local window wait for the morning (hours).
@@ -924,11 +926,14 @@ class BehaviourModel:
         """``not silent`` from the three attributes it reads (the SMSC's hot path has
         them before any ``Subscriber`` is built)."""
         plan = self._plans.get(text) or self._plan(text)
-        x = (entropy ^ plan.salt ^ (seq * _GOLDEN)) & _M64
-        x = (x + _GOLDEN) & _M64  # mix64, inlined
-        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-        u = ((x ^ (x >> 31)) >> 11) * _TO_UNIT  # unit, inlined
+        if _draw_unit is not None:  # the same draw in C: ~0.5 µs less a message
+            u = _draw_unit(entropy, plan.salt, seq)
+        else:
+            x = (entropy ^ plan.salt ^ (seq * _GOLDEN)) & _M64
+            x = (x + _GOLDEN) & _M64  # mix64, inlined
+            x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+            x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+            u = ((x ^ (x >> 31)) >> 11) * _TO_UNIT  # unit, inlined
         if opted_out:
             return u < self._opted_out_stop
         if responsiveness is _RESP_NEVER:

@@ -8,8 +8,11 @@ until the handset is on or the validity period runs out: no timers per retry.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from simulator.config import DeliveryConfig
@@ -17,6 +20,18 @@ from simulator.smpp.constants import MessageState
 from simulator.smpp.times import SmppTimeError, parse_smpp_time
 
 from .profile import Availability, Subscriber
+
+#: The hot path's draws in C (build_ctraits.py builds them with Population.traits);
+#: None without the build or with SMSIM_NO_CTRAITS set.
+c_network_delay: Callable[[float, float, int, int], float] | None = None
+c_draw_unit: Callable[[int, int, int], float] | None = None
+if not os.environ.get("SMSIM_NO_CTRAITS"):
+    try:
+        from . import _ctraits
+
+        c_network_delay, c_draw_unit = _ctraits.network_delay, _ctraits.draw_unit
+    except ImportError:  # pragma: no cover - depends on the build
+        pass
 
 CAIRO_OFFSET = 2 * 3600  # Egypt Standard Time, UTC+2 (no DST modelled)
 _M64 = (1 << 64) - 1
@@ -101,12 +116,19 @@ class Fate:
 
 
 class DeliveryModel:
-    __slots__ = ("_cfg", "_offsets", "_schedule")
+    __slots__ = ("_cfg", "_offsets", "_schedule", "delay_function")
 
     def __init__(self, config: DeliveryConfig) -> None:
         self._cfg = config
         self._schedule = (0.0, *sorted(config.retry_schedule))
         self._offsets = sorted(self._schedule)  # to count the attempts within validity
+        #: ``delay_for`` as the fastest callable: the C draw bound to this configuration
+        #: when built (~1 µs less a message on the SMSC's path), else the method.
+        self.delay_function: Callable[[int, int], float] = self.delay_for
+        if c_network_delay is not None and config.network_delay_sigma:
+            self.delay_function = functools.partial(
+                c_network_delay, float(config.network_delay), float(config.network_delay_sigma)
+            )
 
     def validity(self, validity_period: str, submit_time: float) -> float:
         """Seconds the SMSC keeps trying: the submit's validity_period or the default."""

@@ -225,7 +225,7 @@ class SubscriberEngine:
         #: ``operator code << 4 | state`` -> MT parts planned so (see ``outcomes``).
         self._planned: dict[int, int] = {}
         self._traits = self.population.traits
-        self._delay_for = self.delivery.delay_for
+        self._delay_for = self.delivery.delay_function
         #: (serving operator, responsiveness, reply kind or "spontaneous") -> MO texts.
         self.mo_counts: Counter[tuple[Operator, Responsiveness, str]] = Counter()
         #: The message ``outcome`` saw last, its recipient's traits and, when the fate

@@ -41,7 +41,7 @@ class PyRecordBuffer:
 
     __slots__ = ("_values",)
 
-    def __init__(self, fallback: Callable[[Any], bytes] = fallback) -> None:
+    def __init__(self) -> None:
         self._values: list[Any] = []
 
     def add(self, *values: Any) -> None:
@@ -58,11 +58,7 @@ class PyRecordBuffer:
 
     @property
     def records(self) -> int:
-        return count_records(self._values[:])
-
-    @property
-    def values(self) -> int:
-        return len(self._values)
+        return count_records(self._values[:])  # a copy: the thread may cut it meanwhile
 
 
 class Records(Protocol):
@@ -76,10 +72,9 @@ class Records(Protocol):
     def records(self) -> int: ...
 
 
-BufferClass = Callable[[Callable[[Any], bytes]], Records]
-
-#: The C buffer's class, None when it is not built or switched off.
-CRecordBuffer: BufferClass | None = None
+#: The C buffer's class (called with ``fallback``), None when it is not built or
+#: switched off.
+CRecordBuffer: Callable[[Callable[[Any], bytes]], Records] | None = None
 if not (os.environ.get("SMSIM_NO_CJOURNAL") or os.environ.get("SMSIM_NO_CTRAITS")):
     try:
         from ._cjournal import RecordBuffer as _CRecordBuffer
@@ -91,5 +86,4 @@ if not (os.environ.get("SMSIM_NO_CJOURNAL") or os.environ.get("SMSIM_NO_CTRAITS"
 
 def new_buffer() -> Records:
     """The journal's buffer: the C one when built."""
-    cls: BufferClass = CRecordBuffer or PyRecordBuffer
-    return cls(fallback)
+    return PyRecordBuffer() if CRecordBuffer is None else CRecordBuffer(fallback)

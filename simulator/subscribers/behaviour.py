@@ -749,14 +749,13 @@ class BehaviourModel:
         # A two-part reply is decided with the delays (``_when``), before the text says
         # whether the reply is odd: it has chance double_share * (1 - odd share), and the
         # odd kinds are drawn among the other replies scaled up to keep their shares.
-        self._double_p = (
-            double_share * max(0.0, 1.0 - odd[0][-1]),
-            double_share * max(0.0, 1.0 - odd[1][-1]),
-        )
-        self._odd_two = (
-            tuple(c / (1.0 - self._double_p[0]) if self._double_p[0] < 1 else c for c in odd[0]),
-            tuple(c / (1.0 - self._double_p[1]) if self._double_p[1] < 1 else c for c in odd[1]),
-        )
+        double_p = [double_share * max(0.0, 1.0 - shares[-1]) for shares in odd]
+        two = [
+            tuple(c / (1.0 - p) if p < 1 else c for c in shares)
+            for shares, p in zip(odd, double_p, strict=True)
+        ]
+        self._double_p = (double_p[0], double_p[1])
+        self._odd_two = (two[0], two[1])
         keys = []
         for pattern, option in cfg.answer_keys.items():
             try:

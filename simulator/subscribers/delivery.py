@@ -143,7 +143,7 @@ class DeliveryModel:
 
     def network_delay(self, sub: Subscriber, salt: int) -> float:
         """Lognormal delay to a handset that is on (deterministic per subscriber and salt)."""
-        return self.delay_for(sub.entropy, salt)
+        return self.delay_function(sub.entropy, salt)
 
     def delay_for(self, entropy: int, salt: int) -> float:
         """``network_delay`` from the subscriber's entropy alone (the SMSC's hot path)."""
